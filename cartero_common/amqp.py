@@ -1,0 +1,105 @@
+"""Blocking AMQP helpers on pika: connection parameters, the shared topology, confirmed publishing.
+
+The consume loop built on these lives in `consumer.py`; the sender's asyncio publisher in
+`aio_amqp.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from cartero_common.schemas import SHARED_QUEUES
+
+log = logging.getLogger(__name__)
+
+PERSISTENT = pika.DeliveryMode.Persistent
+JSON = "application/json"
+
+
+def connection_parameters(url: str, *, heartbeat: int = 30, timeout: float = 5.0) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 60
+    params.socket_timeout = timeout
+    params.connection_attempts = 1
+    return params
+
+
+def connect(url: str, *, heartbeat: int = 30, timeout: float = 5.0) -> pika.BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(url, heartbeat=heartbeat, timeout=timeout))
+
+
+def declare_shared_queues(channel: BlockingChannel, queues: Iterable[str] = SHARED_QUEUES) -> None:
+    """Durable, no arguments: exactly what the PHP services' `queue_declare(q, false, true, false,
+    false)` declares, so both sides can declare the queue in any order without a 406."""
+    for queue in queues:
+        channel.queue_declare(queue=queue, durable=True)
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def message_properties(
+    message_id: str | None, *, now: datetime, headers: dict[str, Any] | None = None
+) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        content_type=JSON,
+        content_encoding="utf-8",
+        delivery_mode=PERSISTENT,
+        message_id=message_id,
+        timestamp=int(now.timestamp()),
+        headers=headers,
+    )
+
+
+class ConfirmedPublisher:
+    """A channel in confirm mode: `publish` returns only once the broker has the message.
+
+    `mandatory` makes an unroutable message an error instead of a silent drop.
+    """
+
+    def __init__(self, channel: BlockingChannel) -> None:
+        self.channel = channel
+        if not getattr(channel, "_delivery_confirmation", False):
+            channel.confirm_delivery()
+
+    def publish(
+        self,
+        queue: str,
+        payload: dict[str, Any] | bytes,
+        *,
+        message_id: str | None,
+        now: datetime,
+        headers: dict[str, Any] | None = None,
+        exchange: str = "",
+    ) -> None:
+        body = payload if isinstance(payload, bytes) else encode(payload)
+        self.channel.basic_publish(
+            exchange=exchange,
+            routing_key=queue,
+            body=body,
+            properties=message_properties(message_id, now=now, headers=headers),
+            mandatory=True,
+        )
+
+
+def wait_for_broker(url: str, *, timeout: float) -> bool:
+    """True once a connection to `url` opens; False if `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connect(url, timeout=2.0).close()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)

@@ -1,0 +1,128 @@
+"""Message schemas on the wire, field for field compatible with the team's PHP services.
+
+Requests (what a client posts) and messages (what travels on the queues) are separate models:
+a request is validated strictly; a message from the queue is read leniently, because the PHP
+senders write it too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+QUEUE_SMS = "cola_sms"
+QUEUE_EMAIL = "correos"
+QUEUE_LOGS = "logs"
+SHARED_QUEUES = (QUEUE_SMS, QUEUE_EMAIL, QUEUE_LOGS)
+
+MAX_SMS_TEXT = 1600  # ten concatenated SMS segments
+MAX_SUBJECT = 998  # RFC 5322 line limit
+MAX_EMAIL_BODY = 60_000  # stays inside the sender's 64 KiB body limit
+
+_PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
+_PHONE = re.compile(r"\+?[0-9]{7,15}")
+
+Evento = Literal["enviado", "consumido", "reintento", "fallido", "rechazado", "creacion", "eliminacion"]
+
+
+def normalize_phone(value: str) -> str:
+    """E.164 or national digits: 7–15 digits, optional leading `+`; spaces and dashes dropped."""
+    compact = _PHONE_SEPARATORS.sub("", value)
+    if not _PHONE.fullmatch(compact):
+        raise ValueError("must be 7 to 15 digits, optionally starting with +")
+    return compact
+
+
+def normalize_email(value: str) -> str:
+    """Checked by a real RFC 5322/6531 parser; the domain is not looked up (no network here)."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+EmailAddress = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalize_email)]
+Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_phone)]
+SmsText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SMS_TEXT), AfterValidator(_not_blank)]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT), AfterValidator(_not_blank)]
+EmailBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EMAIL_BODY), AfterValidator(_not_blank)]
+
+
+class SmsRequest(BaseModel):
+    """`POST /v1/sms`. Unknown fields are ignored: the PHP forms post their submit buttons too."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    mensaje: SmsText
+    telefono: Phone
+
+
+class EmailRequest(BaseModel):
+    """`POST /v1/email`. The address is checked by a real parser (email-validator)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    destinatario: EmailAddress
+    asunto: Subject
+    cuerpo: EmailBody
+
+
+class SmsMessage(BaseModel):
+    """What `cola_sms` carries: `{"id", "mensaje", "telefono", "fecha"}`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    mensaje: str
+    telefono: str
+    fecha: str | None = None
+
+
+class EmailMessage(BaseModel):
+    """What `correos` carries: `{"id", "destinatario", "asunto", "cuerpo", "fecha"}`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    destinatario: str
+    asunto: str
+    cuerpo: str
+    fecha: str | None = None
+
+
+def sent_event(message: dict[str, Any], *, queue: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `logs` event a sender writes for a queued message (the seed's keys, plus `evento`)."""
+    # As in the seed, `cuerpo` is overwritten: an email's body is not copied into the log.
+    event = dict(message)
+    event.update(extra or {})
+    event["cuerpo"] = "Petición enviada por un sender"
+    event["evento"] = "enviado"
+    event["cola"] = queue
+    return event
+
+
+def consumed_event(
+    message: dict[str, Any],
+    *,
+    queue: str,
+    fecha_consumo: str,
+    evento: Evento = "consumido",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `logs` event a consumer writes about a message it handled."""
+    event = {k: v for k, v in message.items() if k != "evento"}
+    event["cuerpo"] = "Registro consumido por un consumidor"
+    event["fecha_consumo"] = fecha_consumo
+    event["evento"] = evento
+    event["cola"] = queue
+    event.update(extra or {})
+    return event

@@ -1,0 +1,1 @@
+"""consumer_logs: stores every `logs` event and serves them at `GET /v1/events`."""

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from cartero_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    database_url: str = "sqlite:///var/consumer_logs.db"
+    consumer_logs_host: str = "127.0.0.1"
+    consumer_logs_port: int = 8003
+    consumer_logs_prefetch: int = 200

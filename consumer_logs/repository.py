@@ -1,0 +1,82 @@
+"""All queries on the message log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consumer_logs.models import Event
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    message_id: str | None = None
+    evento: str | None = None
+    cola: str | None = None
+    since: datetime | None = None
+    limit: int = 100
+
+
+def event_from_body(body: bytes, *, message_id: str | None, now: datetime) -> Event:
+    """An Event row for whatever came off the queue; never raises on bad input."""
+    stored_at = now.astimezone(UTC)
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        return Event(
+            message_id=message_id,
+            evento=None,
+            cola=None,
+            stored_at=stored_at,
+            readable=False,
+            payload=None,
+            # PostgreSQL text cannot hold NUL; keep everything else of the body readable.
+            raw=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+        )
+    found_id = payload.get("id")
+    return Event(
+        message_id=str(found_id) if found_id is not None else message_id,
+        evento=_short_str(payload.get("evento")),
+        cola=_short_str(payload.get("cola")),
+        stored_at=stored_at,
+        readable=True,
+        payload=payload,
+        raw=None,
+    )
+
+
+def _short_str(value: Any) -> str | None:
+    return str(value)[:200] if value is not None else None
+
+
+def add_events(session: Session, events: list[Event]) -> None:
+    session.add_all(events)
+
+
+def find_events(session: Session, where: EventFilter) -> list[Event]:
+    query = select(Event).order_by(Event.stored_at, Event.seq).limit(where.limit)
+    if where.message_id is not None:
+        query = query.where(Event.message_id == where.message_id)
+    if where.evento is not None:
+        query = query.where(Event.evento == where.evento)
+    if where.cola is not None:
+        query = query.where(Event.cola == where.cola)
+    if where.since is not None:
+        query = query.where(Event.stored_at >= where.since.astimezone(UTC))
+    return list(session.scalars(query))
+
+
+def public_event(event: Event) -> dict[str, Any]:
+    """The event as served: its own fields, plus where and when it was stored."""
+    stored_at = event.stored_at if event.stored_at.tzinfo else event.stored_at.replace(tzinfo=UTC)
+    meta = {"seq": event.seq, "stored_at": stored_at.isoformat(), "readable": event.readable}
+    if event.readable and event.payload is not None:
+        return {"id": event.message_id, "evento": None, **event.payload, **meta}
+    return {"id": event.message_id, "evento": None, "raw": event.raw, **meta}

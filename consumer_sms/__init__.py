@@ -1,0 +1,1 @@
+"""consumer_sms: takes messages off `cola_sms` and sends them through the SMS provider."""

@@ -1,0 +1,27 @@
+"""`python -m sender`: serve the API with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from cartero_common.logging import configure_logging
+from sender.config import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging("sender", settings.log_level)
+    uvicorn.run(
+        "sender.app:create_app",
+        factory=True,
+        host=settings.sender_host,
+        port=settings.sender_port,
+        workers=settings.sender_workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Wiring: settings, the broker publisher, routes, problem handlers, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cartero_common.aio_amqp import AsyncPublisher
+from cartero_common.clock import Clock, system_clock
+from cartero_common.http import install_problem_handlers
+from sender.config import Settings
+from sender.metrics import CountRequests
+from sender.routes import router
+
+
+def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or Settings()
+    publisher = AsyncPublisher(settings.amqp_url, timeout=settings.publish_timeout)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await publisher.start()
+        yield
+        await publisher.close()
+
+    app = FastAPI(
+        title="Cartero sender",
+        version="0.1.0",
+        summary="Queue SMS and email durably: 202 only once the broker confirmed.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.publisher = publisher
+    app.state.clock = clock
+    install_problem_handlers(app)
+    app.include_router(router)
+
+    app.add_middleware(CountRequests)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cartero_common.metrics import LATENCY_BUCKETS
+
+REQUESTS = Counter(
+    "sender_requests_total", "API requests answered, by endpoint and HTTP status code.", ["endpoint", "code"]
+)
+PUBLISH_SECONDS = Histogram(
+    "sender_publish_seconds",
+    "Time from publish to broker confirm (message and log event).",
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class CountRequests:
+    """Pure ASGI middleware (no per-request task, unlike BaseHTTPMiddleware) counting `/v1/`
+    answers by endpoint and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                REQUESTS.labels(path, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_counted)

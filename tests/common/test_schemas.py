@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from cartero_common.clock import FixedClock, fecha
+from cartero_common.schemas import EmailRequest, SmsRequest, consumed_event, normalize_phone, sent_event
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+34600111222", "+34600111222"),
+        ("600111222", "600111222"),
+        ("+34 600-111-222", "+34600111222"),
+        ("(91) 555.12.34", "915551234"),
+        ("1234567", "1234567"),
+        ("+123456789012345", "+123456789012345"),
+    ],
+)
+def test_phone_numbers_accepted_and_normalized(raw: str, expected: str) -> None:
+    assert normalize_phone(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "123456", "1234567890123456", "+", "abcdefgh", "60011122a", "++34600111222", "34+600"]
+)
+def test_phone_numbers_refused(raw: str) -> None:
+    with pytest.raises(ValueError):
+        normalize_phone(raw)
+
+
+def test_sms_request_strips_and_ignores_unknown_fields() -> None:
+    sms = SmsRequest.model_validate({"mensaje": "  hola  ", "telefono": "600 111 222", "submit": "Enviar"})
+    assert sms.mensaje == "hola"
+    assert sms.telefono == "600111222"
+    assert not hasattr(sms, "submit")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"telefono": "600111222"},
+        {"mensaje": "", "telefono": "600111222"},
+        {"mensaje": "   ", "telefono": "600111222"},
+        {"mensaje": "x" * 1601, "telefono": "600111222"},
+        {"mensaje": "hola", "telefono": 600111222},
+        {"mensaje": ["hola"], "telefono": "600111222"},
+    ],
+)
+def test_sms_request_refuses_bad_fields(body: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        SmsRequest.model_validate(body)
+
+
+def test_email_request_uses_a_real_parser() -> None:
+    ok = EmailRequest.model_validate({"destinatario": "Ana@Example.COM", "asunto": "Hola", "cuerpo": "¿Qué tal?"})
+    assert ok.destinatario == "Ana@example.com"
+    for bad in ["ana.example.com", "ana@", "@example.com", "ana@@example.com", "ana @example.com"]:
+        with pytest.raises(ValidationError):
+            EmailRequest.model_validate({"destinatario": bad, "asunto": "a", "cuerpo": "b"})
+
+
+def test_fecha_is_madrid_wall_time_in_winter_and_summer() -> None:
+    assert fecha(datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC), "Europe/Madrid") == "2026-01-15 13:00:00"
+    assert fecha(datetime(2026, 7, 15, 12, 0, 0, tzinfo=UTC), "Europe/Madrid") == "2026-07-15 14:00:00"
+    # The last second of a month in UTC is already the next month in Madrid.
+    assert fecha(datetime(2026, 1, 31, 23, 30, 0, tzinfo=UTC), "Europe/Madrid") == "2026-02-01 00:30:00"
+
+
+def test_fixed_clock_refuses_naive_times() -> None:
+    with pytest.raises(ValueError):
+        FixedClock(datetime(2026, 1, 1))
+    clock = FixedClock(datetime(2026, 1, 1, tzinfo=UTC))
+    clock.set(datetime(2026, 2, 1, tzinfo=UTC))
+    assert clock() == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def test_sent_event_keeps_the_seed_keys_and_adds_evento() -> None:
+    message = {"id": "m1", "mensaje": "hola", "telefono": "600111222", "fecha": "2026-01-01 10:00:00"}
+    event = sent_event(message, queue="cola_sms")
+    assert event == {**message, "cuerpo": "Petición enviada por un sender", "evento": "enviado", "cola": "cola_sms"}
+
+
+def test_sent_event_does_not_copy_an_email_body() -> None:
+    message = {"id": "m2", "destinatario": "a@b.es", "asunto": "s", "cuerpo": "secreto", "fecha": "f"}
+    assert sent_event(message, queue="correos")["cuerpo"] == "Petición enviada por un sender"
+
+
+def test_consumed_event() -> None:
+    message = {"id": "m1", "mensaje": "hola", "telefono": "600111222", "fecha": "f", "evento": "enviado"}
+    event = consumed_event(message, queue="cola_sms", fecha_consumo="2026-01-01 10:00:01")
+    assert event["evento"] == "consumido"
+    assert event["fecha_consumo"] == "2026-01-01 10:00:01"
+    assert event["cuerpo"] == "Registro consumido por un consumidor"
+    assert event["id"] == "m1" and event["cola"] == "cola_sms"

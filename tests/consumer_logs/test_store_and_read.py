@@ -1,0 +1,126 @@
+"""consumer_logs on real databases (SQLite and PostgreSQL) and the real broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import sessionmaker
+
+from cartero_common.amqp import declare_shared_queues
+from cartero_common.clock import FixedClock
+from cartero_common.consumer import ConsumerLoop
+from cartero_common.db import make_engine, make_sessionmaker, migrate
+from consumer_logs.__main__ import ALEMBIC
+from consumer_logs.api import create_app
+from consumer_logs.handler import make_handler
+from tests.support import isolated_vhost, wait_until
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/logs.db"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Any]]:
+    migrate(script_location=ALEMBIC, url=database_url, version_table="alembic_version_consumer_logs")
+    engine = make_engine(database_url)
+    from consumer_logs.models import Event
+
+    with engine.begin() as connection:
+        connection.execute(Event.__table__.delete())
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def consuming(sessions: sessionmaker[Any]) -> Iterator[tuple[str, FixedClock]]:
+    clock = FixedClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
+    with isolated_vhost("cartero-logs") as url:
+        loop = ConsumerLoop(
+            url=url,
+            queue="logs",
+            handler=make_handler(sessions, clock),
+            declare=lambda ch: declare_shared_queues(ch, ("logs",)),
+            prefetch=10,
+        )
+        thread = threading.Thread(target=loop.run, daemon=True)
+        thread.start()
+        assert loop.connected.wait(10)
+        yield url, clock
+        loop.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def _publish(url: str, body: bytes, *, persistent: bool = True, properties: bool = True) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        props = (
+            pika.BasicProperties(content_type="application/json", delivery_mode=2 if persistent else 1)
+            if properties
+            else None
+        )
+        connection.channel().basic_publish("", "logs", body, props)
+    finally:
+        connection.close()
+
+
+def test_events_stored_and_filtered(consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]) -> None:
+    url, clock = consuming
+    api = TestClient(create_app(sessions))
+    _publish(url, json.dumps({"id": "m1", "evento": "enviado", "cola": "cola_sms", "fecha": "f"}).encode())
+    wait_until(lambda: len(api.get("/v1/events", params={"id": "m1"}).json()) == 1, timeout=10, what="m1 stored")
+    clock.set(clock.now + timedelta(hours=1))
+    _publish(url, json.dumps({"id": "m1", "evento": "consumido", "cola": "cola_sms"}).encode())
+    _publish(url, json.dumps({"id": "m2", "evento": "enviado", "cola": "correos"}).encode())
+    wait_until(lambda: len(api.get("/v1/events").json()) == 3, timeout=10, what="3 events")
+
+    timeline = api.get("/v1/events", params={"id": "m1"}).json()
+    assert [e["evento"] for e in timeline] == ["enviado", "consumido"]
+    assert timeline[0]["fecha"] == "f" and timeline[0]["readable"] is True
+    assert [e["id"] for e in api.get("/v1/events", params={"cola": "correos"}).json()] == ["m2"]
+    assert len(api.get("/v1/events", params={"evento": "enviado"}).json()) == 2
+    later = api.get("/v1/events", params={"since": "2026-03-01T10:30:00"}).json()
+    assert [e["evento"] for e in later] == ["consumido", "enviado"]
+    madrid = api.get("/v1/events", params={"since": "2026-03-01T10:59:00+01:00"}).json()
+    assert len(madrid) == 3
+    assert len(api.get("/v1/events", params={"limit": 1}).json()) == 1
+
+
+def test_php_events_and_garbage_are_stored_without_crashing(
+    consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]
+) -> None:
+    url, _ = consuming
+    api = TestClient(create_app(sessions))
+    # What the team's PHP sender writes: no `evento`, not persistent, no properties.
+    _publish(url, json.dumps({"id": "php1", "mensaje": "hola", "telefono": "600111222"}).encode(), properties=False)
+    _publish(url, b"this is not json {", persistent=False)
+    _publish(url, b"\xff\xfe\x00garbage")
+    _publish(url, json.dumps(["a", "list"]).encode())
+    _publish(url, json.dumps({"id": "after", "evento": "enviado"}).encode())
+    events = wait_until(lambda: (e := api.get("/v1/events").json()) and len(e) == 5 and e, timeout=10, what="5 events")
+    assert events[0]["id"] == "php1" and events[0]["evento"] is None and events[0]["mensaje"] == "hola"
+    assert [e["readable"] for e in events] == [True, False, False, False, True]
+    assert events[1]["raw"] == "this is not json {"
+    assert events[4]["id"] == "after"
+
+
+def test_bad_queries_are_problems(sessions: sessionmaker[Any]) -> None:
+    api = TestClient(create_app(sessions))
+    for params in ({"since": "yesterday"}, {"limit": 0}, {"limit": 100000}):
+        response = api.get("/v1/events", params=params)
+        assert response.status_code == 422
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert api.get("/v1/events", params={"id": "nope"}).json() == []

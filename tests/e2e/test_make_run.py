@@ -1,0 +1,81 @@
+"""End to end, as a user runs it: `make run`'s launcher, a POST, the message seen consumed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Suite
+from tests.support import ROOT, free_port, python_env, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _events(suite: Suite, message_id: str) -> list[dict[str, object]]:
+    response = httpx.get(f"{suite.events}/v1/events", params={"id": message_id}, timeout=5)
+    response.raise_for_status()
+    events: list[dict[str, object]] = response.json()
+    return events
+
+
+def test_sms_json_travels_to_the_message_log(suite: Suite) -> None:
+    started = time.monotonic()
+    response = httpx.post(f"{suite.sender}/v1/sms", json={"mensaje": "hola", "telefono": "+34600111222"}, timeout=5)
+    assert response.status_code == 202, response.text
+    message_id = response.json()["id"]
+    events = wait_until(
+        lambda: (e := _events(suite, message_id)) and {"enviado", "consumido"} <= {x["evento"] for x in e} and e,
+        timeout=10,
+        what="enviado and consumido",
+    )
+    assert time.monotonic() - started < 5
+    assert [e["evento"] for e in events] == ["enviado", "consumido"]
+    assert events[1]["fecha_consumo"]
+
+
+def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
+    form = httpx.post(f"{suite.sender}/v1/sms", data={"mensaje": "hola", "telefono": "600111222"}, timeout=5)
+    mail_json = httpx.post(
+        f"{suite.sender}/v1/email", json={"destinatario": "ana@example.com", "asunto": "A", "cuerpo": "B"}, timeout=5
+    )
+    mail_form = httpx.post(
+        f"{suite.sender}/v1/email", data={"destinatario": "ana@example.com", "asunto": "A", "cuerpo": "B"}, timeout=5
+    )
+    assert [r.status_code for r in (form, mail_json, mail_form)] == [202, 202, 202]
+    wait_until(
+        lambda: {e["evento"] for e in _events(suite, form.json()["id"])} == {"enviado", "consumido"},
+        timeout=10,
+        what="form SMS consumed",
+    )
+    for mail in (mail_json, mail_form):
+        wait_until(lambda m=mail: _events(suite, m.json()["id"]), timeout=10, what="email enviado")
+
+
+def test_openapi_and_logs(suite: Suite) -> None:
+    spec = httpx.get(f"{suite.sender}/openapi.json", timeout=5).json()
+    assert {"/v1/sms", "/v1/email"} <= set(spec["paths"])
+    assert (suite.var / "log" / "sender.log").exists()
+
+
+def test_run_refuses_to_start_without_a_broker(tmp_path: object) -> None:
+    env = python_env(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/", CARTERO_VAR=str(tmp_path))
+    result = subprocess.run(
+        [str(ROOT / "local" / "run.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "RabbitMQ is not reachable" in result.stderr
+    assert "rabbitmq-server" in result.stderr
+
+
+def test_ctrl_c_stops_every_process(tmp_path_factory: object, suite: Suite) -> None:
+    """Runs last in this module: stops the shared suite the way a user does."""
+    suite.process.send_signal(signal.SIGINT)
+    assert suite.process.wait(60) == 0
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{suite.sender}/healthz", timeout=2)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{suite.events}/healthz", timeout=2)

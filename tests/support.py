@@ -1,0 +1,152 @@
+"""Test plumbing for the real services on this machine: isolated vhosts, databases and ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pika
+import psycopg2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RABBIT_HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1")
+RABBIT_API = os.environ.get("TEST_RABBITMQ_API", f"http://{RABBIT_HOST}:15672/api")
+RABBIT_AUTH = ("guest", "guest")
+PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(what: str) -> None:
+    """A missing service fails the run in CI and only skips on a laptop."""
+    if IN_CI:
+        pytest.fail(f"{what} is not available, and CI must not skip", pytrace=False)
+    pytest.skip(f"{what} is not available")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rabbit_api(method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(method, f"{RABBIT_API}{path}", auth=RABBIT_AUTH, timeout=10, **kwargs)
+
+
+def create_vhost(prefix: str = "cartero-test") -> str:
+    vhost = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    try:
+        rabbit_api("PUT", f"/vhosts/{quote(vhost, safe='')}").raise_for_status()
+        rabbit_api(
+            "PUT",
+            f"/permissions/{quote(vhost, safe='')}/guest",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+    except httpx.HTTPError as exc:
+        unavailable(f"RabbitMQ management API at {RABBIT_API} ({exc})")
+    return vhost
+
+
+def delete_vhost(vhost: str) -> None:
+    rabbit_api("DELETE", f"/vhosts/{quote(vhost, safe='')}")
+
+
+def amqp_url_for(vhost: str) -> str:
+    return f"amqp://guest:guest@{RABBIT_HOST}:5672/{quote(vhost, safe='')}"
+
+
+@contextmanager
+def isolated_vhost(prefix: str = "cartero-test") -> Iterator[str]:
+    """An AMQP URL on a fresh vhost, deleted afterwards (with every queue in it)."""
+    vhost = create_vhost(prefix)
+    try:
+        yield amqp_url_for(vhost)
+    finally:
+        delete_vhost(vhost)
+
+
+@contextmanager
+def isolated_database(prefix: str = "cartero_test") -> Iterator[str]:
+    """A SQLAlchemy URL to a new PostgreSQL database, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg2.connect(PG_ADMIN_DSN)
+    except psycopg2.OperationalError as exc:
+        unavailable(f"PostgreSQL ({exc})")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        connection.close()
+
+
+def drain(amqp_url: str, queue: str, *, max_messages: int = 10_000) -> list[tuple[pika.BasicProperties, bytes]]:
+    """Every message now in `queue`, acked (removed)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    got: list[tuple[pika.BasicProperties, bytes]] = []
+    try:
+        channel = connection.channel()
+        while len(got) < max_messages:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                break
+            got.append((properties, body))
+    finally:
+        connection.close()
+    return got
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = predicate()
+        except Exception:  # noqa: BLE001 - not there yet
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_http(url: str, *, timeout: float = 20.0) -> None:
+    wait_until(lambda: httpx.get(url, timeout=1).status_code < 500, timeout=timeout, what=url)
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
