@@ -35,6 +35,8 @@ system-test-deps:
 
 test: $(VENV)/.installed-dev system-test-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 	$(BIN)/pytest
 
 test-fast: $(VENV)/.installed-dev

@@ -57,9 +57,9 @@ class AsyncPublisher:
             for queue in self.queues:
                 await channel.declare_queue(queue, durable=True)
             self._connection = connection
-            self._channel = channel  # type: ignore[assignment]
+            self._channel = channel
             log.info("connected to the broker")
-            return self._channel  # type: ignore[return-value]
+            return channel
 
     async def start(self) -> None:
         """Connect now if the broker is there; if not, the first publish retries."""

@@ -12,6 +12,7 @@ from typing import Any
 import pika
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 
 from cartero_common.amqp import declare_shared_queues
@@ -21,6 +22,7 @@ from cartero_common.db import make_engine, make_sessionmaker, migrate
 from consumer_logs.__main__ import ALEMBIC
 from consumer_logs.api import create_app
 from consumer_logs.handler import make_handler
+from consumer_logs.models import Event
 from tests.support import isolated_vhost, wait_until
 
 
@@ -36,10 +38,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def sessions(database_url: str) -> Iterator[sessionmaker[Any]]:
     migrate(script_location=ALEMBIC, url=database_url, version_table="alembic_version_consumer_logs")
     engine = make_engine(database_url)
-    from consumer_logs.models import Event
-
     with engine.begin() as connection:
-        connection.execute(Event.__table__.delete())
+        connection.execute(delete(Event))
     yield make_sessionmaker(engine)
     engine.dispose()
 

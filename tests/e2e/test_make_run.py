@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from functools import partial
 
 import httpx
 import pytest
@@ -52,7 +53,7 @@ def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
         what="form SMS consumed",
     )
     for mail in (mail_json, mail_form):
-        wait_until(lambda m=mail: _events(suite, m.json()["id"]), timeout=10, what="email enviado")
+        wait_until(partial(_events, suite, mail.json()["id"]), timeout=10, what="email enviado")
 
 
 def test_openapi_and_logs(suite: Suite) -> None:
@@ -63,9 +64,7 @@ def test_openapi_and_logs(suite: Suite) -> None:
 
 def test_run_refuses_to_start_without_a_broker(tmp_path: object) -> None:
     env = python_env(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/", CARTERO_VAR=str(tmp_path))
-    result = subprocess.run(
-        [str(ROOT / "local" / "run.sh")], env=env, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([str(ROOT / "local" / "run.sh")], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "RabbitMQ is not reachable" in result.stderr
     assert "rabbitmq-server" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -62,7 +63,7 @@ def test_ten_megabyte_body(client: TestClient, broker_url: str) -> None:
 
 
 def test_body_over_the_limit_without_content_length(client: TestClient, broker_url: str) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for _ in range(80):
             yield b"x" * 1024
 
