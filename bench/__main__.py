@@ -1,0 +1,295 @@
+"""`python -m bench [--quick]`: measure, side by side in one run, and write bench/results.json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import broker
+from bench.load import LoadResult, Request, run_closed, run_paced
+from bench.services import PYTHON, Suite, create_token, running_suite
+from cartero_common.schemas import QUEUE_LOGS, QUEUE_SMS
+from tests.support import free_port
+
+RESULTS = Path(__file__).with_name("results.json")
+TARGETS = {
+    "sender_vs_seed": (">=", 10.0),
+    "sender_vs_broker_limit": (">=", 0.30),
+    "sender_p99_ms_at_half_load": ("<=", 50.0),
+    "validator_rps": (">=", 2000.0),
+    "overspend": ("==", 0.0),
+    "drain_vs_get_loop": (">=", 5.0),
+}
+
+
+class Plan:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.reps = 1 if quick else 3
+        self.seconds = 0.5 if quick else 4.0
+        self.warmup = 0.3 if quick else 2.0
+        self.connections = 8 if quick else 32
+        self.drain_messages = 300 if quick else 10_000
+        self.get_loop_messages = 200 if quick else 3_000
+        self.race_requests, self.race_limit = (40, 10) if quick else (200, 50)
+
+
+def progress(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def sms_request(port: int, token: str | None) -> Callable[[int], bytes]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = json.dumps({"mensaje": "Hola desde el banco de pruebas", "telefono": "+34600111222"}).encode()
+    payload = Request("127.0.0.1", port, "POST", "/v1/sms", body, headers).encode()
+    return lambda _: payload
+
+
+def validate_request(port: int, service_key: str, token: str) -> Callable[[int], bytes]:
+    body = json.dumps({"token": token, "action": "sms.send"}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {service_key}"}
+    payload = Request("127.0.0.1", port, "POST", "/v1/validate", body, headers).encode()
+    return lambda _: payload
+
+
+def closed(make: Callable[[int], bytes], port: int, plan: Plan, connections: int | None = None) -> LoadResult:
+    conns = connections or plan.connections
+    asyncio.run(run_closed(make, host="127.0.0.1", port=port, connections=conns, seconds=plan.warmup))
+    return asyncio.run(run_closed(make, host="127.0.0.1", port=port, connections=conns, seconds=plan.seconds))
+
+
+def check_ok(name: str, result: LoadResult) -> None:
+    bad = {status: n for status, n in result.statuses.items() if not 200 <= status < 300}
+    if bad or result.errors:
+        raise RuntimeError(f"{name}: unexpected answers {bad}, {result.errors} connection errors")
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: int) -> dict[str, Any]:
+    figures: dict[str, list[float]] = {}
+
+    def record(name: str, value: float) -> None:
+        figures.setdefault(name, []).append(value)
+
+    with running_suite(workdir, sender_workers=sender_workers, validator_workers=validator_workers) as suite:
+        token = create_token(suite.env, owner="bench", restriction=["--monthly", "1000000000"])
+        validator_port = int(suite.validator_url.rsplit(":", 1)[1])
+        for rep in range(1, plan.reps + 1):
+            progress(f"rep {rep}/{plan.reps}: broker limit (confirmed persistent publisher, no HTTP)")
+            record(
+                "broker_limit_msgs",
+                asyncio.run(broker.confirmed_publish_rate(suite.amqp_url, queue=QUEUE_SMS, seconds=plan.seconds)),
+            )
+            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+
+            progress(f"rep {rep}/{plan.reps}: sender end to end at peak ({plan.connections} connections)")
+            peak = closed(sms_request(suite.sender_port, token), suite.sender_port, plan)
+            check_ok("sender", peak)
+            record("sender_rps", peak.rps)
+            record("sender_p50_ms", peak.percentile_ms(50))
+            record("sender_p99_ms", peak.percentile_ms(99))
+            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+
+            rate = peak.rps / 2
+            progress(f"rep {rep}/{plan.reps}: sender at half load ({rate:.0f} req/s, open loop)")
+            half = asyncio.run(
+                run_paced(
+                    sms_request(suite.sender_port, token),
+                    host="127.0.0.1",
+                    port=suite.sender_port,
+                    rate=rate,
+                    seconds=plan.seconds,
+                    connections=plan.connections * 2,
+                )
+            )
+            check_ok("sender at half load", half)
+            record("sender_p99_ms_at_half_load", half.percentile_ms(99))
+            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+
+            progress(f"rep {rep}/{plan.reps}: seed-style sender (a connection per request)")
+            seed = closed(sms_request(suite.seed_port, None), suite.seed_port, plan)
+            check_ok("seed-style sender", seed)
+            record("seed_style_rps", seed.rps)
+            record("seed_style_p99_ms", seed.percentile_ms(99))
+            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+
+            progress(f"rep {rep}/{plan.reps}: validator decisions")
+            decisions = closed(validate_request(validator_port, suite.service_key, token), validator_port, plan)
+            check_ok("validator", decisions)
+            record("validator_rps", decisions.rps)
+            record("validator_p99_ms", decisions.percentile_ms(99))
+
+            progress(
+                f"rep {rep}/{plan.reps}: validator race ({plan.race_requests} at once, max_uses {plan.race_limit})"
+            )
+            record("overspend", race(suite, validator_port, plan))
+
+            progress(f"rep {rep}/{plan.reps}: consumer drain, {plan.drain_messages} messages")
+            record("consumer_drain_msgs", drain(suite, workdir, plan))
+            progress(f"rep {rep}/{plan.reps}: basic_get loop, {plan.get_loop_messages} messages")
+            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+            broker.prefill(suite.amqp_url, QUEUE_SMS, plan.get_loop_messages)
+            record("seed_get_loop_msgs", broker.get_loop_rate(suite.amqp_url, plan.get_loop_messages))
+            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+    return {"figures": {name: median(values) for name, values in figures.items()}, "repetitions": figures}
+
+
+def race(suite: Suite, validator_port: int, plan: Plan) -> float:
+    token = create_token(suite.env, owner="bench-race", restriction=["--max-uses", str(plan.race_limit)])
+
+    async def fire() -> int:
+        limits = httpx.Limits(max_connections=plan.race_requests)
+        async with httpx.AsyncClient(base_url=suite.validator_url, limits=limits, timeout=30) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/validate",
+                        json={"token": token, "action": "sms.send"},
+                        headers={"Authorization": f"Bearer {suite.service_key}"},
+                    )
+                    for _ in range(plan.race_requests)
+                )
+            )
+        return sum(1 for answer in answers if answer.json()["allowed"])
+
+    allowed = asyncio.run(fire())
+    return float(allowed - plan.race_limit)
+
+
+def drain(suite: Suite, workdir: Path, plan: Plan) -> float:
+    broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+    broker.prefill(suite.amqp_url, QUEUE_SMS, plan.drain_messages)
+    env = dict(
+        suite.env,
+        CONSUMER_SMS_METRICS_PORT=str(free_port()),
+        DATABASE_URL=f"sqlite:///{workdir}/consumer_sms-{time.time_ns()}.db",
+    )
+    subprocess.run([PYTHON, "-m", "consumer_sms", "migrate"], env=env, capture_output=True)
+    rate = broker.drain_rate(suite.amqp_url, plan.drain_messages, [PYTHON, "-m", "consumer_sms"], env, timeout=120)
+    broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+    return rate
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def versions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    try:
+        found["rabbitmq"] = httpx.get("http://127.0.0.1:15672/api/overview", auth=("guest", "guest"), timeout=5).json()[
+            "rabbitmq_version"
+        ]
+    except Exception:  # noqa: BLE001 - informative only
+        found["rabbitmq"] = "unknown"
+    try:
+        found["postgresql"] = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        found["postgresql"] = "unknown"
+    return found
+
+
+def ratios(figures: dict[str, float]) -> dict[str, float]:
+    return {
+        "sender_vs_seed": figures["sender_rps"] / figures["seed_style_rps"],
+        "sender_vs_broker_limit": figures["sender_rps"] / figures["broker_limit_msgs"],
+        "drain_vs_get_loop": figures["consumer_drain_msgs"] / figures["seed_get_loop_msgs"],
+    }
+
+
+def verdict(name: str, value: float) -> str:
+    if name not in TARGETS:
+        return ""
+    op, target = TARGETS[name]
+    met = {">=": value >= target, "<=": value <= target, "==": value == target}[op]
+    return f"{'met' if met else 'MISSED'} (target {op} {target:g})"
+
+
+def table(figures: dict[str, float]) -> str:
+    rows = [f"{'figure':<28} {'value':>12}  target", f"{'-' * 28} {'-' * 12}  {'-' * 24}"]
+    for name, value in figures.items():
+        rows.append(f"{name:<28} {value:>12.2f}  {verdict(name, value)}")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny counts: checks the harness works")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--sender-workers", type=int, default=2)
+    parser.add_argument("--validator-workers", type=int, default=2)
+    args = parser.parse_args()
+    plan = Plan(args.quick)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="cartero-bench-") as tmp:
+        measured = measure(plan, Path(tmp), args.sender_workers, args.validator_workers)
+    figures = measured["figures"]
+    figures.update(ratios(figures))
+    results = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "mode": "quick" if plan.quick else "full",
+        "machine": machine(),
+        "versions": versions(),
+        "settings": {
+            "repetitions": plan.reps,
+            "phase_seconds": plan.seconds,
+            "warmup_seconds": plan.warmup,
+            "connections": plan.connections,
+            "sender_workers": args.sender_workers,
+            "validator_workers": args.validator_workers,
+            "drain_messages": plan.drain_messages,
+            "get_loop_messages": plan.get_loop_messages,
+            "race": [plan.race_requests, plan.race_limit],
+            "validator_database": "postgresql",
+            "figure": "median of repetitions",
+        },
+        "figures": figures,
+        "repetitions": measured["repetitions"],
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(figures))
+    print(
+        f"\n{results['machine']['cores']} cores, {results['machine']['cpu']}; "
+        f"{results['seconds']} s; written to {args.output}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

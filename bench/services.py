@@ -1,0 +1,112 @@
+"""Starting what the benchmark measures: real suite processes on free ports, isolated broker
+vhost and database, stopped and removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support import free_port, isolated_database, isolated_vhost, stop_process, wait_http
+
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Suite:
+    amqp_url: str
+    validator_url: str
+    sender_port: int
+    seed_port: int
+    service_key: str
+    env: dict[str, str]
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def create_token(env: dict[str, str], *, owner: str, restriction: list[str]) -> str:
+    result = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "token_validator",
+            "create-token",
+            "--kind",
+            "application",
+            "--owner",
+            owner,
+            "--actions",
+            "sms.send,email.send",
+            *restriction,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def running_suite(workdir: Path, *, sender_workers: int, validator_workers: int) -> Iterator[Suite]:
+    with ExitStack() as stack:
+        amqp_url = stack.enter_context(isolated_vhost("cartero-bench"))
+        database_url = stack.enter_context(isolated_database("cartero_bench"))
+        service_key, admin_key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        validator_port, sender_port, seed_port = free_port(), free_port(), free_port()
+        env = dict(
+            os.environ,
+            AMQP_URL=amqp_url,
+            DATABASE_URL=database_url,
+            VALIDATOR_SERVICE_KEY=service_key,
+            VALIDATOR_ADMIN_KEY=admin_key,
+            VALIDATOR_URL=f"http://127.0.0.1:{validator_port}",
+            TOKEN_VALIDATOR_HOST="127.0.0.1",
+            TOKEN_VALIDATOR_PORT=str(validator_port),
+            TOKEN_VALIDATOR_WORKERS=str(validator_workers),
+            SENDER_HOST="127.0.0.1",
+            SENDER_PORT=str(sender_port),
+            SENDER_WORKERS=str(sender_workers),
+            LOG_LEVEL="WARNING",
+        )
+        subprocess.run([PYTHON, "-m", "token_validator", "migrate"], env=env, check=True, capture_output=True)
+        processes = [
+            _start([PYTHON, "-m", "token_validator"], env, workdir / "token_validator.log"),
+            _start([PYTHON, "-m", "sender"], env, workdir / "sender.log"),
+            _start(
+                [
+                    PYTHON,
+                    "-m",
+                    "uvicorn",
+                    "bench.seed_sender:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(seed_port),
+                    "--workers",
+                    str(sender_workers),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                env,
+                workdir / "seed_sender.log",
+            ),
+        ]
+        for process in processes:
+            stack.callback(stop_process, process)
+        wait_http(f"http://127.0.0.1:{validator_port}/healthz", timeout=60)
+        wait_http(f"http://127.0.0.1:{sender_port}/healthz", timeout=60)
+        wait_http(f"http://127.0.0.1:{seed_port}/docs", timeout=60)
+        httpx.get(f"http://127.0.0.1:{sender_port}/readyz", timeout=10)
+        yield Suite(amqp_url, env["VALIDATOR_URL"], sender_port, seed_port, service_key, env)
