@@ -7,6 +7,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -52,7 +53,8 @@ class Live:
         return variable_values(self.vhost)
 
 
-def make_traffic(vhost: str) -> Iterator[BlockingChannel]:
+@contextmanager
+def traffic(vhost: str) -> Iterator[BlockingChannel]:
     """cola_sms: 3 ready, no consumer; correos: 2 delivered and held unacked by a consumer;
     cola_sms.dlq: 1 dead letter."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url_for(vhost)))
@@ -81,9 +83,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     )
     try:
         run(settings)  # the stack's own topology step makes the queues
-        traffic = make_traffic(vhost)
-        channel = next(traffic)
-        with running_prometheus(tmp_path_factory.mktemp("prometheus")) as prometheus:
+        with traffic(vhost) as channel, running_prometheus(tmp_path_factory.mktemp("prometheus")) as prometheus:
             here = Live(prometheus, vhost)
 
             def scraped() -> bool:
@@ -98,7 +98,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             wait_until(lambda: (channel.connection.process_data_events(0), scraped())[1], timeout=60, what="data")
             channel.connection.process_data_events(0)
             yield here
-        traffic.close()
     finally:
         rabbit_api("DELETE", f"/vhosts/{quote(vhost, safe='')}")
 
@@ -142,7 +141,7 @@ def test_every_alert_expression_evaluates(live: Live, rule: dict[str, str]) -> N
 
 
 def rule_expr(name: str) -> str:
-    (expr,) = [r["expr"] for r in RULES if r["alert"] == name]
+    (expr,) = [str(r["expr"]) for r in RULES if r["alert"] == name]
     return expr
 
 
