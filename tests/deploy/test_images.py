@@ -223,7 +223,7 @@ def test_the_image_starts_and_does_its_job(client: docker.DockerClient, service:
         if spec.port_env:
             env[spec.port_env] = str(port)
         metrics = {name: free_port() for name in spec.metrics_port_envs}
-        env.update({name: str(port) for name, port in metrics.items()})
+        env.update({variable: str(number) for variable, number in metrics.items()})
         name = f"cartero-test-{service}-{uuid.uuid4().hex[:8]}"
         container = client.containers.run(image, name=name, environment=env, network_mode="host", detach=True)
         stack.callback(container.remove, force=True)
