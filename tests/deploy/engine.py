@@ -79,12 +79,22 @@ def build(client: docker.DockerClient, service: str) -> Built:
     started = time.monotonic()
     tag = f"cartero-test/{service}:{TAG}"
     try:
+        previous = client.images.get(tag).id
+    except DockerException:
+        previous = None
+    try:
         image, _ = client.images.build(
             path=str(ROOT), dockerfile=f"{service}/Dockerfile", tag=tag, rm=True, forcerm=True, pull=False
         )
     except BuildError as exc:
         lines = [str(chunk.get("stream") or chunk.get("error") or "") for chunk in exc.build_log]
         raise AssertionError(f"{service} image did not build: {exc.msg}\n{''.join(lines)[-4000:]}") from None
+    if previous and previous != image.id:
+        # The image this checkout built last time: drop it, or every code change leaves one behind.
+        try:
+            client.images.remove(previous, noprune=False)
+        except DockerException:
+            pass  # still used by a container or another tag
     size = int(image.attrs.get("Size", 0))
     built = Built(service, image, size, base_size(client), time.monotonic() - started)
     BUILT[service] = built

@@ -238,3 +238,16 @@ def test_env_example_lists_every_variable_the_stack_reads() -> None:
     }
     missing = sorted(interpolated_variables() - example)
     assert not missing, f"missing from .env.example: {missing}"
+
+
+def test_the_build_context_leaves_out_secrets_state_and_virtualenvs() -> None:
+    from docker.utils.build import exclude_paths
+
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    patterns = [p for p in patterns if p and not p.startswith("#")]
+    sent = exclude_paths(str(ROOT), patterns)
+    for path in sent:
+        top = path.split("/", 1)[0]
+        assert top not in {".git", ".venv", "var", "tests", ".env"}, path
+        assert "__pycache__" not in path, path
+    assert {"pyproject.toml", "cartero_common/__init__.py", "sender/__main__.py"} <= set(sent)
