@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,10 @@ def test_the_build_context_leaves_out_secrets_state_and_virtualenvs() -> None:
         assert top not in {".git", ".venv", "var", "tests", ".env"}, path
         assert "__pycache__" not in path, path
     assert {"pyproject.toml", "cartero_common/__init__.py", "sender/__main__.py"} <= set(sent)
+
+
+def test_the_monitor_hands_each_consumer_its_own_database(config: dict[str, Any]) -> None:
+    environment = config["services"]["monitor"]["environment"]
+    for kind, consumer in (("SMS", "consumer_sms"), ("EMAIL", "consumer_email")):
+        handed = json.loads(environment[f"MONITOR_{kind}_CONSUMER_ENV"])
+        assert handed["DATABASE_URL"] == config["services"][consumer]["environment"]["DATABASE_URL"]
