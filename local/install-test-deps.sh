@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   curl          # health probes in scripts
+  prometheus    # promtool and a real Prometheus for prometheus/ and the Grafana queries (tests/deploy)
 )
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,0 +1,234 @@
+"""`python -m cartero_common rabbitmq-setup`: the broker's vhost, users, queues and policies,
+applied through the management HTTP API from `rabbitmq/definitions.json` and the environment.
+
+A one-shot step rather than definitions imported at boot: a node that imports definitions at
+boot skips creating its default user, so the administrator from RABBITMQ_DEFAULT_USER/PASS would
+never exist, and the passwords would have to be written into a file. Every call is an
+idempotent PUT, so the step runs again on every `docker compose up`.
+Ref: https://www.rabbitmq.com/docs/definitions#import-on-boot
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger("cartero_common.rabbitmq_setup")
+
+# The first series whose declaration checks take the vhost's default queue type into account
+# (rabbitmq-server#11541, #12109), so a PHP client's argument-free `queue_declare('cola_sms',
+# false, true, false, false)` keeps matching a quorum queue. 3.10 ignores the default altogether.
+QUORUM_DEFAULT_SINCE = (3, 13)
+
+
+class SetupError(Exception):
+    """The broker refused part of the topology, or could not be reached."""
+
+
+class SetupSettings(BaseSettings):
+    """Environment of the setup step (compose passes the values from `.env`)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    rabbitmq_api_url: str = "http://localhost:15672/api"
+    rabbitmq_admin_user: str = "guest"
+    rabbitmq_admin_password: SecretStr = SecretStr("guest")
+    rabbitmq_vhost: str = "cartero"
+    # The user every Cartero service connects as; empty means "create none".
+    rabbitmq_app_user: str = ""
+    rabbitmq_app_password: SecretStr = SecretStr("")
+    rabbitmq_definitions: Path = Path("rabbitmq/definitions.json")
+    rabbitmq_setup_timeout: float = 60.0
+
+
+class QueueSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    durable: bool = True
+    auto_delete: bool = False
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicySpec(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: str
+    pattern: str
+    apply_to: str = Field("queues", alias="apply-to")
+    priority: int = 0
+    definition: dict[str, Any]
+
+
+class Definitions(BaseModel):
+    """What `rabbitmq/definitions.json` holds, minus the vhost name (that comes from the env)."""
+
+    description: str = ""
+    default_queue_type: str = "classic"
+    queues: list[QueueSpec]
+    policies: list[PolicySpec]
+
+
+@dataclass
+class SetupReport:
+    broker_version: str
+    queue_type: str
+    reason: str
+    queues: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+
+
+def load_definitions(path: Path) -> Definitions:
+    """Reads the broker's own export format; the one vhost's metadata gives the queue type."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    vhosts = raw.get("vhosts") or [{}]
+    vhost = vhosts[0]
+    metadata = vhost.get("metadata") or {}
+    return Definitions(
+        description=vhost.get("description", metadata.get("description", "")),
+        default_queue_type=vhost.get("default_queue_type", metadata.get("default_queue_type", "classic")),
+        queues=raw.get("queues", []),
+        policies=raw.get("policies", []),
+    )
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """`3.13.7` → (3, 13, 7); `4.1.0-rc.1` → (4, 1, 0)."""
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0])[:3])
+
+
+def choose_queue_type(wanted: str, version: tuple[int, ...], existing: dict[str, str]) -> tuple[str, str]:
+    """The vhost default queue type to set, and why. Never one that would make a re-declaration
+    of a queue already in the vhost fail: a queue's type cannot change, and a declare without
+    `x-queue-type` is compared as if it asked for the vhost default."""
+    shown = ".".join(map(str, version))
+    if wanted == "classic":
+        return "classic", "classic queues asked for in the definitions"
+    if version < QUORUM_DEFAULT_SINCE:
+        return "classic", f"RabbitMQ {shown} predates 3.13, the first to check argument-free declares against {wanted}"
+    for name, current in sorted(existing.items()):
+        if current != wanted:
+            return current, f"queue {name!r} already exists as {current}; a {wanted} default would break its declares"
+    return wanted, f"RabbitMQ {shown} applies the vhost default to argument-free declares"
+
+
+class ManagementApi:
+    """The few management API calls the setup needs, with errors turned into `SetupError`."""
+
+    def __init__(self, url: str, user: str, password: str, *, timeout: float = 10.0) -> None:
+        self.client = httpx.Client(base_url=url.rstrip("/"), auth=(user, password), timeout=timeout)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.client.request(method, path, json=body)
+        if response.status_code == 401:
+            raise SetupError("the management API refused the admin credentials (RABBITMQ_ADMIN_USER/PASSWORD)")
+        if response.status_code >= 400:
+            raise SetupError(f"{method} {path} answered {response.status_code}: {_reason(response)}")
+        return response.json() if response.content else None
+
+    def wait(self, timeout: float) -> dict[str, Any]:
+        """`/overview` once the API answers (the node may still be starting its plugins)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                overview: dict[str, Any] = self.call("GET", "/overview")
+                return overview
+            except (httpx.TransportError, SetupError) as exc:
+                if isinstance(exc, SetupError) and "admin credentials" in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise SetupError(f"the management API at {self.client.base_url} did not answer: {exc}") from exc
+                time.sleep(1.0)
+
+    def queue_types(self, vhost: str) -> dict[str, str]:
+        """Type of every lasting queue in `vhost` (exclusive and auto-delete ones are classic
+        whatever the default, so they constrain nothing)."""
+        columns = "name,type,durable,exclusive,auto_delete"
+        response = self.client.get(f"/queues/{_q(vhost)}", params={"columns": columns})
+        if response.status_code == 404:  # no such vhost yet
+            return {}
+        if response.status_code >= 400:
+            raise SetupError(f"listing queues answered {response.status_code}: {_reason(response)}")
+        return {
+            q["name"]: q.get("type", "classic")
+            for q in response.json()
+            if q.get("durable") and not q.get("exclusive") and not q.get("auto_delete")
+        }
+
+
+def apply(api: ManagementApi, definitions: Definitions, settings: SetupSettings) -> SetupReport:
+    """Vhost (with its default queue type), permissions, the application user, policies, queues."""
+    overview = api.wait(settings.rabbitmq_setup_timeout)
+    version_text = str(overview.get("rabbitmq_version", "0"))
+    vhost = _q(settings.rabbitmq_vhost)
+    queue_type, reason = choose_queue_type(
+        definitions.default_queue_type, parse_version(version_text), api.queue_types(settings.rabbitmq_vhost)
+    )
+    log.info("default queue type", extra={"queue_type": queue_type, "reason": reason})
+    api.call("PUT", f"/vhosts/{vhost}", {"description": definitions.description, "default_queue_type": queue_type})
+    everything = {"configure": ".*", "write": ".*", "read": ".*"}
+    api.call("PUT", f"/permissions/{vhost}/{_q(settings.rabbitmq_admin_user)}", everything)
+    if settings.rabbitmq_app_user:
+        password = settings.rabbitmq_app_password.get_secret_value()
+        if not password:
+            raise SetupError("RABBITMQ_APP_USER is set but RABBITMQ_APP_PASSWORD is empty")
+        api.call("PUT", f"/users/{_q(settings.rabbitmq_app_user)}", {"password": password, "tags": ""})
+        api.call("PUT", f"/permissions/{vhost}/{_q(settings.rabbitmq_app_user)}", everything)
+    report = SetupReport(broker_version=version_text, queue_type=queue_type, reason=reason)
+    # Policies before queues, so a queue has its limits from the moment it exists.
+    for policy in definitions.policies:
+        body = {
+            "pattern": policy.pattern,
+            "apply-to": policy.apply_to,
+            "priority": policy.priority,
+            "definition": policy.definition,
+        }
+        api.call("PUT", f"/policies/{vhost}/{_q(policy.name)}", body)
+        report.policies.append(policy.name)
+    for queue in definitions.queues:
+        body = {"durable": queue.durable, "auto_delete": queue.auto_delete, "arguments": queue.arguments}
+        try:
+            api.call("PUT", f"/queues/{vhost}/{_q(queue.name)}", body)
+        except SetupError as exc:
+            raise SetupError(
+                f"queue {queue.name!r} exists with other properties than {body} (declared elsewhere with "
+                f"arguments?); shared queues must stay argument-free: {exc}"
+            ) from exc
+        report.queues.append(queue.name)
+    return report
+
+
+def run(settings: SetupSettings) -> SetupReport:
+    definitions = load_definitions(settings.rabbitmq_definitions)
+    api = ManagementApi(
+        settings.rabbitmq_api_url, settings.rabbitmq_admin_user, settings.rabbitmq_admin_password.get_secret_value()
+    )
+    try:
+        return apply(api, definitions, settings)
+    finally:
+        api.close()
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    return str(body.get("reason") or body.get("error") or body)

@@ -1,0 +1,119 @@
+"""The machine's Docker-API engine (Podman, rootful, host networking) from
+`shared/scripts/container-engine`, and the service images built on it once per session."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import BuildError, DockerException
+from docker.models.images import Image
+
+from tests.support import ROOT, unavailable
+
+BASE_IMAGE = "python:3.11-slim"
+# Per checkout, so two worktrees on one machine never overwrite each other's images.
+TAG = hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Built:
+    service: str
+    image: Image
+    size: int
+    base: int  # of the base image, shared by every image
+    seconds: float
+
+
+# Filled as images are built; printed at the end of the run (tests/deploy/conftest.py).
+BUILT: dict[str, Built] = {}
+
+
+def shared_dir() -> Path:
+    """CI clones the repository with `shared/` beside it; a worktree may point elsewhere."""
+    if os.environ.get("CARTERO_SHARED_DIR"):
+        return Path(os.environ["CARTERO_SHARED_DIR"])
+    sibling = ROOT.parent / "shared"
+    return sibling if sibling.is_dir() else Path("/work/shared")
+
+
+def services_with_images() -> list[str]:
+    """Every service folder with a Dockerfile and code to run (`python -m <service>`)."""
+    return sorted(p.parent.name for p in ROOT.glob("*/Dockerfile") if (p.parent / "__main__.py").is_file())
+
+
+def docker_host() -> str:
+    script = shared_dir() / "scripts" / "container-engine"
+    if not script.is_file():
+        unavailable(f"the container engine script ({script}; set CARTERO_SHARED_DIR)")
+    if os.geteuid() != 0:
+        unavailable("the container engine (its setup needs root)")
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
+    found = re.search(r"export DOCKER_HOST=(\S+)", result.stdout)
+    if result.returncode != 0 or not found:
+        unavailable(f"the container engine ({script} exited {result.returncode}: {result.stderr[-1500:]})")
+    assert found is not None
+    return found.group(1)
+
+
+def connect() -> docker.DockerClient:
+    try:
+        client = docker.DockerClient(base_url=docker_host(), timeout=900)
+        client.ping()
+    except DockerException as exc:
+        unavailable(f"the Docker API ({exc})")
+    return client
+
+
+def build(client: docker.DockerClient, service: str) -> Built:
+    """`docker build -f <service>/Dockerfile .` from the repository root, as compose does."""
+    if service in BUILT:
+        return BUILT[service]
+    started = time.monotonic()
+    tag = f"cartero-test/{service}:{TAG}"
+    try:
+        previous = client.images.get(tag).id
+    except DockerException:
+        previous = None
+    try:
+        image, _ = client.images.build(
+            path=str(ROOT), dockerfile=f"{service}/Dockerfile", tag=tag, rm=True, forcerm=True, pull=False
+        )
+    except BuildError as exc:
+        lines = [str(chunk.get("stream") or chunk.get("error") or "") for chunk in exc.build_log]
+        raise AssertionError(f"{service} image did not build: {exc.msg}\n{''.join(lines)[-4000:]}") from None
+    if previous and previous != image.id:
+        # The image this checkout built last time: drop it, or every code change leaves one behind.
+        try:
+            client.images.remove(previous, noprune=False)
+        except DockerException:
+            pass  # still used by a container or another tag
+    size = int(image.attrs.get("Size", 0))
+    built = Built(service, image, size, base_size(client), time.monotonic() - started)
+    BUILT[service] = built
+    return built
+
+
+def base_size(client: docker.DockerClient) -> int:
+    try:
+        return int(client.images.get(BASE_IMAGE).attrs.get("Size", 0))
+    except DockerException:
+        return 0
+
+
+def dockerfile_healthcheck(service: str) -> list[str] | None:
+    """The exec-form command of the Dockerfile's HEALTHCHECK (Podman's default OCI image format
+    drops it from the image, so it is read from the source and run by the test)."""
+    text = (ROOT / service / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+    found = re.search(r"^HEALTHCHECK\b.*?\bCMD\s+(\[.*\])\s*$", text, re.MULTILINE)
+    if not found:
+        return None
+    command: list[str] = json.loads(found.group(1))
+    return command

@@ -1,0 +1,261 @@
+"""docker-compose.yml, checked by the Compose v2 binary and against what the stack promises."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.compose_file import (
+    GOOD_SECRETS,
+    interpolated_variables,
+    jobs,
+    resolved_config,
+    run_compose,
+    unescape,
+    write_env,
+)
+from tests.support import ROOT
+
+LONG_RUNNING_RESTARTS = {"unless-stopped", "always"}
+PUBLISHED = {  # service: (published, container port)
+    "rabbitmq": ("9890", 15672),
+    "grafana": ("3000", 3000),
+    "prometheus": ("9090", 9090),
+    "sender": ("8000", 8000),
+    "token_panel": ("8002", 8002),
+}
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_env(tmp_path_factory.mktemp("compose") / ".env", GOOD_SECRETS)
+
+
+@pytest.fixture(scope="module")
+def config(env_file: Path) -> dict[str, Any]:
+    return resolved_config(env_file)
+
+
+def test_the_compose_binary_accepts_the_file(env_file: Path) -> None:
+    result = run_compose(env_file, "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_missing_secret_stops_compose_with_a_clear_message(tmp_path: Path) -> None:
+    values = {k: v for k, v in GOOD_SECRETS.items() if k != "VALIDATOR_ADMIN_KEY"}
+    result = run_compose(write_env(tmp_path / ".env", values), "config", "-q")
+    assert result.returncode != 0
+    assert "set VALIDATOR_ADMIN_KEY in .env" in result.stderr
+
+
+def run_preflight(config: dict[str, Any], overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The preflight service's script, run by a POSIX shell with the environment compose gives it."""
+    service = config["services"]["preflight"]
+    assert service["entrypoint"][:2] == ["/bin/sh", "-c"]
+    env = {"PATH": "/usr/bin:/bin", **service["environment"], **overrides}
+    script = unescape(service["entrypoint"][2])
+    return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=10)
+
+
+def test_preflight_accepts_real_secrets(config: dict[str, Any]) -> None:
+    result = run_preflight(config, {})
+    assert result.returncode == 0, result.stderr
+
+
+def test_preflight_refuses_the_example_env_with_a_message(tmp_path: Path) -> None:
+    example = resolved_config(ROOT / ".env.example")  # every secret is `changethis` there
+    result = run_preflight(example, {})
+    assert result.returncode == 1
+    assert "Cartero refuses to start" in result.stderr
+    for name in GOOD_SECRETS:
+        assert f"{name} still has the example value 'changethis'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "complaint"),
+    [
+        ("GRAFANA_ADMIN_PASSWORD", "short", "shorter than 12 characters"),
+        ("POSTGRES_PASSWORD", "has/slash:and@at0123", "goes into a URL"),
+        ("RABBITMQ_APP_PASSWORD", "my-changethis-secret", "example value"),
+    ],
+)
+def test_preflight_refuses_weak_secrets(config: dict[str, Any], name: str, value: str, complaint: str) -> None:
+    result = run_preflight(config, {name: value})
+    assert result.returncode == 1
+    assert name in result.stderr and complaint in result.stderr
+
+
+def test_every_service_waits_for_preflight(config: dict[str, Any]) -> None:
+    services = config["services"]
+
+    def reaches_preflight(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        depends = services[name].get("depends_on") or {}
+        return "preflight" in depends or any(reaches_preflight(d, seen | {name}) for d in depends if d not in seen)
+
+    # The proxies, the mail catcher and Prometheus hold no secret from .env.
+    free = {"preflight", "docker-proxy-monitor", "docker-proxy-sd", "mailpit", "prometheus"}
+    late = [name for name in services if name not in free and not reaches_preflight(name)]
+    assert not late, f"services that may start before the secrets are checked: {late}"
+
+
+def test_every_long_running_service_has_a_healthcheck(config: dict[str, Any]) -> None:
+    one_shot = jobs(config)
+    missing = []
+    for name, service in config["services"].items():
+        if name in one_shot:
+            continue
+        check = service.get("healthcheck") or {}
+        if check.get("disable") or not check.get("test") or check["test"][0] == "NONE":
+            missing.append(name)
+    assert not missing, f"services without a healthcheck: {missing}"
+
+
+def test_one_shot_jobs_do_not_restart_and_services_do(config: dict[str, Any]) -> None:
+    one_shot = jobs(config)
+    assert {"preflight", "rabbitmq-setup", "token_validator-migrate", "consumer_logs-migrate"} <= one_shot
+    for name, service in config["services"].items():
+        if name in one_shot:
+            assert service.get("restart") == "no", name
+        elif service.get("deploy", {}).get("replicas") != 0:
+            assert service.get("restart") in LONG_RUNNING_RESTARTS, name
+
+
+def test_dependencies_wait_for_health_or_completion(config: dict[str, Any]) -> None:
+    one_shot = jobs(config)
+    for name, service in config["services"].items():
+        for dependency, spec in (service.get("depends_on") or {}).items():
+            assert dependency in config["services"], f"{name} depends on unknown {dependency}"
+            wanted = "service_completed_successfully" if dependency in one_shot else "service_healthy"
+            assert spec["condition"] == wanted, f"{name} → {dependency}: {spec['condition']}"
+
+
+def test_migrations_run_before_the_validator_and_the_message_log(config: dict[str, Any]) -> None:
+    services = config["services"]
+    for service in ("token_validator", "consumer_logs"):
+        migrate = f"{service}-migrate"
+        assert services[service]["depends_on"][migrate]["condition"] == "service_completed_successfully"
+        assert services[migrate]["command"] == ["migrate"]
+        assert services[migrate]["image"] == services[service]["image"]
+        assert services[migrate]["environment"]["DATABASE_URL"] == services[service]["environment"]["DATABASE_URL"]
+
+
+def test_each_stateful_service_has_its_own_database(config: dict[str, Any]) -> None:
+    init_sql = config["configs"]["postgres-init"]["content"]
+    for name, service in config["services"].items():
+        url = (service.get("environment") or {}).get("DATABASE_URL")
+        if url:
+            database = url.rsplit("/", 1)[1]
+            assert database == name.removesuffix("-migrate"), f"{name} uses database {database}"
+            assert f"CREATE DATABASE {database};" in init_sql
+
+
+def test_no_service_but_the_socket_proxies_mounts_the_docker_socket(config: dict[str, Any]) -> None:
+    mounting = sorted(
+        name
+        for name, service in config["services"].items()
+        for volume in service.get("volumes") or []
+        if "docker.sock" in str(volume.get("source", "")) + str(volume.get("target", ""))
+    )
+    assert "monitor" not in mounting
+    assert mounting == ["docker-proxy-monitor", "docker-proxy-sd"]
+
+
+def test_the_monitor_reaches_docker_only_through_an_internal_proxy(config: dict[str, Any]) -> None:
+    monitor = config["services"]["monitor"]
+    proxy_name = monitor["environment"]["DOCKER_HOST"].removeprefix("tcp://").split(":")[0]
+    proxy = config["services"][proxy_name]
+    assert "docker.sock" in str(proxy["volumes"])
+    for network in proxy["networks"]:
+        assert config["networks"][network].get("internal") is True, f"{proxy_name} on non-internal {network}"
+    assert set(proxy["networks"]) <= set(monitor["networks"])
+    allowed = {key for key, value in proxy["environment"].items() if str(value) == "1"}
+    assert {"CONTAINERS", "POST"} <= allowed
+    assert not allowed & {"EXEC", "VOLUMES", "SWARM", "SECRETS", "SERVICES", "AUTH", "PLUGINS", "SYSTEM"}
+
+
+def test_prometheus_service_discovery_uses_a_read_only_proxy(config: dict[str, Any]) -> None:
+    scrape = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    hosts = [sd["host"] for job in scrape for sd in job.get("docker_sd_configs", [])]
+    assert hosts, "no docker_sd_configs in prometheus.yml"
+    for host in hosts:
+        proxy = config["services"][host.removeprefix("tcp://").split(":")[0]]
+        assert str(proxy["environment"].get("POST", "0")) == "0"
+        assert set(proxy["networks"]) <= set(config["services"]["prometheus"]["networks"])
+
+
+def test_published_ports(config: dict[str, Any]) -> None:
+    for service, (published, target) in PUBLISHED.items():
+        ports = {(p["published"], p["target"]) for p in config["services"][service].get("ports", [])}
+        assert (published, target) in ports, f"{service}: {ports}"
+    rabbit_targets = {p["target"] for p in config["services"]["rabbitmq"]["ports"]}
+    assert 15692 not in rabbit_targets  # metrics stay on the internal network, for Prometheus
+
+
+def test_compose_runs_no_consumer_replicas_and_the_monitor_uses_its_network(config: dict[str, Any]) -> None:
+    services = config["services"]
+    for consumer in ("consumer_sms", "consumer_email"):
+        assert services[consumer]["deploy"]["replicas"] == 0
+        assert services[consumer]["build"]["dockerfile"] == f"{consumer}/Dockerfile"
+    network = services["monitor"]["environment"]["MONITOR_DOCKER_NETWORK"]
+    assert config["networks"]["cartero"]["name"] == network
+    assert "cartero" in services["monitor"]["networks"]
+
+
+def test_images_used_by_jobs_are_built_by_the_stack(config: dict[str, Any]) -> None:
+    built = {s["image"] for s in config["services"].values() if "build" in s}
+    for name, service in config["services"].items():
+        if service["image"].startswith("cartero/"):
+            assert service["image"] in built, f"{name} uses {service['image']}, which no service builds"
+
+
+def test_every_service_with_a_dockerfile_is_built_by_compose(config: dict[str, Any]) -> None:
+    dockerfiles = {s["build"]["dockerfile"] for s in config["services"].values() if "build" in s}
+    for path in sorted(ROOT.glob("*/Dockerfile")):
+        assert f"{path.parent.name}/Dockerfile" in dockerfiles, f"{path} is not in docker-compose.yml"
+
+
+def test_state_lives_in_named_volumes(config: dict[str, Any]) -> None:
+    expected = {
+        "postgres": "/var/lib/postgresql/data",
+        "rabbitmq": "/var/lib/rabbitmq",
+        "prometheus": "/prometheus",
+        "grafana": "/var/lib/grafana",
+    }
+    for service, target in expected.items():
+        volumes = {v["target"]: v for v in config["services"][service]["volumes"]}
+        assert volumes[target]["type"] == "volume", f"{service}: {volumes[target]}"
+
+
+def test_env_example_lists_every_variable_the_stack_reads() -> None:
+    example = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    missing = sorted(interpolated_variables() - example)
+    assert not missing, f"missing from .env.example: {missing}"
+
+
+def test_the_build_context_leaves_out_secrets_state_and_virtualenvs() -> None:
+    from docker.utils.build import exclude_paths
+
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    patterns = [p for p in patterns if p and not p.startswith("#")]
+    sent = exclude_paths(str(ROOT), patterns)
+    for path in sent:
+        top = path.split("/", 1)[0]
+        assert top not in {".git", ".venv", "var", "tests", ".env"}, path
+        assert "__pycache__" not in path, path
+    assert {"pyproject.toml", "cartero_common/__init__.py", "sender/__main__.py"} <= set(sent)
+
+
+def test_the_monitor_hands_each_consumer_its_own_database(config: dict[str, Any]) -> None:
+    environment = config["services"]["monitor"]["environment"]
+    for kind, consumer in (("SMS", "consumer_sms"), ("EMAIL", "consumer_email")):
+        handed = json.loads(environment[f"MONITOR_{kind}_CONSUMER_ENV"])
+        assert handed["DATABASE_URL"] == config["services"][consumer]["environment"]["DATABASE_URL"]

@@ -1,0 +1,216 @@
+"""`python -m cartero_common rabbitmq-setup` against the machine's real RabbitMQ, each run on a
+vhost and an application user of its own, both removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pika
+import pytest
+from pydantic import SecretStr
+
+from cartero_common.rabbitmq_setup import (
+    SetupError,
+    SetupSettings,
+    choose_queue_type,
+    load_definitions,
+    parse_version,
+    run,
+)
+from tests.support import (
+    RABBIT_API,
+    RABBIT_AUTH,
+    RABBIT_HOST,
+    ROOT,
+    queue_depth,
+    rabbit_api,
+    unavailable,
+    wait_until,
+)
+
+DEFINITIONS = ROOT / "rabbitmq" / "definitions.json"
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Target:
+    vhost: str
+    user: str
+    password: str
+
+    def settings(self, **changes: object) -> SetupSettings:
+        values: dict[str, object] = {
+            "rabbitmq_api_url": RABBIT_API,
+            "rabbitmq_admin_user": RABBIT_AUTH[0],
+            "rabbitmq_admin_password": SecretStr(RABBIT_AUTH[1]),
+            "rabbitmq_vhost": self.vhost,
+            "rabbitmq_app_user": self.user,
+            "rabbitmq_app_password": SecretStr(self.password),
+            "rabbitmq_definitions": DEFINITIONS,
+            "rabbitmq_setup_timeout": 5.0,
+        }
+        values.update(changes)
+        return SetupSettings.model_validate(values)
+
+    def url(self, user: str | None = None, password: str | None = None) -> str:
+        user, password = user or self.user, password or self.password
+        return f"amqp://{user}:{password}@{RABBIT_HOST}:5672/{quote(self.vhost, safe='')}"
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    """A vhost and user name nobody else uses; the setup creates both, the fixture deletes both."""
+    tag = uuid.uuid4().hex[:10]
+    try:
+        rabbit_api("GET", "/overview").raise_for_status()
+    except Exception as exc:  # noqa: BLE001 - any failure means the API is not there
+        unavailable(f"RabbitMQ management API at {RABBIT_API} ({exc})")
+    found = Target(vhost=f"cartero-test-setup-{tag}", user=f"cartero-test-app-{tag}", password=uuid.uuid4().hex)
+    try:
+        yield found
+    finally:
+        rabbit_api("DELETE", f"/vhosts/{quote(found.vhost, safe='')}")
+        rabbit_api("DELETE", f"/users/{quote(found.user, safe='')}")
+
+
+def queue_info(target: Target, name: str) -> dict[str, object]:
+    response = rabbit_api("GET", f"/queues/{quote(target.vhost, safe='')}/{quote(name, safe='')}")
+    response.raise_for_status()
+    info: dict[str, object] = response.json()
+    return info
+
+
+def test_shared_queues_are_durable_and_argument_free_with_policies(target: Target) -> None:
+    report = run(target.settings())
+    assert report.queues == ["cola_sms", "correos", "logs", "cola_sms.dlq", "correos.dlq", "logs.dlq"]
+    for name in report.queues:
+        info = queue_info(target, name)
+        assert info["durable"] is True and info["auto_delete"] is False
+        arguments = dict(info["arguments"])  # type: ignore[call-overload]
+        arguments.pop("x-queue-type", None)  # newer brokers show the type they chose
+        assert arguments == {}, name
+    # The management API shows a queue's policy with its next statistics update.
+    sms = wait_until(lambda: (info := queue_info(target, "cola_sms"))["policy"] and info, timeout=15, what="policy")
+    assert sms["policy"] == "cartero-cola_sms"
+    assert sms["effective_policy_definition"] == {
+        "dead-letter-exchange": "",
+        "dead-letter-routing-key": "cola_sms.dlq",
+    }
+    assert wait_until(lambda: queue_info(target, "correos.dlq")["policy"], timeout=15) == "cartero-dlq"
+
+
+def test_the_php_declaration_still_matches_and_the_app_user_can_use_the_vhost(target: Target) -> None:
+    run(target.settings())
+    connection = pika.BlockingConnection(pika.URLParameters(target.url()))
+    try:
+        channel = connection.channel()
+        for queue in ("cola_sms", "correos", "logs"):
+            # queue_declare('cola_sms', false, true, false, false), as the PHP services do.
+            channel.queue_declare(queue, passive=False, durable=True, exclusive=False, auto_delete=False)
+        channel.confirm_delivery()
+        channel.basic_publish("", "cola_sms", b'{"id": "x"}', mandatory=True)
+        assert channel.queue_declare("cola_sms", passive=True).method.message_count == 1
+        # A message rejected without requeue is parked in the DLQ by the policy, not lost.
+        method, _, _ = channel.basic_get("cola_sms")
+        assert method is not None
+        channel.basic_reject(method.delivery_tag, requeue=False)
+    finally:
+        connection.close()
+    wait_until(lambda: queue_depth(target.url(), "cola_sms.dlq") == 1, timeout=10, what="the dead letter")
+
+
+def test_running_it_again_changes_nothing_and_succeeds(target: Target) -> None:
+    first = run(target.settings())
+    second = run(target.settings())
+    assert (first.queue_type, first.queues, first.policies) == (second.queue_type, second.queues, second.policies)
+
+
+def test_the_queue_type_on_this_broker_is_explained(target: Target) -> None:
+    report = run(target.settings())
+    version = parse_version(report.broker_version)
+    if version < (3, 13):
+        assert report.queue_type == "classic"
+        assert "3.13" in report.reason
+    else:
+        assert report.queue_type == "quorum"
+    assert queue_info(target, "cola_sms")["type"] == report.queue_type
+
+
+def test_a_shared_queue_declared_with_arguments_is_reported(target: Target) -> None:
+    rabbit_api("PUT", f"/vhosts/{quote(target.vhost, safe='')}").raise_for_status()
+    rabbit_api(
+        "PUT",
+        f"/queues/{quote(target.vhost, safe='')}/correos",
+        json={"durable": True, "arguments": {"x-max-length": 10}},
+    ).raise_for_status()
+    with pytest.raises(SetupError, match="correos.*argument-free"):
+        run(target.settings())
+
+
+def test_wrong_admin_credentials_are_a_clear_error(target: Target) -> None:
+    with pytest.raises(SetupError, match="admin credentials"):
+        run(target.settings(rabbitmq_admin_password=SecretStr("not-the-password")))
+
+
+def test_an_unreachable_api_is_a_clear_error(target: Target) -> None:
+    settings = target.settings(rabbitmq_api_url="http://127.0.0.1:9/api", rabbitmq_setup_timeout=1.0)
+    with pytest.raises(SetupError, match="did not answer"):
+        run(settings)
+
+
+def test_the_command_line_exits_zero_and_logs_the_result(target: Target) -> None:
+    env = dict(
+        os.environ,
+        RABBITMQ_API_URL=RABBIT_API,
+        RABBITMQ_ADMIN_USER=RABBIT_AUTH[0],
+        RABBITMQ_ADMIN_PASSWORD=RABBIT_AUTH[1],
+        RABBITMQ_APP_USER=target.user,
+        RABBITMQ_APP_PASSWORD=target.password,
+    )
+    command = [sys.executable, "-m", "cartero_common", "rabbitmq-setup", "--vhost", target.vhost]
+    command += ["--definitions", str(DEFINITIONS)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rabbitmq topology applied" in result.stdout
+    assert target.password not in result.stdout + result.stderr
+    bad = subprocess.run(
+        command, env={**env, "RABBITMQ_ADMIN_PASSWORD": "wrong"}, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 1 and "admin credentials" in bad.stdout
+
+
+@pytest.mark.parametrize(
+    ("version", "existing", "expected"),
+    [
+        ((4, 1, 0), {}, "quorum"),
+        ((3, 13, 0), {"cola_sms": "quorum"}, "quorum"),
+        ((3, 13, 7), {"cola_sms": "classic"}, "classic"),  # a queue's type cannot change
+        ((3, 12, 14), {}, "classic"),
+        ((3, 10, 8), {}, "classic"),
+    ],
+)
+def test_quorum_only_where_argument_free_declares_keep_working(
+    version: tuple[int, ...], existing: dict[str, str], expected: str
+) -> None:
+    assert choose_queue_type("quorum", version, existing)[0] == expected
+
+
+def test_versions_and_definitions_parse() -> None:
+    assert parse_version("4.1.0-rc.1") == (4, 1, 0)
+    assert parse_version("3.10.8") == (3, 10, 8)
+    definitions = load_definitions(DEFINITIONS)
+    assert definitions.default_queue_type == "quorum"
+    shared = [q for q in definitions.queues if q.name in ("cola_sms", "correos", "logs")]
+    assert len(shared) == 3 and all(q.durable and not q.arguments for q in shared)
+
+
+def test_the_definitions_hold_no_users_or_passwords() -> None:
+    text = Path(DEFINITIONS).read_text()
+    assert '"users"' not in text and "password" not in text
