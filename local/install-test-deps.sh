@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   curl          # health probes in scripts
+  prometheus    # tests/monitor: the prometheus depth source against a real Prometheus
 )
 missing=()
 for pkg in "${packages[@]}"; do

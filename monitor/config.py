@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import pika
 from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from cartero_common.schemas import QUEUE_SMS
 from cartero_common.settings import ServiceSettings
@@ -20,6 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Settings(ServiceSettings):
+    # `MONITOR_COMMAND=` (as .env.example lists it) means "the default", not an invalid empty list.
+    model_config = SettingsConfigDict(env_ignore_empty=True)
+
     monitor_queue: Annotated[str, Field(min_length=1, max_length=255)] = QUEUE_SMS
     monitor_consumer: ServiceName = "consumer_sms"
     monitor_threshold_per_consumer: Annotated[int, Field(gt=0)] = 10_000

@@ -136,6 +136,7 @@ class DockerBackend:
                 dockerfile=f"{self.consumer}/Dockerfile",
                 tag=self.image,
                 rm=True,
+                forcerm=True,
                 timeout=_BUILD_TIMEOUT,
             )
         except _ENGINE_ERRORS as exc:

@@ -174,7 +174,11 @@ class Monitor:
         try:
             while not self._stopping.is_set():
                 started = time.monotonic()
-                self.tick()
+                try:
+                    self.tick()
+                except Exception:
+                    # Keep watching: exiting would take the local consumers down with the monitor.
+                    log.exception("tick failed", extra={"queue": self.queue})
                 self._stopping.wait(max(0.0, interval - (time.monotonic() - started)))
         finally:
             self.shutdown()
@@ -185,6 +189,7 @@ class Monitor:
 
     def shutdown(self) -> None:
         stopped = self.backend.close()
+        log.info("monitor stopped", extra={"queue": self.queue, "consumers_stopped": [s.name for s in stopped]})
         if stopped:
             remaining = len(stopped)
             events = []

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from monitor.backend import Replica, Stopped, replica_port
+from monitor.backend import BackendError, Replica, Stopped, replica_port
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,10 @@ class ProcessBackend:
         env = dict(self.env)
         # Each replica gets its own metrics port, so replicas on one host never collide.
         env[self.port_env] = str(replica_port(slot, base=self.port_base, step=self.port_step))
-        process = subprocess.Popen(self.command, env=env, cwd=self.cwd)  # argv list: no shell involved
+        try:
+            process = subprocess.Popen(self.command, env=env, cwd=self.cwd)  # argv list: no shell involved
+        except OSError as exc:
+            raise BackendError(f"cannot start {self.command!r}: {exc}") from exc
         replica = Replica(name=f"{self.consumer}-{slot}-{process.pid}", slot=slot)
         self._children[slot] = _Child(replica, process, time.monotonic())
         log.info("consumer started", extra={"contenedor": replica.name, "slot": slot, "port": env[self.port_env]})
@@ -95,6 +98,3 @@ class ProcessBackend:
     def close(self) -> list[Stopped]:
         """Stop every child: they must not outlive the monitor that counts them."""
         return self.stop([child.replica for child in self._children.values()])
-
-    def pids(self) -> dict[str, int]:
-        return {child.replica.name: child.process.pid for child in self._children.values()}
