@@ -62,7 +62,7 @@ def test_backlog_scales_up_drains_and_returns_to_min(tmp_path: Path) -> None:
             assert metric_value(page, "monitor_replicas", queue="cola_sms", kind="running") == 3
             assert metric_value(page, "monitor_scale_events_total", queue="cola_sms", direction="up") == 3
 
-            wait_until(lambda: len(logs.consumed_ids()) >= MESSAGES, timeout=180, interval=0.2, what="drained")
+            wait_until(lambda: len(logs.consumed_ids()) >= MESSAGES, timeout=240, interval=0.2, what="drained")
             drained = logs.last_arrival("consumido") - started
             # Down: only once the window has seen nothing but small readings, to the minimum at last.
             wait_until(lambda: consumers_on(url) == 1, timeout=WINDOW + 4 * INTERVAL + GRACE, what="back to 1")
