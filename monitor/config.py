@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 import pika
 from pydantic import Field, model_validator
@@ -45,6 +47,27 @@ class Settings(ServiceSettings):
     monitor_docker_image: str = ""
     monitor_docker_network: str = ""
     monitor_docker_build_context: str = ""
+    monitor_settings_prefix: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_queue(cls, data: Any) -> Any:
+        """With MONITOR_SETTINGS_PREFIX=MONITOR_SMS_, `MONITOR_SMS_MAX` overrides `MONITOR_MAX`, and
+        so on for every MONITOR_* setting: two monitors in one container share one environment."""
+        if not isinstance(data, dict) or not data.get("monitor_settings_prefix"):
+            return data
+        prefix = str(data["monitor_settings_prefix"])
+        for name, field in cls.model_fields.items():
+            if not name.startswith("monitor_") or name == "monitor_settings_prefix":
+                continue
+            variable = prefix + name.removeprefix("monitor_").upper()
+            if value := os.environ.get(variable):
+                structured = get_origin(field.annotation) in (list, dict)
+                try:
+                    data[name] = json.loads(value) if structured else value
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{variable} is not JSON: {exc}") from None
+        return data
 
     @model_validator(mode="after")
     def _bounds(self) -> Settings:

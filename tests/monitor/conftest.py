@@ -157,9 +157,13 @@ def consumer_image(docker_client: docker.DockerClient) -> Iterator[str]:
 @pytest.fixture
 def engine_over_tcp(docker_host: str) -> Iterator[str]:
     """The same engine also served on tcp://127.0.0.1:<free port>, as a socket proxy would serve it."""
+    podman = shutil.which("podman")
+    if podman is None:
+        unavailable("podman, to serve the engine over TCP (installed by the container-engine script)")
+    assert podman is not None
     port = free_port()
     service = subprocess.Popen(
-        ["podman", "system", "service", "--time=0", f"tcp://127.0.0.1:{port}"],
+        [podman, "system", "service", "--time=0", f"tcp://127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

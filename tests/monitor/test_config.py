@@ -46,3 +46,22 @@ def test_derived_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.replica_port_env == "CONSUMER_EMAIL_METRICS_PORT"
     assert settings.docker_image == "cartero/consumer_email:latest"
     assert settings.vhost == "prod/sms"
+
+
+def test_a_queue_prefix_overrides_the_shared_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_MAX", "4")
+    monkeypatch.setenv("MONITOR_SMS_MAX", "20")
+    monkeypatch.setenv("MONITOR_EMAIL_MAX", "7")
+    monkeypatch.setenv("MONITOR_SMS_CONSUMER_ENV", '{"SMS_PROVIDER": "log"}')
+    monkeypatch.setenv("MONITOR_SETTINGS_PREFIX", "MONITOR_SMS_")
+    sms = Settings()
+    assert sms.monitor_max == 20 and sms.monitor_consumer_env == {"SMS_PROVIDER": "log"}
+    monkeypatch.setenv("MONITOR_SETTINGS_PREFIX", "MONITOR_EMAIL_")
+    assert Settings().monitor_max == 7
+    monkeypatch.delenv("MONITOR_SETTINGS_PREFIX")
+    assert Settings().monitor_max == 4
+
+    monkeypatch.setenv("MONITOR_SETTINGS_PREFIX", "MONITOR_SMS_")
+    monkeypatch.setenv("MONITOR_SMS_CONSUMER_ENV", "{not json")
+    with pytest.raises(ValueError, match="MONITOR_SMS_CONSUMER_ENV is not JSON"):
+        Settings()

@@ -68,12 +68,15 @@ def test_monitor_container_scales_consumer_containers(
                 "MONITOR_THRESHOLD_PER_CONSUMER": "100",
                 "MONITOR_INTERVAL": "1",
                 "MONITOR_DOCKER_NETWORK": "host",
-                "MONITOR_SMS_IMAGE": CACHE_TAG,
+                # Per queue: MONITOR_SMS_* wins over MONITOR_* for monitor_sms only.
+                "MONITOR_MAX": "1",
+                "MONITOR_SMS_MAX": "2",
+                "MONITOR_SMS_DOCKER_IMAGE": CACHE_TAG,
                 "MONITOR_SMS_METRICS_PORT": str(sms_port),
                 "MONITOR_EMAIL_METRICS_PORT": str(email_port),
                 # Host networking: the consumers share the host's ports, so let each pick a free one.
-                "CONSUMER_SMS_METRICS_PORT": "0",
-                "CONSUMER_EMAIL_METRICS_PORT": "0",
+                "MONITOR_SMS_REPLICA_PORT_BASE": "0",
+                "MONITOR_EMAIL_REPLICA_PORT_BASE": "0",
             },
         )
         ours = {"label": [f"{MONITOR}=test-{run_id}", f"{QUEUE}=cola_sms"]}
