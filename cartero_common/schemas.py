@@ -8,7 +8,9 @@ senders write it too.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -126,3 +128,27 @@ def consumed_event(
     event["cola"] = queue
     event.update(extra or {})
     return event
+
+
+def scale_event(
+    evento: Literal["creacion", "eliminacion"],
+    *,
+    contenedor: str,
+    cola: str,
+    replicas: int,
+    now: datetime,
+    timezone: str,
+) -> dict[str, Any]:
+    """The `logs` event the monitor writes for each consumer it starts (`creacion`) or removes
+    (`eliminacion`); `replicas` counts the consumers running once that change is made.
+
+    `timestamp` is ISO 8601 with its UTC offset, in `timezone`: unambiguous across DST changes,
+    unlike `fecha`'s wall time.
+    """
+    return {
+        "evento": evento,
+        "contenedor": contenedor,
+        "timestamp": now.astimezone(ZoneInfo(timezone)).isoformat(timespec="seconds"),
+        "cola": cola,
+        "replicas": replicas,
+    }

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   curl          # health probes in scripts
-  prometheus    # promtool and a real Prometheus for prometheus/ and the Grafana queries (tests/deploy)
+  prometheus    # a real Prometheus and promtool: tests/deploy (config, rules, dashboard queries), tests/monitor (depth source)
 )
 missing=()
 for pkg in "${packages[@]}"; do

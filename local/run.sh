@@ -13,6 +13,14 @@ export LOG_LEVEL=${LOG_LEVEL:-INFO}
 export SENDER_HOST=${SENDER_HOST:-127.0.0.1} SENDER_PORT=${SENDER_PORT:-8000}
 export CONSUMER_LOGS_HOST=${CONSUMER_LOGS_HOST:-127.0.0.1} CONSUMER_LOGS_PORT=${CONSUMER_LOGS_PORT:-8003}
 export CONSUMER_SMS_METRICS_PORT=${CONSUMER_SMS_METRICS_PORT:-9101}
+export CONSUMER_EMAIL_METRICS_PORT=${CONSUMER_EMAIL_METRICS_PORT:-9102}
+export MONITOR_SMS_METRICS_PORT=${MONITOR_SMS_METRICS_PORT:-9104} MONITOR_EMAIL_METRICS_PORT=${MONITOR_EMAIL_METRICS_PORT:-9105}
+# Consumer replica i listens on base + 10 * i: 9101, 9111, … for SMS; 9102, 9112, … for email.
+export MONITOR_SMS_REPLICA_PORT_BASE=${MONITOR_SMS_REPLICA_PORT_BASE:-$CONSUMER_SMS_METRICS_PORT}
+export MONITOR_EMAIL_REPLICA_PORT_BASE=${MONITOR_EMAIL_REPLICA_PORT_BASE:-$CONSUMER_EMAIL_METRICS_PORT}
+# supervisord waits this long for a monitor to stop its consumers (MONITOR_GRACE, default 30 s).
+grace=${MONITOR_GRACE:-30}
+export MONITOR_STOPWAITSECS=$(( ${grace%.*} + 15 ))
 export CONSUMER_LOGS_DATABASE_URL=${CONSUMER_LOGS_DATABASE_URL:-sqlite:///$CARTERO_VAR/consumer_logs.db}
 
 mkdir -p "$CARTERO_VAR/log"
@@ -34,7 +42,8 @@ cat <<MSG
 Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):
   sender        http://$SENDER_HOST:$SENDER_PORT        (API docs: /docs)
   message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events
-  consumer_sms  metrics http://127.0.0.1:$CONSUMER_SMS_METRICS_PORT/metrics
+  monitor_sms   metrics http://127.0.0.1:$MONITOR_SMS_METRICS_PORT/metrics   (starts consumer_sms, metrics :$CONSUMER_SMS_METRICS_PORT)
+  monitor_email metrics http://127.0.0.1:$MONITOR_EMAIL_METRICS_PORT/metrics   (starts consumer_email, metrics :$CONSUMER_EMAIL_METRICS_PORT)
 MSG
 
 exec "$root/.venv/bin/supervisord" -c "$root/local/supervisord.conf"

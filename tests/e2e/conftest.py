@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, free_port, isolated_vhost, wait_http
+from tests.monitor.helpers import consumers_on
+from tests.support import ROOT, free_port, isolated_vhost, wait_http, wait_until
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Suite:
     amqp_url: str
     var: Path
     process: subprocess.Popen[bytes]
+    monitor_sms: str
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +28,8 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     """The suite started exactly as `make run` starts it, on free ports and its own vhost."""
     var = tmp_path_factory.mktemp("var")
     with isolated_vhost("cartero-e2e") as amqp_url:
-        ports = {name: free_port() for name in ("sender", "logs", "sms_metrics")}
+        names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email")
+        ports = {name: free_port() for name in names}
         env = dict(
             os.environ,
             AMQP_URL=amqp_url,
@@ -34,6 +37,9 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             SENDER_PORT=str(ports["sender"]),
             CONSUMER_LOGS_PORT=str(ports["logs"]),
             CONSUMER_SMS_METRICS_PORT=str(ports["sms_metrics"]),
+            CONSUMER_EMAIL_METRICS_PORT=str(ports["email_metrics"]),
+            MONITOR_SMS_METRICS_PORT=str(ports["monitor_sms"]),
+            MONITOR_EMAIL_METRICS_PORT=str(ports["monitor_email"]),
         )
         log = (var / "run.out").open("wb")
         process = subprocess.Popen([str(ROOT / "local" / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -43,10 +49,13 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             amqp_url=amqp_url,
             var=var,
             process=process,
+            monitor_sms=f"http://127.0.0.1:{ports['monitor_sms']}",
         )
         try:
             wait_http(f"{suite.sender}/healthz", timeout=60)
             wait_http(f"{suite.events}/healthz", timeout=60)
+            # consumer_sms is started by monitor_sms on its first tick.
+            wait_until(lambda: consumers_on(amqp_url, "cola_sms") >= 1, timeout=60, what="a consumer on cola_sms")
             yield suite
         finally:
             if process.poll() is None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Suite
+from tests.monitor.helpers import consumers_on
 from tests.support import ROOT, free_port, python_env, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +63,19 @@ def test_openapi_and_logs(suite: Suite) -> None:
     assert (suite.var / "log" / "sender.log").exists()
 
 
+def test_monitor_started_the_sms_consumer(suite: Suite) -> None:
+    def created() -> list[dict[str, object]]:
+        found = httpx.get(f"{suite.events}/v1/events", params={"evento": "creacion", "cola": "cola_sms"}, timeout=5)
+        found.raise_for_status()
+        events: list[dict[str, object]] = found.json()
+        return events
+
+    events = wait_until(created, timeout=10, what="the creacion event in the message log")
+    assert [(e["replicas"], str(e["contenedor"]).split("-")[0]) for e in events] == [(1, "consumer_sms")]
+    page = httpx.get(f"{suite.monitor_sms}/metrics", timeout=5).text
+    assert 'monitor_replicas{kind="running",queue="cola_sms"} 1.0' in page
+
+
 def test_run_refuses_to_start_without_a_broker(tmp_path: object) -> None:
     env = python_env(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/", CARTERO_VAR=str(tmp_path))
     result = subprocess.run([str(ROOT / "local" / "run.sh")], env=env, capture_output=True, text=True, timeout=60)
@@ -78,3 +92,5 @@ def test_ctrl_c_stops_every_process(tmp_path_factory: object, suite: Suite) -> N
         httpx.get(f"{suite.sender}/healthz", timeout=2)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{suite.events}/healthz", timeout=2)
+    # The consumers the monitors started went with them.
+    assert consumers_on(suite.amqp_url, "cola_sms") == 0

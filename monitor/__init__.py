@@ -1,0 +1,1 @@
+"""monitor: watches one queue's depth and scales its consumers (local processes or containers)."""
