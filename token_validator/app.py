@@ -18,7 +18,7 @@ from cartero_common.http import install_problem_handlers
 from token_validator import idempotency
 from token_validator.api import admin_owners, admin_records, admin_tokens, service
 from token_validator.config import Settings
-from token_validator.db import make_validator_engine
+from token_validator.db import Database, open_database
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
@@ -36,9 +36,10 @@ async def _prune_forever(engine: Engine, clock: Clock) -> None:
         await asyncio.sleep(PRUNE_EVERY_S)
 
 
-def create_app(settings: Settings | None = None, clock: Clock = system_clock, engine: Engine | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock = system_clock, db: Database | None = None) -> FastAPI:
     settings = settings or Settings()
-    engine = engine or make_validator_engine(settings.database_url)
+    db = db or open_database(settings.database_url)
+    engine = db.engine
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, en
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.db = db
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.clock = clock

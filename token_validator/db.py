@@ -1,10 +1,13 @@
-"""The validator's engine: writers serialized on SQLite, no per-checkout ping on PostgreSQL."""
+"""The validator's engines: writers serialized on SQLite; on PostgreSQL, a second pool of
+autocommit connections for the single statements of the hot path."""
 
 from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, event
@@ -25,6 +28,19 @@ def make_validator_engine(url: str, **kwargs: Any) -> Engine:
     # that died is retried once by the caller instead (see `retry_once`).
     kwargs.setdefault("pool_pre_ping", False)
     return make_engine(url, **kwargs)
+
+
+def make_hot_engine(url: str, **kwargs: Any) -> Engine | None:
+    """PostgreSQL only: connections in autocommit mode, where one statement is one transaction and
+    one round trip (no BEGIN, no COMMIT), with the hot path's statements prepared."""
+    if url.startswith("sqlite"):
+        return None
+    from token_validator.prepared import prepare_on_connect
+    from token_validator.statements import PREPARED
+
+    engine = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, **kwargs)
+    prepare_on_connect(engine, list(PREPARED.values()))
+    return engine
 
 
 def _begin_immediate(engine: Engine) -> None:
@@ -61,3 +77,28 @@ def retry_once(work: Callable[P, R]) -> Callable[P, R]:
             return work(*args, **kwargs)
 
     return wrapper
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: Engine  # transactions
+    hot: Engine | None = None  # PostgreSQL: autocommit connections with prepared statements
+
+    @contextmanager
+    def single(self) -> Iterator[Connection]:
+        """A connection for statements that need no transaction around them."""
+        if self.hot is not None:
+            with self.hot.connect() as connection:
+                yield connection
+        else:
+            with self.engine.begin() as connection:
+                yield connection
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.hot is not None:
+            self.hot.dispose()
+
+
+def open_database(url: str) -> Database:
+    return Database(make_validator_engine(url), make_hot_engine(url))

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cartero_common.clock import Clock
 from cartero_common.http import Problem
 from token_validator.config import Settings
+from token_validator.db import Database
 from token_validator.moment import Moment
 
 ADMIN_HEADER = "X-Cartero-Admin"
@@ -73,6 +74,11 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
 def get_sessions(request: Request) -> sessionmaker[Session]:
     """Handlers open one transaction each (`with db.begin() as session`) and it commits before
     they answer, so a failed commit is never reported as a success."""
@@ -91,6 +97,7 @@ def get_moment(request: Request) -> Moment:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
 DbDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 MomentDep = Annotated[Moment, Depends(get_moment)]
 ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]

@@ -53,20 +53,21 @@ def state_of(row: Any) -> CounterState:
     return CounterState(row.restriction, row.quota, int(row.used), int(row.period))
 
 
-def _stale(model: CounterModel, period: int) -> ColumnElement[bool]:
+def _stale(model: CounterModel, period: Any) -> ColumnElement[bool]:
     return and_(model.restriction == MONTHLY, model.period != period)
 
 
-def _used_after(model: CounterModel, cost: int, period: int) -> ColumnElement[Any]:
+def _used_after(model: CounterModel, cost: Any, period: Any) -> ColumnElement[Any]:
     return case((_stale(model, period), cost), else_=model.used + cost)
 
 
-def within_quota(model: CounterModel, cost: int, period: int) -> ColumnElement[bool]:
-    """True when spending `cost` now keeps the counter within its quota."""
+def within_quota(model: CounterModel, cost: Any, period: Any) -> ColumnElement[bool]:
+    """True when spending `cost` now keeps the counter within its quota. `cost` and `period` are
+    values or bound parameters."""
     return or_(model.restriction == UNLIMITED, _used_after(model, cost, period) <= model.quota)
 
 
-def spend_values(model: CounterModel, cost: int, period: int) -> dict[str, Any]:
+def spend_values(model: CounterModel, cost: Any, period: Any) -> dict[str, Any]:
     """SET clause: add `cost`, starting from zero when the row still counts an older month."""
     return {
         "used": _used_after(model, cost, period),

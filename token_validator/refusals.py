@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import insert
 
+from token_validator.db import Database
 from token_validator.models import Refusal
 
 
 def record(
-    engine: Engine,
+    db: Database,
     *,
     at: datetime,
     token_id: int | None,
@@ -21,7 +22,7 @@ def record(
     client_ip: str | None,
     request_id: str | None,
 ) -> None:
-    with engine.begin() as connection:
+    with db.single() as connection:
         connection.execute(
             insert(Refusal).values(
                 at=at,

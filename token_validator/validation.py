@@ -16,23 +16,15 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, Row
 
 from token_validator import idempotency, refusals
-from token_validator.db import is_postgres, retry_once
+from token_validator import statements as sql
+from token_validator.db import Database, retry_once
 from token_validator.idempotency import Claim, IdempotencyRequest
-from token_validator.models import Application, Group, Membership, Token, Usage, User
 from token_validator.moment import Moment, as_utc
-from token_validator.quota import (
-    UNLIMITED,
-    CounterState,
-    Limit,
-    binding_limit,
-    spend_values,
-    state_of,
-    within_quota,
-)
-from token_validator.tokens import ALL_ACTIONS, allows, digest, kind_of, presented_prefix
+from token_validator.quota import UNLIMITED, CounterState, Limit, binding_limit, state_of
+from token_validator.tokens import allows, digest, kind_of, presented_prefix
 
 OK = "ok"
 
@@ -61,79 +53,31 @@ class Decision:
     counters: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _owner_name() -> Any:
-    return func.coalesce(
-        select(Application.name).where(Application.id == Token.application_id).correlate(Token).scalar_subquery(),
-        select(Group.name).where(Group.id == Token.group_id).correlate(Token).scalar_subquery(),
-        select(User.name).where(User.id == Token.user_id).correlate(Token).scalar_subquery(),
-    )
+def _params(check: Check, moment: Moment, **extra: Any) -> dict[str, Any]:
+    """Values for the bound parameters of `statements` (`p_<name>`)."""
+    values = {
+        "now": moment.now,
+        "cost": check.cost,
+        "period": moment.period,
+        "day": moment.day,
+        "action_pattern": sql.action_pattern(check.action),
+        **extra,
+    }
+    return {f"p_{name}": value for name, value in values.items()}
 
 
-def _owner_disabled() -> Any:
-    return func.coalesce(
-        select(Application.disabled).where(Application.id == Token.application_id).correlate(Token).scalar_subquery(),
-        select(Group.disabled).where(Group.id == Token.group_id).correlate(Token).scalar_subquery(),
-        select(User.disabled).where(User.id == Token.user_id).correlate(Token).scalar_subquery(),
-    )
-
-
-def _action_allowed(action: str) -> Any:
-    return or_(
-        Token.actions == ALL_ACTIONS, (literal(",") + Token.actions + ",").contains(f",{action},", autoescape=True)
-    )
-
-
-def _usable(moment: Moment) -> Any:
-    return and_(Token.revoked_at.is_(None), or_(Token.expires_at.is_(None), Token.expires_at > moment.now))
-
-
-def _fast_conditions(hashed: str, action: str, cost: int, moment: Moment) -> Any:
-    """Every check of a decision, for a token no group quota applies to."""
-    return and_(
-        Token.digest == hashed,
-        _usable(moment),
-        ~exists().where(Application.id == Token.application_id, Application.disabled),
-        ~exists().where(User.id == Token.user_id, User.disabled),
-        ~exists().where(Group.id == Token.group_id, or_(Group.disabled, Group.restriction != UNLIMITED)),
-        ~exists().where(
-            Membership.user_id == Token.user_id, Group.id == Membership.group_id, Group.restriction != UNLIMITED
-        ),
-        _action_allowed(action),
-        within_quota(Token, cost, moment.period),
-    )
-
-
-_SPENT = (Token.id, Token.kind, Token.prefix, Token.restriction, Token.quota, Token.used, Token.period)
-
-
-def _fast_spend(engine: Engine, hashed: str, check: Check, moment: Moment) -> Decision | None:
+def _fast_spend(db: Database, hashed: str, check: Check, moment: Moment) -> Decision | None:
     usage_id = uuid.uuid4().hex
-    spend = (
-        update(Token)
-        .where(_fast_conditions(hashed, check.action, check.cost, moment))
-        .values(**spend_values(Token, check.cost, moment.period), last_used_at=moment.now)
-    )
-    usage = {"cost": check.cost, "spent_at": moment.now, "day": moment.day, "period": moment.period, "group_ids": ""}
-    if is_postgres(engine):
-        # One round trip: spend and record the usage in a single autocommitted statement.
-        spent = spend.returning(*_SPENT, Token.application_id, Token.group_id, Token.user_id).cte("spent")
-        logged = insert(Usage).from_select(
-            ["id", "token_id", *usage],
-            select(literal(usage_id), spent.c.id, *(literal(v) for v in usage.values())),
-        )
-        owner = func.coalesce(
-            select(Application.name).where(Application.id == spent.c.application_id).scalar_subquery(),
-            select(Group.name).where(Group.id == spent.c.group_id).scalar_subquery(),
-            select(User.name).where(User.id == spent.c.user_id).scalar_subquery(),
-        )
-        statement = select(*(spent.c[c.key] for c in _SPENT), owner.label("owner")).add_cte(logged.cte("logged"))
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            row = connection.execute(statement).one_or_none()
+    params = _params(check, moment, digest=hashed, usage_id=usage_id, group_ids="")
+    if db.hot is not None:
+        # One autocommitted, prepared statement: the spend and its usage record in one round trip.
+        with db.hot.connect() as connection:
+            row = sql.PREPARED["fast_spend"].run(connection, params)
     else:
-        with engine.begin() as connection:
-            row = connection.execute(spend.returning(*_SPENT, _owner_name().label("owner"))).one_or_none()
+        with db.engine.begin() as connection:
+            row = connection.execute(sql.FAST_SPEND_RETURNING, params).one_or_none()
             if row is not None:
-                connection.execute(insert(Usage).values(id=usage_id, token_id=row.id, **usage))
+                connection.execute(sql.INSERT_USAGE, {**params, "p_token_id": row.id})
     if row is None:
         return None
     counter = state_of(row)
@@ -150,35 +94,18 @@ def _fast_spend(engine: Engine, hashed: str, check: Check, moment: Moment) -> De
     )
 
 
-def _read_token(connection: Connection, hashed: str) -> Row[Any] | None:
-    columns = (
-        *_SPENT,
-        Token.digest,
-        Token.actions,
-        Token.expires_at,
-        Token.revoked_at,
-        Token.group_id,
-        Token.user_id,
-        _owner_name().label("owner"),
-        _owner_disabled().label("owner_disabled"),
-    )
-    return connection.execute(select(*columns).where(Token.digest == hashed)).one_or_none()
+def _read_token(connection: Connection, hashed: str, *, prepared: bool = False) -> Row[Any] | None:
+    if prepared:
+        return sql.PREPARED["read_token"].run(connection, {"p_digest": hashed})
+    return connection.execute(sql.READ_TOKEN, {"p_digest": hashed}).one_or_none()  # type: ignore[return-value]
 
 
 def _limited_groups(connection: Connection, token: Row[Any]) -> list[Row[Any]]:
-    columns = (Group.id, Group.restriction, Group.quota, Group.used, Group.period)
     if token.kind == "group":
-        query = select(*columns).where(Group.id == token.group_id)
-    elif token.kind == "user":
-        query = (
-            select(*columns)
-            .join(Membership, Membership.group_id == Group.id)
-            .where(Membership.user_id == token.user_id)
-        )
-    else:
-        return []
-    # Ascending ids: every spender locks counters in the same order, so none can deadlock.
-    return list(connection.execute(query.where(Group.restriction != UNLIMITED).order_by(Group.id)))
+        return list(connection.execute(sql.GROUP_COUNTERS_OF_GROUP, {"p_group_id": token.group_id}))
+    if token.kind == "user":
+        return list(connection.execute(sql.GROUP_COUNTERS_OF_USER, {"p_user_id": token.user_id}))
+    return []
 
 
 def _early_refusal(token: Row[Any] | None, hashed: str, action: str, moment: Moment) -> str | None:
@@ -208,12 +135,8 @@ def _spend_all(
 ) -> list[CounterState]:
     """Spend from the token and from each limited group, in one transaction; `_Refused` (and the
     caller's rollback) if any counter has not enough left."""
-    spent_token = connection.execute(
-        update(Token)
-        .where(Token.id == token.id, _usable(moment), within_quota(Token, check.cost, moment.period))
-        .values(**spend_values(Token, check.cost, moment.period), last_used_at=moment.now)
-        .returning(Token.restriction, Token.quota, Token.used, Token.period)
-    ).one_or_none()
+    params = _params(check, moment, token_id=token.id, usage_id=usage_id)
+    spent_token = connection.execute(sql.SPEND_TOKEN, params).one_or_none()
     if spent_token is None:
         again = _read_token(connection, token.digest)
         code = _early_refusal(again, token.digest, check.action, moment)
@@ -221,27 +144,12 @@ def _spend_all(
         raise _Refused(code or (current.exhausted_code() if current else "invalid_token"), current)
     counters = [state_of(spent_token)]
     for group in groups:
-        spent_group = connection.execute(
-            update(Group)
-            .where(Group.id == group.id, within_quota(Group, check.cost, moment.period))
-            .values(**spend_values(Group, check.cost, moment.period))
-            .returning(Group.restriction, Group.quota, Group.used, Group.period)
-        ).one_or_none()
+        spent_group = connection.execute(sql.SPEND_GROUP, {**params, "p_group_id": group.id}).one_or_none()
         if spent_group is None:
-            current = state_of(connection.execute(select(Group).where(Group.id == group.id)).scalar_one())
+            current = state_of(connection.execute(sql.READ_GROUP_COUNTER, {"p_group_id": group.id}).one())
             raise _Refused(current.exhausted_code(), current)
         counters.append(state_of(spent_group))
-    connection.execute(
-        insert(Usage).values(
-            id=usage_id,
-            token_id=token.id,
-            cost=check.cost,
-            spent_at=moment.now,
-            day=moment.day,
-            period=moment.period,
-            group_ids=",".join(str(g.id) for g in groups),
-        )
-    )
+    connection.execute(sql.INSERT_USAGE, {**params, "p_group_ids": ",".join(str(g.id) for g in groups)})
     return counters
 
 
@@ -263,9 +171,9 @@ def _scopes(token: Row[Any], groups: list[Row[Any]]) -> list[tuple[str, int]]:
     return [("token", token.id)] + [("group", g.id) for g in groups]
 
 
-def _general(engine: Engine, hashed: str, check: Check, moment: Moment) -> Decision:
-    with engine.begin() as connection:
-        token = _read_token(connection, hashed)
+def _general(db: Database, hashed: str, check: Check, moment: Moment) -> Decision:
+    with db.single() as connection:
+        token = _read_token(connection, hashed, prepared=db.hot is not None)
         early = _early_refusal(token, hashed, check.action, moment)
         groups = _limited_groups(connection, token) if token is not None and early is None else []
     if token is None:
@@ -284,7 +192,7 @@ def _general(engine: Engine, hashed: str, check: Check, moment: Moment) -> Decis
         return replace(base, allowed=short is None, code=code, limit=limit, counters=counters)
     usage_id = uuid.uuid4().hex
     try:
-        with engine.begin() as connection:
+        with db.engine.begin() as connection:
             claim = None
             if check.idempotency is not None:
                 claim = idempotency.claim(connection, token.id, check.idempotency, usage_id, moment)
@@ -308,7 +216,7 @@ def _general(engine: Engine, hashed: str, check: Check, moment: Moment) -> Decis
 
 
 @retry_once
-def decide(engine: Engine, check: Check, moment: Moment) -> Decision:
+def decide(db: Database, check: Check, moment: Moment) -> Decision:
     """The decision for `check` at `moment`; refusals are stored before returning."""
     if kind_of(check.token) is None:
         decision = Decision(allowed=False, code="invalid_token")
@@ -316,11 +224,11 @@ def decide(engine: Engine, check: Check, moment: Moment) -> Decision:
         hashed = digest(check.token)
         fast = None
         if check.cost > 0 and check.idempotency is None:
-            fast = _fast_spend(engine, hashed, check, moment)
-        decision = fast or idempotency.retry_on_conflict(lambda: _general(engine, hashed, check, moment))
+            fast = _fast_spend(db, hashed, check, moment)
+        decision = fast or idempotency.retry_on_conflict(lambda: _general(db, hashed, check, moment))
     if not decision.allowed and decision.idempotency is None:
         refusals.record(
-            engine,
+            db,
             at=moment.now,
             token_id=decision.token_id,
             prefix=decision.prefix or presented_prefix(check.token),

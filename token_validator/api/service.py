@@ -17,7 +17,7 @@ from sqlalchemy import text
 from cartero_common.http import Problem
 from cartero_common.metrics import LATENCY_BUCKETS
 from token_validator import idempotency, usage
-from token_validator.deps import EngineDep, MomentDep, ServiceAuth, ZoneDep
+from token_validator.deps import DatabaseDep, EngineDep, MomentDep, ServiceAuth, ZoneDep
 from token_validator.idempotency import IdempotencyRequest
 from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH
 from token_validator.validation import Check, Decision, decide
@@ -119,7 +119,7 @@ def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
     summary="Decide whether a token may do an action now, and spend its quota if so",
 )
 async def validate(
-    body: ValidateRequest, request: Request, engine: EngineDep, moment: MomentDep, zone: ZoneDep
+    body: ValidateRequest, request: Request, db: DatabaseDep, moment: MomentDep, zone: ZoneDep
 ) -> Response:
     started = time.perf_counter()
     check = Check(
@@ -132,7 +132,7 @@ async def validate(
         if body.idempotency is None
         else IdempotencyRequest(body.idempotency.key, body.idempotency.fingerprint, body.idempotency.response),
     )
-    decision = await run_in_threadpool(decide, engine, check, moment)
+    decision = await run_in_threadpool(decide, db, check, moment)
     DECISIONS.labels(decision.code).inc()
     DECISION_SECONDS.observe(time.perf_counter() - started)
     # Built by hand: on the hot path a second validation of our own answer costs more than it checks.
