@@ -36,7 +36,7 @@ class Prepared:
 
 
 def prepare(name: str, statement: ClauseElement) -> Prepared:
-    compiled = statement.compile(dialect=postgresql.dialect())
+    compiled = statement.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
     order: list[str] = []
 
     def numbered(match: re.Match[str]) -> str:
