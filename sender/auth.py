@@ -54,7 +54,7 @@ def bearer_token(request: Request) -> str:
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise _unauthorized("missing_token" if scheme.lower() != "bearer" else "invalid_token")
+        raise _unauthorized("missing_token")
     if len(token) > MAX_TOKEN_LENGTH or not _VISIBLE_ASCII.fullmatch(token):
         raise _unauthorized("invalid_token")
     return token

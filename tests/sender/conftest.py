@@ -28,7 +28,10 @@ def validator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningValid
 
 def sender_settings(broker_url: str, validator: RunningValidator, **extra: object) -> Settings:
     return Settings(
-        amqp_url=broker_url, validator_url=validator.url, validator_service_key=SERVICE_KEY, **extra  # type: ignore[arg-type]
+        amqp_url=broker_url,
+        validator_url=validator.url,
+        validator_service_key=SERVICE_KEY,
+        **extra,  # type: ignore[arg-type]
     )
 
 

@@ -3,7 +3,6 @@ functions to make owners and tokens directly in its database."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import uvicorn
 from sqlalchemy import select, text
 
 from cartero_common.clock import Clock, system_clock
 from cartero_common.db import make_sessionmaker
+from tests.support import served
 from token_validator.__main__ import run_migrations
 from token_validator.app import create_app
 from token_validator.config import Settings
@@ -24,12 +23,21 @@ from token_validator.issuing import issue
 from token_validator.models import Application, Group, Token, User
 from token_validator.moment import Moment
 from token_validator.repository import owners
-from tests.support import free_port, wait_until
 
 SERVICE_KEY = "service-key-for-tests-0123456789"
 ADMIN_KEY = "admin-key-for-tests-9876543210"
-TABLES = ("idempotency_keys", "usages", "refusals", "audit_events", "tokens", "group_members", "groups", "users",
-          "applications", "admins")
+TABLES = (
+    "idempotency_keys",
+    "usages",
+    "refusals",
+    "audit_events",
+    "tokens",
+    "group_members",
+    "groups",
+    "users",
+    "applications",
+    "admins",
+)
 
 
 def settings_for(database_url: str, **extra: Any) -> Settings:
@@ -62,7 +70,9 @@ class Tokens:
     def owner(self, kind: str, name: str, *, group_quota: tuple[str, int] | None = None) -> int:
         model = {"application": Application, "group": Group, "user": User}[kind]
         with make_sessionmaker(self.db.engine).begin() as session:
-            found = owners.by_name(session, model, name) or owners.create(session, model, name=name, now=self.moment().now)
+            found = owners.by_name(session, model, name) or owners.create(
+                session, model, name=name, now=self.moment().now
+            )
             if group_quota is not None:
                 found.restriction, found.quota = group_quota
             return int(found.id)
@@ -90,9 +100,17 @@ class Tokens:
         owner_id = self.owner(kind, owner)
         with make_sessionmaker(self.db.engine).begin() as session:
             plaintext, token = issue(
-                session, kind=kind, owner_id=owner_id, actions=actions, restriction=restriction,  # type: ignore[arg-type]
-                quota=limit, expires_at=expires_at.astimezone(UTC) if expires_at else None, name=None,
-                actor="tests", client_ip=None, moment=self.moment(),
+                session,
+                kind=kind,
+                owner_id=owner_id,
+                actions=actions,
+                restriction=restriction,  # type: ignore[arg-type]
+                quota=limit,
+                expires_at=expires_at.astimezone(UTC) if expires_at else None,
+                name=None,
+                actor="tests",
+                client_ip=None,
+                moment=self.moment(),
             )
             return plaintext, int(token.id)
 
@@ -120,15 +138,8 @@ class RunningValidator:
 def serve_validator(database_url: str, clock: Clock = system_clock) -> Iterator[RunningValidator]:
     """The validator app served by uvicorn on a free port, in a thread of this process."""
     db = migrated(database_url)
-    port = free_port()
-    app = create_app(settings_for(database_url), clock=clock, db=db)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, name="validator", daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=20, what="validator started")
     try:
-        yield RunningValidator(f"http://127.0.0.1:{port}", db, Tokens(db, clock))
+        with served(create_app(settings_for(database_url), clock=clock, db=db)) as url:
+            yield RunningValidator(url, db, Tokens(db, clock))
     finally:
-        server.should_exit = True
-        thread.join(10)
         db.dispose()
