@@ -39,7 +39,9 @@ def test_each_kind_with_each_restriction(api: TestClient, tokens: Tokens, kind: 
         assert refused["code"] == "monthly_quota_exhausted"
         assert refused["reset_at"] == "2026-04-01T00:00:00+02:00"
         # 10 March 12:00 UTC → 1 April 00:00 Madrid (22:00 UTC on 31 March)
-        assert refused["reset_in"] == int((datetime(2026, 3, 31, 22, tzinfo=UTC) - api.app.state.clock()).total_seconds())
+        assert refused["reset_in"] == int(
+            (datetime(2026, 3, 31, 22, tzinfo=UTC) - api.app.state.clock()).total_seconds()
+        )
     assert tokens.used(token_id) == 3
 
 
@@ -47,7 +49,11 @@ def test_checks_run_in_order_and_an_early_refusal_spends_nothing(
     api: TestClient, tokens: Tokens, clock: FixedClock
 ) -> None:
     token, token_id = tokens.make(
-        "user", "ordered", actions="email.send", restriction="max_uses", limit=1,
+        "user",
+        "ordered",
+        actions="email.send",
+        restriction="max_uses",
+        limit=1,
         expires_at=clock() + timedelta(days=1),
     )
     assert validate(api, token, "email.send")["allowed"]  # the only use is spent
@@ -146,7 +152,11 @@ def test_leap_years_and_dst_days(
     token, _ = tokens.make("application", "edges", restriction="monthly", limit=1)
     assert validate(api, token)["allowed"]
     refused = validate(api, token)
-    assert (refused["code"], refused["reset_at"], refused["reset_in"]) == ("monthly_quota_exhausted", reset_at, reset_in)
+    assert (refused["code"], refused["reset_at"], refused["reset_in"]) == (
+        "monthly_quota_exhausted",
+        reset_at,
+        reset_in,
+    )
 
 
 def test_refunds_give_the_use_back_once(api: TestClient, tokens: Tokens, clock: FixedClock) -> None:
@@ -182,7 +192,11 @@ def test_every_refusal_is_stored(api: TestClient, tokens: Tokens) -> None:
     assert listed["total"] == 3
     newest, unknown, forbidden = listed["items"]
     assert (forbidden["code"], forbidden["token_id"], forbidden["prefix"]) == ("action_forbidden", token_id, token[:8])
-    assert (forbidden["client_ip"], forbidden["request_id"], forbidden["action"]) == ("203.0.113.9", "req-1", "email.send")
+    assert (forbidden["client_ip"], forbidden["request_id"], forbidden["action"]) == (
+        "203.0.113.9",
+        "req-1",
+        "email.send",
+    )
     assert (unknown["code"], unknown["token_id"], unknown["prefix"]) == ("invalid_token", None, "usr_ZZZZ")
     assert newest["prefix"] is None and newest["client_ip"] == "testclient"
     only_mine = api.get("/v1/admin/refusals", params={"token_id": token_id}, headers=ADMIN).json()
