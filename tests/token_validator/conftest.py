@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cartero_common.clock import FixedClock
+from tests.token_validator.support import ADMIN_KEY, SERVICE_KEY, Tokens, migrated, settings_for
 from token_validator.app import create_app
 from token_validator.db import Database
-from tests.token_validator.support import ADMIN_KEY, SERVICE_KEY, Tokens, migrated, settings_for
 
 SERVICE = {"Authorization": f"Bearer {SERVICE_KEY}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}", "X-Cartero-Admin": "ana.admin"}

@@ -12,13 +12,16 @@ from fastapi.testclient import TestClient
 from cartero_common.clock import FixedClock
 from tests.token_validator.conftest import ADMIN, SERVICE, validate
 from tests.token_validator.support import Tokens
+from token_validator.tokens import Kind
 
 MADRID = ZoneInfo("Europe/Madrid")
 
 
 @pytest.mark.parametrize("kind", ["application", "group", "user"])
 @pytest.mark.parametrize("restriction", ["unlimited", "max_uses", "monthly"])
-def test_each_kind_with_each_restriction(api: TestClient, tokens: Tokens, kind: str, restriction: str) -> None:
+def test_each_kind_with_each_restriction(
+    api: TestClient, tokens: Tokens, clock: FixedClock, kind: Kind, restriction: str
+) -> None:
     limit = None if restriction == "unlimited" else 3
     token, token_id = tokens.make(kind, f"{kind}-owner", restriction=restriction, limit=limit)
     assert token.startswith({"application": "app_", "group": "grp_", "user": "usr_"}[kind])
@@ -39,9 +42,7 @@ def test_each_kind_with_each_restriction(api: TestClient, tokens: Tokens, kind: 
         assert refused["code"] == "monthly_quota_exhausted"
         assert refused["reset_at"] == "2026-04-01T00:00:00+02:00"
         # 10 March 12:00 UTC → 1 April 00:00 Madrid (22:00 UTC on 31 March)
-        assert refused["reset_in"] == int(
-            (datetime(2026, 3, 31, 22, tzinfo=UTC) - api.app.state.clock()).total_seconds()
-        )
+        assert refused["reset_in"] == int((datetime(2026, 3, 31, 22, tzinfo=UTC) - clock()).total_seconds())
     assert tokens.used(token_id) == 3
 
 
