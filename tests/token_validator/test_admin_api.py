@@ -57,10 +57,16 @@ def test_applications_crud_search_pagination_and_delete(api: TestClient) -> None
 
 
 def test_groups_users_membership_and_group_quota(api: TestClient) -> None:
-    group = _ok(api.post(f"{A}/groups", json={"name": "ventas", "quota": {"type": "monthly", "limit": 3}},
-                         headers=ADMIN), 201)
-    assert group["quota"] == {"type": "monthly", "limit": 3, "used": 0, "remaining": 3,
-                              "reset_at": "2026-04-01T00:00:00+02:00"}
+    group = _ok(
+        api.post(f"{A}/groups", json={"name": "ventas", "quota": {"type": "monthly", "limit": 3}}, headers=ADMIN), 201
+    )
+    assert group["quota"] == {
+        "type": "monthly",
+        "limit": 3,
+        "used": 0,
+        "remaining": 3,
+        "reset_at": "2026-04-01T00:00:00+02:00",
+    }
     luis = _ok(api.post(f"{A}/users", json={"name": "luis"}, headers=ADMIN), 201)
     _ok(api.put(f"{A}/groups/{group['id']}/members/{luis['id']}", headers=ADMIN), 204)
     _ok(api.put(f"{A}/groups/{group['id']}/members/{luis['id']}", headers=ADMIN), 204)  # twice is fine
@@ -84,9 +90,15 @@ def test_groups_users_membership_and_group_quota(api: TestClient) -> None:
 
 def test_tokens_created_listed_revoked_restricted_and_topped_up(api: TestClient, clock: FixedClock) -> None:
     app = _ok(api.post(f"{A}/applications", json={"name": "crm"}, headers=ADMIN), 201)
-    created = _token(api, kind="application", owner_id=app["id"], actions=["email.send", "sms.send"],
-                     restriction={"type": "max_uses", "limit": 2}, name="CRM nightly",
-                     expires_at="2026-12-31T23:59:59")
+    created = _token(
+        api,
+        kind="application",
+        owner_id=app["id"],
+        actions=["email.send", "sms.send"],
+        restriction={"type": "max_uses", "limit": 2},
+        name="CRM nightly",
+        expires_at="2026-12-31T23:59:59",
+    )
     assert created["token"].startswith("app_") and created["prefix"] == created["token"][:8]
     assert created["expires_at"] == "2026-12-31T23:59:59+01:00"  # read in TIMEZONE
     assert created["owner"] == {"type": "application", "id": app["id"], "name": "crm"}
@@ -100,11 +112,15 @@ def test_tokens_created_listed_revoked_restricted_and_topped_up(api: TestClient,
     assert granted["restriction"]["remaining"] == 3 and granted["last_used_at"] is not None
     set_to = _ok(api.post(f"{A}/tokens/{created['id']}/remaining", json={"set": 1}, headers=ADMIN))
     assert set_to["restriction"]["remaining"] == 1
-    monthly = _ok(api.put(f"{A}/tokens/{created['id']}/restriction", json={"type": "monthly", "limit": 10},
-                          headers=ADMIN))
+    monthly = _ok(
+        api.put(f"{A}/tokens/{created['id']}/restriction", json={"type": "monthly", "limit": 10}, headers=ADMIN)
+    )
     assert monthly["restriction"]["remaining"] == 10 and monthly["restriction"]["reset_at"]
-    _problem(api.post(f"{A}/tokens/{created['id']}/remaining", json={"set": 1, "grant": 1}, headers=ADMIN), 422,
-             "invalid_request")
+    _problem(
+        api.post(f"{A}/tokens/{created['id']}/remaining", json={"set": 1, "grant": 1}, headers=ADMIN),
+        422,
+        "invalid_request",
+    )
 
     other = _token(api, kind="application", owner_id=app["id"], actions=["*"])
     _problem(api.post(f"{A}/tokens/{other['id']}/remaining", json={"grant": 1}, headers=ADMIN), 409, "not_limited")
@@ -136,8 +152,9 @@ def test_usage_per_day_and_per_month(api: TestClient, clock: FixedClock) -> None
     assert len(months) == 12 and months[-2:] == [{"month": "2026-03", "uses": 3}, {"month": "2026-04", "uses": 1}]
     summary = _ok(api.get(f"{A}/usage", params={"month": "2026-03"}, headers=ADMIN))
     assert summary["tokens"] == [{"token_id": token["id"], "prefix": token["prefix"], "uses": 3}]
-    _problem(api.get(f"{A}/tokens/{token['id']}/usage", params={"month": "2026-13"}, headers=ADMIN), 422,
-             "invalid_request")
+    _problem(
+        api.get(f"{A}/tokens/{token['id']}/usage", params={"month": "2026-13"}, headers=ADMIN), 422, "invalid_request"
+    )
 
 
 def test_audit_trail_names_the_admin_and_never_a_token(api: TestClient) -> None:
@@ -152,24 +169,37 @@ def test_audit_trail_names_the_admin_and_never_a_token(api: TestClient) -> None:
     assert only["details"]["prefix"] == token["prefix"] and only["target_id"] == str(token["id"])
     anonymous = {"Authorization": ADMIN["Authorization"]}
     _ok(api.post(f"{A}/users", json={"name": "sin-nombre"}, headers=anonymous), 201)
-    assert _ok(api.get(f"{A}/audit", params={"action": "user.create"}, headers=ADMIN))["items"][0]["actor"] == "admin-key"
+    assert (
+        _ok(api.get(f"{A}/audit", params={"action": "user.create"}, headers=ADMIN))["items"][0]["actor"] == "admin-key"
+    )
     bad_actor = {**ADMIN, "X-Cartero-Admin": "robert'); DROP TABLE admins;--"}
     _problem(api.post(f"{A}/users", json={"name": "x"}, headers=bad_actor), 422, "invalid_request")
 
 
 def test_admin_accounts_and_sign_in(api: TestClient) -> None:
     _ok(api.post(f"{A}/admins", json={"username": "marta", "password": "correct horse battery"}, headers=ADMIN), 201)
-    _problem(api.post(f"{A}/admins", json={"username": "marta", "password": "another long one"}, headers=ADMIN), 409,
-             "name_taken")
-    _problem(api.post(f"{A}/admins", json={"username": "short", "password": "short"}, headers=ADMIN), 422,
-             "invalid_request")
-    signed = _ok(api.post(f"{A}/sessions", json={"username": "marta", "password": "correct horse battery"},
-                          headers=ADMIN))
+    _problem(
+        api.post(f"{A}/admins", json={"username": "marta", "password": "another long one"}, headers=ADMIN),
+        409,
+        "name_taken",
+    )
+    _problem(
+        api.post(f"{A}/admins", json={"username": "short", "password": "short"}, headers=ADMIN), 422, "invalid_request"
+    )
+    signed = _ok(
+        api.post(f"{A}/sessions", json={"username": "marta", "password": "correct horse battery"}, headers=ADMIN)
+    )
     assert signed["username"] == "marta"
-    _problem(api.post(f"{A}/sessions", json={"username": "marta", "password": "wrong"}, headers=ADMIN), 401,
-             "invalid_credentials")
-    _problem(api.post(f"{A}/sessions", json={"username": "nobody", "password": "wrong"}, headers=ADMIN), 401,
-             "invalid_credentials")
+    _problem(
+        api.post(f"{A}/sessions", json={"username": "marta", "password": "wrong"}, headers=ADMIN),
+        401,
+        "invalid_credentials",
+    )
+    _problem(
+        api.post(f"{A}/sessions", json={"username": "nobody", "password": "wrong"}, headers=ADMIN),
+        401,
+        "invalid_credentials",
+    )
     _ok(api.put(f"{A}/admins/marta/password", json={"password": "a new long password"}, headers=ADMIN), 204)
     _ok(api.post(f"{A}/sessions", json={"username": "marta", "password": "a new long password"}, headers=ADMIN))
     listed = _ok(api.get(f"{A}/admins", headers=ADMIN))
