@@ -22,8 +22,26 @@ export MONITOR_EMAIL_REPLICA_PORT_BASE=${MONITOR_EMAIL_REPLICA_PORT_BASE:-$CONSU
 grace=${MONITOR_GRACE:-30}
 export MONITOR_STOPWAITSECS=$(( ${grace%.*} + 15 ))
 export CONSUMER_LOGS_DATABASE_URL=${CONSUMER_LOGS_DATABASE_URL:-sqlite:///$CARTERO_VAR/consumer_logs.db}
+export TOKEN_VALIDATOR_HOST=${TOKEN_VALIDATOR_HOST:-127.0.0.1} TOKEN_VALIDATOR_PORT=${TOKEN_VALIDATOR_PORT:-8001}
+export TOKEN_VALIDATOR_DATABASE_URL=${TOKEN_VALIDATOR_DATABASE_URL:-sqlite:///$CARTERO_VAR/token_validator.db}
+export VALIDATOR_URL=${VALIDATOR_URL:-http://$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT}
 
 mkdir -p "$CARTERO_VAR/log"
+
+# The validator's two credentials: generated on the first start unless given, kept (mode 600)
+# in $CARTERO_VAR/secrets.env for the next starts.
+secrets_file=$CARTERO_VAR/secrets.env
+if [[ -f $secrets_file ]]; then
+  # shellcheck disable=SC1090
+  source <(grep -E '^VALIDATOR_(SERVICE|ADMIN)_KEY=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
+fi
+new_secret() { "$CARTERO_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+export VALIDATOR_SERVICE_KEY=${VALIDATOR_SERVICE_KEY:-${saved_VALIDATOR_SERVICE_KEY:-$(new_secret)}}
+export VALIDATOR_ADMIN_KEY=${VALIDATOR_ADMIN_KEY:-${saved_VALIDATOR_ADMIN_KEY:-$(new_secret)}}
+if [[ ! -f $secrets_file ]]; then
+  (umask 077 && printf 'VALIDATOR_SERVICE_KEY=%s\nVALIDATOR_ADMIN_KEY=%s\n' \
+    "$VALIDATOR_SERVICE_KEY" "$VALIDATOR_ADMIN_KEY" >"$secrets_file")
+fi
 
 if ! "$CARTERO_PYTHON" -m cartero_common wait-broker --timeout "${BROKER_WAIT_SECONDS:-5}"; then
   cat >&2 <<MSG
@@ -37,13 +55,19 @@ MSG
 fi
 
 DATABASE_URL=$CONSUMER_LOGS_DATABASE_URL "$CARTERO_PYTHON" -m consumer_logs migrate
+DATABASE_URL=$TOKEN_VALIDATOR_DATABASE_URL "$CARTERO_PYTHON" -m token_validator migrate
+# First start only: an admin account and a demo token, printed once and kept in first-run.txt.
+DATABASE_URL=$TOKEN_VALIDATOR_DATABASE_URL "$CARTERO_PYTHON" -m token_validator first-run \
+  --output "$CARTERO_VAR/first-run.txt"
 
 cat <<MSG
 Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):
   sender        http://$SENDER_HOST:$SENDER_PORT        (API docs: /docs)
+  validator     http://$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT        (API docs: /docs; admin API /v1/admin/)
   message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events
   monitor_sms   metrics http://127.0.0.1:$MONITOR_SMS_METRICS_PORT/metrics   (starts consumer_sms, metrics :$CONSUMER_SMS_METRICS_PORT)
   monitor_email metrics http://127.0.0.1:$MONITOR_EMAIL_METRICS_PORT/metrics   (starts consumer_email, metrics :$CONSUMER_EMAIL_METRICS_PORT)
+  credentials   $secrets_file · first admin and demo token: $CARTERO_VAR/first-run.txt
 MSG
 
 exec "$root/.venv/bin/supervisord" -c "$root/local/supervisord.conf"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from cartero_common.logging import configure_logging
@@ -11,6 +13,9 @@ from sender.config import Settings
 def main() -> None:
     settings = Settings()
     configure_logging("sender", settings.log_level)
+    if not settings.validator_service_key:
+        # Without it every request would fail closed with a 503; say why at once instead.
+        sys.exit("sender: VALIDATOR_SERVICE_KEY must be set (the token validator's service credential)")
     uvicorn.run(
         "sender.app:create_app",
         factory=True,

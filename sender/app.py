@@ -14,26 +14,32 @@ from cartero_common.http import install_problem_handlers
 from sender.config import Settings
 from sender.metrics import CountRequests
 from sender.routes import router
+from sender.validator_client import ValidatorClient
 
 
 def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or Settings()
     publisher = AsyncPublisher(settings.amqp_url, timeout=settings.publish_timeout)
+    validator = ValidatorClient(
+        settings.validator_url, settings.validator_service_key, timeout=settings.validator_timeout
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
         yield
         await publisher.close()
+        await validator.close()
 
     app = FastAPI(
         title="Cartero sender",
         version="0.1.0",
-        summary="Queue SMS and email durably: 202 only once the broker confirmed.",
+        summary="Queue SMS and email durably: token checked, 202 only once the broker confirmed.",
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.publisher = publisher
+    app.state.validator = validator
     app.state.clock = clock
     install_problem_handlers(app)
     app.include_router(router)

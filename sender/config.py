@@ -10,3 +10,7 @@ class Settings(ServiceSettings):
     # The broker must confirm within this many seconds or the client gets a 503.
     publish_timeout: float = 2.0
     max_body_bytes: int = 64 * 1024
+    # Every request's token is checked here; slower than `validator_timeout` seconds → 503.
+    validator_url: str = "http://127.0.0.1:8001"
+    validator_service_key: str = ""
+    validator_timeout: float = 2.0

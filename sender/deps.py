@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 from cartero_common.aio_amqp import AsyncPublisher
 from cartero_common.clock import Clock
 from sender.config import Settings
+from sender.validator_client import ValidatorClient
 
 
 def get_settings(request: Request) -> Settings:
@@ -19,6 +20,11 @@ def get_publisher(request: Request) -> AsyncPublisher:
     return publisher
 
 
+def get_validator(request: Request) -> ValidatorClient:
+    validator: ValidatorClient = request.app.state.validator
+    return validator
+
+
 def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
@@ -26,4 +32,5 @@ def get_clock(request: Request) -> Clock:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PublisherDep = Annotated[AsyncPublisher, Depends(get_publisher)]
+ValidatorDep = Annotated[ValidatorClient, Depends(get_validator)]
 ClockDep = Annotated[Clock, Depends(get_clock)]

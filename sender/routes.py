@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ValidationError
 
-from cartero_common.aio_amqp import BrokerUnavailable
 from cartero_common.http import Problem, field_errors
 from cartero_common.schemas import QUEUE_EMAIL, QUEUE_SMS, EmailRequest, SmsRequest
+from sender.auth import bearer_token
 from sender.body import FORM_TYPE, JSON_TYPE, parse_fields
-from sender.deps import ClockDep, PublisherDep, SettingsDep
-from sender.publishing import new_message, publish_with_event
+from sender.deps import ClockDep, PublisherDep, SettingsDep, ValidatorDep
+from sender.intake import accept
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+# Declared for the OpenAPI document; `bearer_token` reads and checks the header itself.
+_BEARER = HTTPBearer(auto_error=False, scheme_name="CarteroToken", description="A token: app_…, grp_… or usr_…")
+router = APIRouter(dependencies=[Depends(_BEARER)])
 
 
 class Queued(BaseModel):
@@ -39,10 +43,15 @@ def _request_body_doc(model: type[BaseModel]) -> dict[str, Any]:
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/problem+json": {}}}
     for status, text in {
+        401: "No token, or not a valid one (`missing_token`, `invalid_token`, `token_revoked`, `token_expired`).",
+        403: "The token may not do this now (`subject_disabled`, `action_forbidden`, `usage_exhausted`).",
+        409: "A request with the same Idempotency-Key is still in progress (`idempotency_in_progress`).",
         413: "Body larger than 64 KiB (`payload_too_large`).",
         415: "Neither JSON nor a URL-encoded form (`unsupported_media_type`).",
-        422: "Invalid fields, listed in `errors` (`invalid_request`).",
-        503: "The broker did not confirm (`broker_unavailable`); nothing was queued.",
+        422: "Invalid fields, listed in `errors` (`invalid_request`); a reused Idempotency-Key"
+        " (`idempotency_key_mismatch`).",
+        429: "Monthly quota spent (`monthly_quota_exhausted`); `Retry-After` says when it renews.",
+        503: "Validator or broker unavailable (`validator_unavailable`, `broker_unavailable`); nothing was queued.",
     }.items()
 }
 
@@ -56,22 +65,6 @@ def _validate(model: type[SmsRequest] | type[EmailRequest], data: dict[str, Any]
         ) from None
 
 
-async def _queue(
-    publisher: PublisherDep, *, queue: str, fields: dict[str, Any], settings: SettingsDep, clock: ClockDep
-) -> JSONResponse:
-    now = clock()
-    message = new_message(fields, now=now, timezone=settings.timezone)
-    try:
-        await publish_with_event(publisher, queue=queue, message=message, now=now)
-    except BrokerUnavailable as exc:
-        log.warning("publish failed", extra={"id": message["id"], "queue": queue, "error": str(exc)})
-        raise Problem(
-            503, "broker_unavailable", "The message broker did not confirm the message; nothing was queued."
-        ) from None
-    log.info("queued", extra={"id": message["id"], "queue": queue})
-    return JSONResponse(Queued(id=message["id"], queue=queue).model_dump(), status_code=202)
-
-
 @router.post(
     "/v1/sms",
     status_code=202,
@@ -80,13 +73,20 @@ async def _queue(
     responses=_PROBLEMS,
     summary="Queue an SMS",
 )
-async def send_sms(request: Request, publisher: PublisherDep, settings: SettingsDep, clock: ClockDep) -> JSONResponse:
+async def send_sms(
+    request: Request, publisher: PublisherDep, validator: ValidatorDep, settings: SettingsDep, clock: ClockDep
+) -> JSONResponse:
+    token = bearer_token(request)
     sms: SmsRequest = _validate(SmsRequest, await parse_fields(request, settings.max_body_bytes))
-    return await _queue(
-        publisher,
+    return await accept(
+        request,
+        token=token,
+        action="sms.send",
         queue=QUEUE_SMS,
         fields={"mensaje": sms.mensaje, "telefono": sms.telefono},
         settings=settings,
+        publisher=publisher,
+        validator=validator,
         clock=clock,
     )
 
@@ -99,13 +99,20 @@ async def send_sms(request: Request, publisher: PublisherDep, settings: Settings
     responses=_PROBLEMS,
     summary="Queue an email",
 )
-async def send_email(request: Request, publisher: PublisherDep, settings: SettingsDep, clock: ClockDep) -> JSONResponse:
+async def send_email(
+    request: Request, publisher: PublisherDep, validator: ValidatorDep, settings: SettingsDep, clock: ClockDep
+) -> JSONResponse:
+    token = bearer_token(request)
     email: EmailRequest = _validate(EmailRequest, await parse_fields(request, settings.max_body_bytes))
-    return await _queue(
-        publisher,
+    return await accept(
+        request,
+        token=token,
+        action="email.send",
         queue=QUEUE_EMAIL,
         fields={"destinatario": email.destinatario, "asunto": email.asunto, "cuerpo": email.cuerpo},
         settings=settings,
+        publisher=publisher,
+        validator=validator,
         clock=clock,
     )
 
@@ -116,9 +123,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", include_in_schema=False)
-async def readyz(publisher: PublisherDep) -> Response:
-    broker = await publisher.ping()
-    checks = {"broker": "ok" if broker else "unreachable"}
+async def readyz(publisher: PublisherDep, validator: ValidatorDep) -> Response:
+    broker, checker = await asyncio.gather(publisher.ping(), validator.ping())
+    checks = {"broker": "ok" if broker else "unreachable", "validator": "ok" if checker else "unreachable"}
+    ready = broker and checker
     return JSONResponse(
-        {"status": "ok" if broker else "unavailable", "checks": checks}, status_code=200 if broker else 503
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
     )

@@ -17,10 +17,20 @@ from tests.support import ROOT, free_port, isolated_vhost, wait_http, wait_until
 class Suite:
     sender: str
     events: str
+    validator: str
     amqp_url: str
     var: Path
     process: subprocess.Popen[bytes]
     monitor_sms: str
+
+    def first_run(self) -> dict[str, str]:
+        """ADMIN_USERNAME, ADMIN_PASSWORD, DEMO_TOKEN as `make run` wrote them on the first start."""
+        lines = (self.var / "first-run.txt").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.first_run()['DEMO_TOKEN']}"}
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +38,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     """The suite started exactly as `make run` starts it, on free ports and its own vhost."""
     var = tmp_path_factory.mktemp("var")
     with isolated_vhost("cartero-e2e") as amqp_url:
-        names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email")
+        names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email", "validator")
         ports = {name: free_port() for name in names}
         env = dict(
             os.environ,
@@ -40,12 +50,16 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             CONSUMER_EMAIL_METRICS_PORT=str(ports["email_metrics"]),
             MONITOR_SMS_METRICS_PORT=str(ports["monitor_sms"]),
             MONITOR_EMAIL_METRICS_PORT=str(ports["monitor_email"]),
+            TOKEN_VALIDATOR_PORT=str(ports["validator"]),
         )
+        for inherited in ("VALIDATOR_SERVICE_KEY", "VALIDATOR_ADMIN_KEY", "VALIDATOR_URL", "DATABASE_URL"):
+            env.pop(inherited, None)
         log = (var / "run.out").open("wb")
         process = subprocess.Popen([str(ROOT / "local" / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT)
         suite = Suite(
             sender=f"http://127.0.0.1:{ports['sender']}",
             events=f"http://127.0.0.1:{ports['logs']}",
+            validator=f"http://127.0.0.1:{ports['validator']}",
             amqp_url=amqp_url,
             var=var,
             process=process,
@@ -54,6 +68,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
         try:
             wait_http(f"{suite.sender}/healthz", timeout=60)
             wait_http(f"{suite.events}/healthz", timeout=60)
+            wait_http(f"{suite.validator}/healthz", timeout=60)
             # consumer_sms is started by monitor_sms on its first tick.
             wait_until(lambda: consumers_on(amqp_url, "cola_sms") >= 1, timeout=60, what="a consumer on cola_sms")
             yield suite

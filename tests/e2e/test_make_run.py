@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import stat
 import subprocess
 import time
 from functools import partial
@@ -26,7 +27,9 @@ def _events(suite: Suite, message_id: str) -> list[dict[str, object]]:
 
 def test_sms_json_travels_to_the_message_log(suite: Suite) -> None:
     started = time.monotonic()
-    response = httpx.post(f"{suite.sender}/v1/sms", json={"mensaje": "hola", "telefono": "+34600111222"}, timeout=5)
+    response = httpx.post(
+        f"{suite.sender}/v1/sms", json={"mensaje": "hola", "telefono": "+34600111222"}, headers=suite.auth, timeout=5
+    )
     assert response.status_code == 202, response.text
     message_id = response.json()["id"]
     events = wait_until(
@@ -40,13 +43,13 @@ def test_sms_json_travels_to_the_message_log(suite: Suite) -> None:
 
 
 def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
-    form = httpx.post(f"{suite.sender}/v1/sms", data={"mensaje": "hola", "telefono": "600111222"}, timeout=5)
-    mail_json = httpx.post(
-        f"{suite.sender}/v1/email", json={"destinatario": "ana@example.com", "asunto": "A", "cuerpo": "B"}, timeout=5
+    auth = suite.auth
+    form = httpx.post(
+        f"{suite.sender}/v1/sms", data={"mensaje": "hola", "telefono": "600111222"}, headers=auth, timeout=5
     )
-    mail_form = httpx.post(
-        f"{suite.sender}/v1/email", data={"destinatario": "ana@example.com", "asunto": "A", "cuerpo": "B"}, timeout=5
-    )
+    fields = {"destinatario": "ana@example.com", "asunto": "A", "cuerpo": "B"}
+    mail_json = httpx.post(f"{suite.sender}/v1/email", json=fields, headers=auth, timeout=5)
+    mail_form = httpx.post(f"{suite.sender}/v1/email", data=fields, headers=auth, timeout=5)
     assert [r.status_code for r in (form, mail_json, mail_form)] == [202, 202, 202]
     wait_until(
         lambda: {e["evento"] for e in _events(suite, form.json()["id"])} == {"enviado", "consumido"},
@@ -55,6 +58,26 @@ def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
     )
     for mail in (mail_json, mail_form):
         wait_until(partial(_events, suite, mail.json()["id"]), timeout=10, what="email enviado")
+
+
+def test_first_run_credentials_are_private_and_work(suite: Suite) -> None:
+    first = suite.first_run()
+    assert first["ADMIN_USERNAME"] and first["ADMIN_PASSWORD"] and first["DEMO_TOKEN"].startswith("app_")
+    for private in ("first-run.txt", "secrets.env"):
+        assert stat.S_IMODE((suite.var / private).stat().st_mode) == 0o600
+    keys = dict(line.split("=", 1) for line in (suite.var / "secrets.env").read_text().splitlines())
+    admin = {"Authorization": f"Bearer {keys['VALIDATOR_ADMIN_KEY']}"}
+    signed_in = httpx.post(
+        f"{suite.validator}/v1/admin/sessions",
+        json={"username": first["ADMIN_USERNAME"], "password": first["ADMIN_PASSWORD"]},
+        headers=admin,
+        timeout=5,
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    anonymous = httpx.post(f"{suite.sender}/v1/sms", json={"mensaje": "hola", "telefono": "600111222"}, timeout=5)
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "missing_token"
+    log_text = "".join(p.read_text(errors="replace") for p in (suite.var / "log").glob("*.log"))
+    assert first["DEMO_TOKEN"] not in log_text
 
 
 def test_openapi_and_logs(suite: Suite) -> None:
@@ -92,5 +115,7 @@ def test_ctrl_c_stops_every_process(tmp_path_factory: object, suite: Suite) -> N
         httpx.get(f"{suite.sender}/healthz", timeout=2)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{suite.events}/healthz", timeout=2)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{suite.validator}/healthz", timeout=2)
     # The consumers the monitors started went with them.
     assert consumers_on(suite.amqp_url, "cola_sms") == 0

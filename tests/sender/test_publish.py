@@ -10,8 +10,9 @@ import pika
 from fastapi.testclient import TestClient
 
 from sender.app import create_app
-from sender.config import Settings
+from tests.sender.conftest import sender_settings
 from tests.support import drain, free_port, queue_depth
+from tests.token_validator.support import RunningValidator
 
 
 def _one(broker_url: str, queue: str) -> tuple[pika.BasicProperties, dict[str, object]]:
@@ -65,9 +66,10 @@ def test_email_json_and_form(client: TestClient, broker_url: str) -> None:
     assert first.json()["queue"] == "correos"
 
 
-def test_broker_down_is_a_quick_503_and_never_a_202() -> None:
+def test_broker_down_is_a_quick_503_and_never_a_202(validator: RunningValidator, token: str) -> None:
     dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
-    with TestClient(create_app(Settings(amqp_url=dead))) as client:
+    app = create_app(sender_settings(dead, validator))
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         started = time.monotonic()
         response = client.post("/v1/sms", json={"mensaje": "hola", "telefono": "600111222"})
         elapsed = time.monotonic() - started

@@ -1,0 +1,1 @@
+"""HTTP routers: the senders' service endpoints and the admin API."""

@@ -1,0 +1,186 @@
+"""The senders' side: `POST /v1/validate`, refunds and idempotency confirmations, health."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import text
+
+from cartero_common.http import Problem
+from cartero_common.metrics import LATENCY_BUCKETS
+from token_validator import idempotency, usage
+from token_validator.deps import DatabaseDep, EngineDep, MomentDep, ServiceAuth, ZoneDep
+from token_validator.idempotency import IdempotencyRequest
+from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH
+from token_validator.validation import Check, Decision, decide
+
+router = APIRouter()
+
+DECISIONS = Counter("validator_decisions_total", "Validation decisions, by code.", ["code"])
+DECISION_SECONDS = Histogram("validator_decision_seconds", "Time to decide one validation.", buckets=LATENCY_BUCKETS)
+
+UsageId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The `usage_id` of an allowed validation.")]
+_PRINTABLE = r"^[\x21-\x7e]+$"
+
+
+class IdempotencyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=255, pattern=_PRINTABLE)
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of what the request asks for.")
+    response: dict[str, Any] = Field(description="The answer to give again for this key (status and body).")
+
+    @field_validator("response")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value)) > 8192:
+            raise ValueError("at most 8 KiB")
+        return value
+
+
+class ValidateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
+    action: str = Field(max_length=64, description=f"One of: {', '.join(sorted(KNOWN_ACTIONS))}.")
+    request_id: str | None = Field(None, max_length=128)
+    cost: int = Field(1, ge=0, le=1000, description="Uses to spend; 0 checks without spending.")
+    client_ip: str | None = Field(None, max_length=64, description="The end client's address, for refusals.")
+    idempotency: IdempotencyIn | None = None
+
+    @field_validator("action")
+    @classmethod
+    def _known(cls, action: str) -> str:
+        if action not in KNOWN_ACTIONS:
+            raise ValueError(f"unknown action; known: {', '.join(sorted(KNOWN_ACTIONS))}")
+        return action
+
+
+class CounterOut(BaseModel):
+    scope: str
+    id: int
+    restriction: str
+    limit: int | None
+    remaining: int | None
+
+
+class IdempotencyOut(BaseModel):
+    outcome: str = Field(description="new | replay | retry | in_progress | mismatch")
+    response: dict[str, Any] | None
+
+
+class ValidateResponse(BaseModel):
+    allowed: bool
+    code: str
+    token_id: int | None
+    kind: str | None
+    prefix: str | None
+    owner: str | None
+    limit: int | None
+    remaining: int | None
+    reset_at: datetime | None
+    reset_in: int | None = Field(description="Seconds until reset_at (the Retry-After of a monthly refusal).")
+    usage_id: str | None
+    counters: list[CounterOut]
+    idempotency: IdempotencyOut | None
+
+
+def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
+    limit = decision.limit
+    reset_at = limit.reset_at if limit else None
+    claim = decision.idempotency
+    return {
+        "allowed": decision.allowed,
+        "code": decision.code,
+        "token_id": decision.token_id,
+        "kind": decision.kind,
+        "prefix": decision.prefix,
+        "owner": decision.owner,
+        "limit": limit.limit if limit else None,
+        "remaining": limit.remaining if limit else None,
+        "reset_at": reset_at.astimezone(zone).isoformat() if reset_at else None,
+        "reset_in": seconds_to(reset_at),
+        "usage_id": decision.usage_id,
+        "counters": decision.counters,
+        "idempotency": None if claim is None else {"outcome": claim.outcome, "response": claim.response},
+    }
+
+
+@router.post(
+    "/v1/validate",
+    response_model=ValidateResponse,
+    dependencies=[ServiceAuth],
+    summary="Decide whether a token may do an action now, and spend its quota if so",
+)
+async def validate(
+    body: ValidateRequest, request: Request, db: DatabaseDep, moment: MomentDep, zone: ZoneDep
+) -> Response:
+    started = time.perf_counter()
+    check = Check(
+        token=body.token,
+        action=body.action,
+        cost=body.cost,
+        request_id=body.request_id,
+        client_ip=body.client_ip or (request.client.host if request.client else None),
+        idempotency=None
+        if body.idempotency is None
+        else IdempotencyRequest(body.idempotency.key, body.idempotency.fingerprint, body.idempotency.response),
+    )
+    decision = await run_in_threadpool(decide, db, check, moment)
+    DECISIONS.labels(decision.code).inc()
+    DECISION_SECONDS.observe(time.perf_counter() - started)
+    # Built by hand: on the hot path a second validation of our own answer costs more than it checks.
+    return JSONResponse(_answer(decision, zone, moment.seconds_to))
+
+
+@router.post(
+    "/v1/usage/{usage_id}/refund",
+    dependencies=[ServiceAuth],
+    summary="Give back a counted use (the sender could not publish); idempotent",
+)
+def refund(usage_id: UsageId, engine: EngineDep, moment: MomentDep) -> dict[str, str]:
+    outcome = usage.refund(engine, usage_id, moment)
+    if outcome == "unknown":
+        raise Problem(404, "not_found", "No usage with this id.")
+    return {"usage_id": usage_id, "status": outcome}
+
+
+@router.post(
+    "/v1/usage/{usage_id}/confirm",
+    dependencies=[ServiceAuth],
+    summary="The use was published: its Idempotency-Key now replays the stored answer",
+)
+def confirm(usage_id: UsageId, engine: EngineDep) -> dict[str, str]:
+    if not idempotency.confirm(engine, usage_id):
+        raise Problem(404, "not_found", "No idempotency key is waiting on this usage.")
+    return {"usage_id": usage_id, "status": "confirmed"}
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", include_in_schema=False)
+def readyz(engine: EngineDep) -> Response:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        ready = True
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        ready = False
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": {"database": "ok" if ready else "unreachable"}},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

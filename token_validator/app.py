@@ -1,0 +1,68 @@
+"""Wiring: settings, the database, routers, problem handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from cartero_common.clock import Clock, system_clock
+from cartero_common.db import make_sessionmaker
+from cartero_common.http import install_problem_handlers
+from token_validator import idempotency
+from token_validator.api import admin_owners, admin_records, admin_tokens, service
+from token_validator.config import Settings
+from token_validator.db import Database, open_database
+
+log = logging.getLogger(__name__)
+PRUNE_EVERY_S = 600.0
+
+
+async def _prune_forever(engine: Engine, clock: Clock) -> None:
+    """Forget idempotency keys older than 24 h, now and then."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(idempotency.prune, engine, clock())
+            if removed:
+                log.info("forgot old idempotency keys", extra={"count": removed})
+        except Exception as exc:  # noqa: BLE001 - try again next round
+            log.warning("pruning idempotency keys failed", extra={"error": str(exc)})
+        await asyncio.sleep(PRUNE_EVERY_S)
+
+
+def create_app(settings: Settings | None = None, clock: Clock = system_clock, db: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    db = db or open_database(settings.database_url, synchronous_commit=settings.token_validator_synchronous_commit)
+    engine = db.engine
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pruner = asyncio.create_task(_prune_forever(engine, clock))
+        yield
+        pruner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruner
+
+    app = FastAPI(
+        title="Cartero token validator",
+        version="0.1.0",
+        summary="Bearer tokens, quotas and every decision about them; the admin API behind the panel.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    app.state.clock = clock
+    app.state.zone = ZoneInfo(settings.timezone)
+    install_problem_handlers(app)
+    app.include_router(service.router)
+    for module in (admin_owners, admin_tokens, admin_records):
+        app.include_router(module.router, prefix="/v1/admin")
+    return app

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from cartero_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    database_url: str = "sqlite:///var/token_validator.db"
+    token_validator_host: str = "127.0.0.1"
+    token_validator_port: int = 8001
+    token_validator_workers: int = 1
+    # Held by the senders (`/v1/validate`, refunds) and by the panel and scripts (`/v1/admin/`).
+    validator_service_key: str = ""
+    validator_admin_key: str = ""
+    # PostgreSQL: whether a hot-path spend waits for the WAL flush before answering. Off, a crash
+    # of the database can forget the last fraction of a second of spends; on, a busy token is
+    # limited by the disk's flush latency. Admin changes (revocations included) always wait.
+    token_validator_synchronous_commit: bool = False

@@ -1,0 +1,111 @@
+"""Request dependencies: the database, the moment, and the two credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cartero_common.clock import Clock
+from cartero_common.http import Problem
+from token_validator.config import Settings
+from token_validator.db import Database
+from token_validator.moment import Moment
+
+ADMIN_HEADER = "X-Cartero-Admin"
+DEFAULT_ACTOR = "admin-key"
+_ACTOR = re.compile(r"[A-Za-z0-9._@-]{1,100}")
+
+
+def bearer(request: Request) -> str | None:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
+def credential_matches(given: str | None, expected: str) -> bool:
+    """Constant time, and blind to length: both sides are hashed before `compare_digest`."""
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
+
+
+def _unauthorized(what: str) -> Problem:
+    return Problem(
+        401,
+        "unauthorized",
+        f"This endpoint needs the {what} as a bearer token.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+# Declared for the OpenAPI document only (auto_error off); the checks below do the work.
+_SERVICE_SCHEME = HTTPBearer(auto_error=False, scheme_name="ServiceKey", description="VALIDATOR_SERVICE_KEY")
+_ADMIN_SCHEME = HTTPBearer(auto_error=False, scheme_name="AdminKey", description="VALIDATOR_ADMIN_KEY")
+
+
+def require_service(request: Request, _: Annotated[Any, Depends(_SERVICE_SCHEME)] = None) -> None:
+    settings: Settings = request.app.state.settings
+    if not credential_matches(bearer(request), settings.validator_service_key):
+        raise _unauthorized("service credential (VALIDATOR_SERVICE_KEY)")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts through the admin API: the admin named by the caller, for the audit trail."""
+
+    name: str
+    client_ip: str | None
+
+
+def require_admin(request: Request, _: Annotated[Any, Depends(_ADMIN_SCHEME)] = None) -> Actor:
+    settings: Settings = request.app.state.settings
+    if not credential_matches(bearer(request), settings.validator_admin_key):
+        raise _unauthorized("admin credential (VALIDATOR_ADMIN_KEY)")
+    name = request.headers.get(ADMIN_HEADER)
+    if name is not None and not _ACTOR.fullmatch(name):
+        raise Problem(422, "invalid_request", f"{ADMIN_HEADER} must be an admin username (A-Z a-z 0-9 . _ @ -).")
+    return Actor(name or DEFAULT_ACTOR, request.client.host if request.client else None)
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_sessions(request: Request) -> sessionmaker[Session]:
+    """Handlers open one transaction each (`with db.begin() as session`) and it commits before
+    they answer, so a failed commit is never reported as a success."""
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    return sessions
+
+
+def get_zone(request: Request) -> ZoneInfo:
+    zone: ZoneInfo = request.app.state.zone
+    return zone
+
+
+def get_moment(request: Request) -> Moment:
+    clock: Clock = request.app.state.clock
+    return Moment.at(clock(), request.app.state.zone)
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+DbDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
+MomentDep = Annotated[Moment, Depends(get_moment)]
+ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]
+AdminDep = Annotated[Actor, Depends(require_admin)]
+ServiceAuth: Any = Depends(require_service)

@@ -1,0 +1,1 @@
+"""All admin-side queries, one module per entity. The request (or command) boundary commits."""

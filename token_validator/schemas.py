@@ -1,0 +1,228 @@
+"""Admin API bodies and answers (`XCreate` / `XUpdate` / `XPublic`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from token_validator.passwords import MAX_LENGTH as PASSWORD_MAX
+from token_validator.passwords import MIN_LENGTH as PASSWORD_MIN
+from token_validator.quota import MAX_QUOTA, Restriction
+from token_validator.tokens import Kind, normalize_actions
+
+T = TypeVar("T")
+
+# Names are shown in the panel and written to logs: no control characters.
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+Username = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
+Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+TokenStatus = Literal["active", "revoked", "expired"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    per_page: int
+
+
+class RestrictionIn(Strict):
+    """`{"type": "unlimited"}`, `{"type": "max_uses", "limit": N}` or `{"type": "monthly", "limit": N}`."""
+
+    type: Restriction
+    limit: int | None = Field(None, ge=1, le=MAX_QUOTA)
+
+    @model_validator(mode="after")
+    def _limit_matches_type(self) -> RestrictionIn:
+        if self.type == "unlimited" and self.limit is not None:
+            raise ValueError("an unlimited restriction takes no limit")
+        if self.type != "unlimited" and self.limit is None:
+            raise ValueError(f"a {self.type} restriction needs a limit")
+        return self
+
+
+class CounterPublic(BaseModel):
+    type: Restriction
+    limit: int | None
+    used: int = Field(description="Uses counted in the current period (lifetime for max_uses and unlimited).")
+    remaining: int | None
+    reset_at: datetime | None = Field(description="First instant of next month in TIMEZONE (monthly only).")
+
+
+class OwnerCreate(Strict):
+    name: Name
+    disabled: bool = False
+
+
+class GroupCreate(OwnerCreate):
+    quota: RestrictionIn = RestrictionIn(type="unlimited")
+
+
+class OwnerUpdate(Strict):
+    """Rename, disable or enable; omitted fields are left as they are."""
+
+    name: Name | None = None
+    disabled: bool | None = None
+
+
+class Ref(BaseModel):
+    id: int
+    name: str
+
+
+class OwnerRef(Ref):
+    type: Kind
+
+
+class ApplicationPublic(BaseModel):
+    id: int
+    name: str
+    disabled: bool
+    created_at: datetime
+    tokens: int
+
+
+class GroupPublic(ApplicationPublic):
+    quota: CounterPublic
+    members: int
+
+
+class UserPublic(ApplicationPublic):
+    groups: list[Ref]
+
+
+class TokenCreate(Strict):
+    kind: Kind
+    owner_id: int = Field(ge=1)
+    actions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(min_length=1, max_length=20)
+    restriction: RestrictionIn = RestrictionIn(type="unlimited")
+    expires_at: datetime | None = Field(None, description="ISO-8601; without an offset it is read in TIMEZONE.")
+    name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
+
+    @field_validator("actions")
+    @classmethod
+    def _known_actions(cls, actions: list[str]) -> list[str]:
+        return normalize_actions(actions).split(",")
+
+
+class TokenPublic(BaseModel):
+    id: int
+    prefix: str
+    kind: Kind
+    name: str | None
+    owner: OwnerRef
+    actions: list[str]
+    restriction: CounterPublic
+    status: TokenStatus
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The token itself. Shown this once; only its digest is kept.")
+
+
+class RemainingChange(Strict):
+    """Exactly one of: `set` the uses left in the current period, or `grant` that many more."""
+
+    set: int | None = Field(None, ge=0, le=MAX_QUOTA)
+    grant: int | None = Field(None, ge=1, le=MAX_QUOTA)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RemainingChange:
+        if (self.set is None) == (self.grant is None):
+            raise ValueError("give exactly one of 'set' or 'grant'")
+        return self
+
+
+class UsageDay(BaseModel):
+    day: str
+    uses: int
+
+
+class DailyUsage(BaseModel):
+    token_id: int
+    month: str
+    total: int
+    days: list[UsageDay]
+
+
+class UsageMonth(BaseModel):
+    month: str
+    uses: int
+
+
+class MonthlyUsage(BaseModel):
+    token_id: int
+    months: list[UsageMonth]
+
+
+class TokenUses(BaseModel):
+    token_id: int
+    prefix: str | None
+    uses: int
+
+
+class UsageSummary(BaseModel):
+    month: str
+    tokens: list[TokenUses]
+
+
+class RefusalPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    at: datetime
+    token_id: int | None
+    prefix: str | None
+    action: str
+    code: str
+    client_ip: str | None
+    request_id: str | None
+
+
+class AuditPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str | None
+    details: dict[str, Any]
+    client_ip: str | None
+
+
+class SessionCreate(Strict):
+    username: Annotated[str, StringConstraints(max_length=100)]
+    password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)]
+
+
+class SessionPublic(BaseModel):
+    username: str
+    signed_in_at: datetime
+
+
+class AdminCreate(Strict):
+    username: Username
+    password: Password
+
+
+class PasswordChange(Strict):
+    password: Password
+
+
+class AdminPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    username: str
+    created_at: datetime
+    last_sign_in_at: datetime | None
