@@ -14,4 +14,4 @@ class Settings(ServiceSettings):
     # PostgreSQL: whether a hot-path spend waits for the WAL flush before answering. Off, a crash
     # of the database can forget the last fraction of a second of spends; on, a busy token is
     # limited by the disk's flush latency. Admin changes (revocations included) always wait.
-    token_validator_synchronous_commit: bool = False
+    token_validator_synchronous_commit: bool = True
