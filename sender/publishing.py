@@ -36,9 +36,11 @@ async def publish_with_event(
     message_id = message["id"]
     event = sent_event(message, queue=queue, extra=event_extra)
     started = time.perf_counter()
+    # The event's frames go out first on the shared channel, so `enviado` is on `logs` before any
+    # consumer can take the message and report `consumido`: the message log keeps its order.
     results = await asyncio.gather(
-        publisher.publish(queue, encode(message), message_id=message_id, now=now),
         publisher.publish(QUEUE_LOGS, encode(event), message_id=message_id, now=now),
+        publisher.publish(queue, encode(message), message_id=message_id, now=now),
         return_exceptions=True,
     )
     PUBLISH_SECONDS.observe(time.perf_counter() - started)
