@@ -2,10 +2,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from cartero_common.settings import ServiceSettings
+from pydantic import Field
+
+from cartero_common.settings import ConsumerSettings
 
 
-class Settings(ServiceSettings):
-    consumer_sms_metrics_port: int = 9101
-    consumer_sms_prefetch: int = 50
-    sms_provider: Literal["log"] = "log"
+class Settings(ConsumerSettings):
+    database_url: str = "sqlite:///var/consumer_sms.db"
+    consumer_sms_metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: no metrics endpoint
+    consumer_sms_prefetch: int = Field(default=100, ge=1)
+    sms_provider: Literal["log", "http"] = "log"
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None
+    sms_gateway_timeout: float = Field(default=10.0, gt=0)
