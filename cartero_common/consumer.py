@@ -363,6 +363,9 @@ class _Session:
 def _log_outcome(delivery: Delivery, outcome: Done | Failure, label: str, reason: str | None) -> None:
     message_id = (outcome.message or {}).get("id")
     extra = {"id": message_id or delivery.message_id, "queue": delivery.queue, "outcome": label}
+    if label == "duplicado":
+        log.info("already delivered before; not sent again", extra=extra)
+        return
     if reason is None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("message settled", extra=extra)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,12 +75,12 @@ def connections(url: str, name_prefix: str) -> list[str]:
 
 
 def close_connections(url: str, name_prefix: str) -> int:
-    """Drop the consumer's broker connections, as a broker restart or a network cut would."""
-    closed = 0
-    for name in connections(url, name_prefix):
+    """Drop the consumer's broker connections, as a broker restart or a network cut would.
+    The management API lists a new connection only after its next stats tick: wait for it."""
+    names = wait_until(lambda: connections(url, name_prefix), timeout=15, what=f"connection {name_prefix} listed")
+    for name in names:
         rabbit_api("DELETE", f"/connections/{quote(name, safe='')}", headers={"X-Reason": "test: broker gone"})
-        closed += 1
-    return closed
+    return len(names)
 
 
 @contextmanager
@@ -99,8 +100,9 @@ class Gateway:
     """A real HTTP SMS gateway on a free port: answers the scripted statuses in turn (then 200)
     and keeps every request it got."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, *, delay: float = 0.0) -> None:
         self.statuses = list(statuses or [])
+        self.delay = delay
         self.requests: list[dict[str, Any]] = []
         self.received = threading.Event()
         gateway = self
@@ -109,13 +111,14 @@ class Gateway:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length))
+                gateway.received.set()
+                time.sleep(gateway.delay)
                 gateway.requests.append({"body": body, "idempotency_key": self.headers.get("Idempotency-Key")})
                 status = gateway.statuses.pop(0) if gateway.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"ok": true}' if status < 300 else b'{"error": "scripted"}')
-                gateway.received.set()
 
             def log_message(self, *_: Any) -> None:
                 pass
