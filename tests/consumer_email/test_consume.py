@@ -44,7 +44,7 @@ class ScriptedSmtp:
         if self.data:
             return self.data.pop(0)
         parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.delivered.append(parsed)  # type: ignore[arg-type]
+        self.delivered.append(parsed)
         return "250 Message accepted"
 
 
@@ -145,6 +145,6 @@ def test_file_provider_writes_one_eml_per_message(url: str, tmp_path: Path) -> N
     assert sorted(p.name for p in mail_dir.iterdir()) == ["f0.eml", "f1.eml", "f2.eml"]
     parsed = email.message_from_bytes((mail_dir / "f1.eml").read_bytes(), policy=email.policy.default)
     assert parsed["Subject"] == "Cita confirmada — mañana"
-    assert parsed.get_content().strip() == "¡Hola, Ana! Te esperamos el jueves."  # type: ignore[attr-defined]
+    assert parsed.get_content().strip() == "¡Hola, Ana! Te esperamos el jueves."
     outcomes = sorted(e["evento"] for e in events(url))
     assert outcomes == ["consumido"] * 4 + ["fallido", "rechazado"]
