@@ -13,7 +13,13 @@ export LOG_LEVEL=${LOG_LEVEL:-INFO}
 export SENDER_HOST=${SENDER_HOST:-127.0.0.1} SENDER_PORT=${SENDER_PORT:-8000}
 export CONSUMER_LOGS_HOST=${CONSUMER_LOGS_HOST:-127.0.0.1} CONSUMER_LOGS_PORT=${CONSUMER_LOGS_PORT:-8003}
 export CONSUMER_SMS_METRICS_PORT=${CONSUMER_SMS_METRICS_PORT:-9101}
+export CONSUMER_EMAIL_METRICS_PORT=${CONSUMER_EMAIL_METRICS_PORT:-9102}
 export CONSUMER_LOGS_DATABASE_URL=${CONSUMER_LOGS_DATABASE_URL:-sqlite:///$CARTERO_VAR/consumer_logs.db}
+export CONSUMER_SMS_DATABASE_URL=${CONSUMER_SMS_DATABASE_URL:-sqlite:///$CARTERO_VAR/consumer_sms.db}
+export CONSUMER_EMAIL_DATABASE_URL=${CONSUMER_EMAIL_DATABASE_URL:-sqlite:///$CARTERO_VAR/consumer_email.db}
+# Embedded default: emails become .eml files; set EMAIL_PROVIDER=smtp (and SMTP_*) for a relay.
+export EMAIL_PROVIDER=${EMAIL_PROVIDER:-file}
+export MAIL_DIR=${MAIL_DIR:-$CARTERO_VAR/mail}
 
 mkdir -p "$CARTERO_VAR/log"
 
@@ -29,12 +35,15 @@ MSG
 fi
 
 DATABASE_URL=$CONSUMER_LOGS_DATABASE_URL "$CARTERO_PYTHON" -m consumer_logs migrate
+DATABASE_URL=$CONSUMER_SMS_DATABASE_URL "$CARTERO_PYTHON" -m consumer_sms migrate
+DATABASE_URL=$CONSUMER_EMAIL_DATABASE_URL "$CARTERO_PYTHON" -m consumer_email migrate
 
 cat <<MSG
 Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):
   sender        http://$SENDER_HOST:$SENDER_PORT        (API docs: /docs)
   message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events
   consumer_sms  metrics http://127.0.0.1:$CONSUMER_SMS_METRICS_PORT/metrics
+  consumer_email metrics http://127.0.0.1:$CONSUMER_EMAIL_METRICS_PORT/metrics  (mail in $MAIL_DIR)
 MSG
 
 exec "$root/.venv/bin/supervisord" -c "$root/local/supervisord.conf"

@@ -26,7 +26,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     """The suite started exactly as `make run` starts it, on free ports and its own vhost."""
     var = tmp_path_factory.mktemp("var")
     with isolated_vhost("cartero-e2e") as amqp_url:
-        ports = {name: free_port() for name in ("sender", "logs", "sms_metrics")}
+        ports = {name: free_port() for name in ("sender", "logs", "sms_metrics", "email_metrics")}
         env = dict(
             os.environ,
             AMQP_URL=amqp_url,
@@ -34,6 +34,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             SENDER_PORT=str(ports["sender"]),
             CONSUMER_LOGS_PORT=str(ports["logs"]),
             CONSUMER_SMS_METRICS_PORT=str(ports["sms_metrics"]),
+            CONSUMER_EMAIL_METRICS_PORT=str(ports["email_metrics"]),
         )
         log = (var / "run.out").open("wb")
         process = subprocess.Popen([str(ROOT / "local" / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from functools import partial
 
 import httpx
 import pytest
@@ -53,7 +52,14 @@ def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
         what="form SMS consumed",
     )
     for mail in (mail_json, mail_form):
-        wait_until(partial(_events, suite, mail.json()["id"]), timeout=10, what="email enviado")
+        mail_id = mail.json()["id"]
+        wait_until(
+            lambda mail_id=mail_id: {e["evento"] for e in _events(suite, mail_id)} == {"enviado", "consumido"},
+            timeout=10,
+            what="email consumed",
+        )
+        # The embedded default writes each email as an .eml file under var/mail.
+        assert (suite.var / "mail" / f"{mail_id}.eml").read_bytes().startswith(b"From: ")
 
 
 def test_openapi_and_logs(suite: Suite) -> None:
