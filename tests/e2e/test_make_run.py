@@ -22,6 +22,10 @@ def _events(suite: Suite, message_id: str) -> list[dict[str, object]]:
     return events
 
 
+def _consumed(suite: Suite, message_id: str) -> bool:
+    return {e["evento"] for e in _events(suite, message_id)} == {"enviado", "consumido"}
+
+
 def test_sms_json_travels_to_the_message_log(suite: Suite) -> None:
     started = time.monotonic()
     response = httpx.post(f"{suite.sender}/v1/sms", json={"mensaje": "hola", "telefono": "+34600111222"}, timeout=5)
@@ -53,11 +57,7 @@ def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
     )
     for mail in (mail_json, mail_form):
         mail_id = mail.json()["id"]
-        wait_until(
-            lambda mail_id=mail_id: {e["evento"] for e in _events(suite, mail_id)} == {"enviado", "consumido"},
-            timeout=10,
-            what="email consumed",
-        )
+        wait_until(partial(_consumed, suite, mail_id), timeout=10, what="email consumed")
         # The embedded default writes each email as an .eml file under var/mail.
         assert (suite.var / "mail" / f"{mail_id}.eml").read_bytes().startswith(b"From: ")
 
