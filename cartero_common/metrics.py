@@ -43,3 +43,24 @@ def serve_metrics(port: int, addr: str = "0.0.0.0") -> bool:
         return False
     log.info("metrics endpoint up", extra={"port": port})
     return True
+
+
+class ConsumerMetrics:
+    """The consume loop's metrics for one queue, label children looked up once."""
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self._processing = CONSUMER_PROCESSING.labels(queue)
+        self._retries = CONSUMER_RETRIES.labels(queue)
+        self._outcomes: dict[str, Counter] = {}
+
+    def settled(self, outcome: str, seconds: float) -> None:
+        self._processing.observe(seconds)
+        counter = self._outcomes.get(outcome)
+        if counter is None:
+            counter = self._outcomes[outcome] = CONSUMER_MESSAGES.labels(self.queue, outcome)
+        counter.inc()
+        if outcome == "reintento":
+            self._retries.inc()
+        elif outcome in ("fallido", "rechazado"):
+            CONSUMER_DEAD_LETTERS.labels(self.queue, outcome).inc()

@@ -106,12 +106,15 @@ def test_two_processes_one_host_survive_a_broker_drop(url: str, tmp_path: Path) 
             for n in range(10):
                 publish(url, "cola_sms", sms(f"d{n}"))
             wait_until(lambda: len(gateway.requests) >= 10, timeout=30, what="all ten sent after the drop")
-            wait_until(lambda: queue_depth(url, "logs") == 10, timeout=10, what="ten events")
+            stop_process(unscraped)  # the rest must go through the scraped one
+            for n in range(10, 13):
+                publish(url, "cola_sms", sms(f"d{n}"))
+            wait_until(lambda: queue_depth(url, "logs") == 13, timeout=10, what="thirteen events")
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         finally:
             stop_process(scraped)
             stop_process(unscraped)
-        assert sorted(r["body"]["id"] for r in gateway.requests) == [f"d{n}" for n in range(10)]
+        assert sorted(r["body"]["id"] for r in gateway.requests) == sorted(f"d{n}" for n in range(13))
     assert scraped.returncode == 0 and unscraped.returncode == 0
     assert 'consumer_messages_total{outcome="consumido",queue="cola_sms"}' in metrics
     assert "consumer_processing_seconds_bucket" in metrics
