@@ -52,18 +52,12 @@ def fill(url: str, count: int) -> None:
     connection.close()
 
 
-def depth(url: str, queue: str) -> int:
+def counts(url: str, queue: str) -> tuple[int, int]:
+    """(messages ready, consumers) of `queue`."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
-    finally:
-        connection.close()
-
-
-def consumers(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.consumer_count)
+        method = connection.channel().queue_declare(queue, passive=True).method
+        return int(method.message_count), int(method.consumer_count)
     finally:
         connection.close()
 
@@ -76,12 +70,12 @@ def timed_drain(url: str, count: int, command: list[str], env: dict[str, str], l
         if get_loop:
             started = time.perf_counter()
         else:
-            while consumers(url, QUEUE_SMS) == 0:
+            while counts(url, QUEUE_SMS)[1] == 0:
                 if process.poll() is not None:
                     raise SystemExit(f"{command} exited early; see {log}")
                 time.sleep(0.02)
             started = time.perf_counter()
-        while depth(url, QUEUE_LOGS) < count:
+        while counts(url, QUEUE_LOGS)[0] < count:
             time.sleep(0.05)
         return count / (time.perf_counter() - started)
     finally:

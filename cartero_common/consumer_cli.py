@@ -15,6 +15,7 @@ from cartero_common.consumer import ConsumerLoop
 from cartero_common.db import make_engine, make_sessionmaker
 from cartero_common.dlq import replay_dead_letters
 from cartero_common.ledger import Ledger, migrate_ledger
+from cartero_common.logging import configure_logging
 from cartero_common.metrics import serve_metrics
 from cartero_common.outcomes import BatchHandler
 from cartero_common.schemas import QUEUE_LOGS
@@ -62,6 +63,7 @@ def main(
     migrate: Callable[[], None] | None = None,
     run_command: str = "run",
 ) -> int:
+    configure_logging(prog, settings.log_level)
     parser = argparse.ArgumentParser(prog=f"python -m {prog}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser(run_command, help="consume until SIGTERM (the default)")

@@ -227,7 +227,8 @@ class Session:
             self._submit(delivery, settled.publishes)
 
     def _submit(self, delivery: Delivery, publishes: tuple[Publish, ...]) -> None:
-        assert self.channel is not None
+        if self.channel is None or not self.channel.is_open:
+            return  # the connection is going: the broker gives this delivery back
         ticket = Ticket(delivery.delivery_tag, remaining=len(publishes))
         for publish in publishes:
             self.channel.basic_publish("", publish.queue, publish.body, publish.properties, mandatory=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 from cartero_common.clock import system_clock
 from cartero_common.consumer_cli import main, run_delivering
 from cartero_common.ledger import migrate_ledger
-from cartero_common.logging import configure_logging
 from cartero_common.schemas import QUEUE_EMAIL
 from consumer_email.config import Settings
 from consumer_email.handler import make_handler
@@ -50,7 +49,6 @@ def run(settings: Settings) -> None:
 
 def cli() -> int:
     settings = Settings()
-    configure_logging("consumer_email", settings.log_level)
     return main(
         prog="consumer_email",
         queue=QUEUE_EMAIL,

@@ -13,7 +13,6 @@ import uvicorn
 from cartero_common.clock import system_clock
 from cartero_common.consumer_cli import loop_from_settings, main
 from cartero_common.db import make_engine, make_sessionmaker, migrate
-from cartero_common.logging import configure_logging
 from cartero_common.schemas import QUEUE_LOGS
 from consumer_logs.api import create_app
 from consumer_logs.config import Settings
@@ -57,7 +56,6 @@ def serve(settings: Settings) -> None:
 
 def cli() -> int:
     settings = Settings()
-    configure_logging("consumer_logs", settings.log_level)
     return main(
         prog="consumer_logs",
         queue=QUEUE_LOGS,

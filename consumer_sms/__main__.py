@@ -7,7 +7,6 @@ import sys
 from cartero_common.clock import system_clock
 from cartero_common.consumer_cli import main, run_delivering
 from cartero_common.ledger import migrate_ledger
-from cartero_common.logging import configure_logging
 from cartero_common.schemas import QUEUE_SMS
 from consumer_sms.config import Settings
 from consumer_sms.handler import make_handler
@@ -42,7 +41,6 @@ def run(settings: Settings) -> None:
 
 def cli() -> int:
     settings = Settings()
-    configure_logging("consumer_sms", settings.log_level)
     return main(
         prog="consumer_sms",
         queue=QUEUE_SMS,

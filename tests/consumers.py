@@ -20,7 +20,7 @@ import pika
 from cartero_common.consumer import ConsumerLoop
 from cartero_common.db import make_engine, make_sessionmaker
 from cartero_common.ledger import Ledger, migrate_ledger
-from tests.support import ROOT, drain, python_env, rabbit_api, wait_until
+from tests.support import ROOT, consumer_count, drain, python_env, rabbit_api, wait_until
 
 FAST_DELAYS = "200ms,400ms"
 
@@ -145,14 +145,6 @@ def start_consumer(service: str, log_path: Path, **env: str) -> subprocess.Popen
         return subprocess.Popen(
             [sys.executable, "-m", service], cwd=ROOT, env=python_env(**env), stdout=out, stderr=subprocess.STDOUT
         )
-
-
-def consumer_count(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.consumer_count)
-    finally:
-        connection.close()
 
 
 def wait_consuming(url: str, queue: str, process: subprocess.Popen[bytes], *, timeout: float = 20) -> None:
