@@ -4,6 +4,8 @@
 set -euo pipefail
 packages=(
   curl          # health probes in scripts
+  php-cli       # a real PHP client publishing like the team's senders (consumer tests)
+  php-amqplib
 )
 missing=()
 for pkg in "${packages[@]}"; do

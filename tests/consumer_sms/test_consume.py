@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -15,8 +18,8 @@ from cartero_common.schemas import SmsMessage
 from cartero_common.topology import RetryPolicy, parse_delays
 from consumer_sms.handler import make_handler
 from consumer_sms.providers import HttpGateway
-from tests.consumers import FAST_DELAYS, Gateway, events, ledger_for, publish, running, sms
-from tests.support import drain, isolated_vhost, queue_depth, wait_until
+from tests.consumers import FAST_DELAYS, Gateway, events, ledger_for, publish, running, sms, vhost_of
+from tests.support import drain, isolated_vhost, queue_depth, unavailable, wait_until
 
 POLICY = RetryPolicy(max_attempts=3, delays=parse_delays(FAST_DELAYS))
 
@@ -148,3 +151,25 @@ def test_gateway_4xx_is_permanent(url: str, tmp_path: Path) -> None:
             wait_until(lambda: queue_depth(url, "cola_sms.dlq") == 1, timeout=10, what="dead letter")
         assert gateway.calls_for("refused") == 1
     assert [e["evento"] for e in events(url)] == ["fallido"]
+
+
+def php_publish(url: str, queue: str, body: str) -> None:
+    if shutil.which("php") is None or not Path("/usr/share/php/PhpAmqpLib/autoload.php").exists():
+        unavailable("php-cli with php-amqplib (local/install-test-deps.sh installs them)")
+    host = urlparse(url).hostname or "127.0.0.1"
+    script = Path(__file__).with_name("php_publish.php")
+    result = subprocess.run(
+        ["php", str(script), host, "5672", vhost_of(url), queue, body], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_real_php_senders_message_is_processed(url: str, tmp_path: Path) -> None:
+    provider = RecordingProvider()
+    with running(loop_for(url, provider, tmp_path)):
+        # The PHP client declares `cola_sms` after we did: no 406, the arguments match (none).
+        php_publish(url, "cola_sms", json.dumps({"id": "php-1", "mensaje": "¡hola!", "telefono": "600111222"}))
+        wait_until(lambda: [m.id for m in provider.sent] == ["php-1"], timeout=10, what="the PHP message sent")
+        wait_until(lambda: queue_depth(url, "logs") == 1, timeout=10, what="its event")
+    (event,) = events(url)
+    assert event["evento"] == "consumido" and event["mensaje"] == "¡hola!"
