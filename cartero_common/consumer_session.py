@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pika
@@ -35,12 +37,36 @@ SLICE_SECONDS = 0.2  # longest run of handler work before the I/O loop gets a tu
 WATCH_SECONDS = 0.1  # how often the I/O loop looks for a stop request
 
 
+class CorkedConnection(SelectConnection):  # type: ignore[misc]  # pika ships no type hints
+    """A `SelectConnection` whose output can be held while a batch is settled, then written in
+    one piece. pika writes every frame as its own chunk (three per published message); on a
+    busy host that socket write was the largest single cost per message."""
+
+    _cork: list[bytes] | None = None
+
+    def _adapter_emit_data(self, data: bytes) -> None:
+        if self._cork is not None:
+            self._cork.append(data)
+        else:
+            super()._adapter_emit_data(data)
+
+    @contextmanager
+    def corked(self) -> Iterator[None]:
+        self._cork = []
+        try:
+            yield
+        finally:
+            held, self._cork = self._cork, None
+            if held and not self.is_closed:
+                super()._adapter_emit_data(b"".join(held))
+
+
 class Session:
     """One connection's life: connect, declare, consume, settle, until it closes."""
 
     def __init__(self, loop: ConsumerLoop) -> None:
         self.loop = loop
-        self.connection: SelectConnection | None = None
+        self.connection: CorkedConnection | None = None
         self.channel: Channel | None = None
         self.consumer_tag: str | None = None
         self.pending: deque[Delivery] = deque()
@@ -62,7 +88,7 @@ class Session:
         finally:
             setup.close()
         params = connection_parameters(loop.url, heartbeat=loop.heartbeat, name=loop.name)
-        self.connection = SelectConnection(
+        self.connection = CorkedConnection(
             params,
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
@@ -218,13 +244,15 @@ class Session:
             outcomes = [TransientFailure(f"unexpected error: {exc!r}") for _ in batch]
         per_message = (time.perf_counter() - started) / len(batch)
         now = loop.clock()
-        for delivery, outcome in zip(batch, outcomes, strict=True):
-            settled = settle(
-                delivery, outcome, policy=loop.policy, report_to=loop.report_to, now=now, timezone=loop.timezone
-            )
-            self.metrics.settled(settled.outcome, per_message)
-            _log_outcome(delivery, outcome, settled.outcome, settled.reason)
-            self._submit(delivery, settled.publishes)
+        assert self.connection is not None
+        with self.connection.corked():
+            for delivery, outcome in zip(batch, outcomes, strict=True):
+                settled = settle(
+                    delivery, outcome, policy=loop.policy, report_to=loop.report_to, now=now, timezone=loop.timezone
+                )
+                self.metrics.settled(settled.outcome, per_message)
+                _log_outcome(delivery, outcome, settled.outcome, settled.reason)
+                self._submit(delivery, settled.publishes)
 
     def _submit(self, delivery: Delivery, publishes: tuple[Publish, ...]) -> None:
         if self.channel is None or not self.channel.is_open:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import pika
@@ -51,19 +52,18 @@ def settle(
     now: datetime,
     timezone: str,
 ) -> Settlement:
-    when = fecha(now, timezone)
     if isinstance(outcome, Done):
         consumed_at = outcome.consumed_at or now
         events = []
         if report_to and outcome.message is not None:
             # A duplicate reports its first consumption time, so the event is byte for byte the
             # one published the first time and the message log keeps one of them.
-            event = consumed_event(
-                dict(outcome.message), queue=delivery.queue, fecha_consumo=fecha(consumed_at, timezone)
-            )
+            first = _fecha(int(consumed_at.timestamp()), timezone)
+            event = consumed_event(dict(outcome.message), queue=delivery.queue, fecha_consumo=first)
             events.append(_event(report_to, event, delivery, now))
         return Settlement("duplicado" if outcome.duplicate else "consumido", tuple(events))
 
+    when = _fecha(int(now.timestamp()), timezone)
     reason = outcome.reason[:MAX_REASON]
     message = dict(outcome.message) if outcome.message is not None else {"id": delivery.message_id}
     attempt = delivery.attempt
@@ -104,6 +104,12 @@ def settle(
             )
         publishes.append(_event(report_to, event, delivery, now))
     return Settlement(outcome.outcome, tuple(publishes), reason)
+
+
+@lru_cache(maxsize=64)
+def _fecha(second: int, timezone: str) -> str:
+    """`fecha` has one-second resolution: a batch of messages shares one formatting."""
+    return fecha(datetime.fromtimestamp(second, UTC), timezone)
 
 
 def _message_id(message: Mapping[str, Any], delivery: Delivery) -> str | None:

@@ -19,6 +19,6 @@ def make_handler(
             telefono = normalize_phone(sms.telefono)
         except ValueError as exc:
             raise PermanentFailure(f"invalid phone number: {exc}") from None
-        provider.send(sms.model_copy(update={"telefono": telefono}))
+        provider.send(sms if telefono == sms.telefono else sms.model_copy(update={"telefono": telefono}))
 
     return sending_handler(model=SmsMessage, send=send, ledger=ledger, clock=clock, max_body=max_body)
