@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from cartero_common.consumer import ConsumerLoop
-from cartero_common.db import make_engine, make_sessionmaker
+from cartero_common.db import make_engine
 from cartero_common.dlq import replay_dead_letters
 from cartero_common.ledger import Ledger, migrate_ledger
 from cartero_common.logging import configure_logging
@@ -128,7 +128,7 @@ def run_delivering(
     migrate_ledger(database_url)
     engine = make_engine(database_url)
     try:
-        handler = make_handler(Ledger(make_sessionmaker(engine), queue))
+        handler = make_handler(Ledger(engine, queue))
         loop = loop_from_settings(
             settings, service=service, queue=queue, handler=handler, prefetch=prefetch, batchable=batchable
         )

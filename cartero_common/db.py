@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -94,19 +94,21 @@ def _run(context: Any, connection: Any, target_metadata: MetaData, version_table
         context.run_migrations()
 
 
-def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]], *, unique: list[str]) -> None:
+def insert_ignoring_duplicates(
+    target: Session | Connection, table: Any, rows: list[dict[str, Any]], *, unique: list[str]
+) -> None:
     """`INSERT … ON CONFLICT (unique) DO NOTHING` for SQLite and PostgreSQL: a row that is
     already there (a redelivery) is skipped without a round trip to look for it first."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
+    dialect = (target.dialect if isinstance(target, Connection) else target.get_bind().dialect).name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(table).on_conflict_do_nothing(index_elements=unique), rows)
+        target.execute(pg_insert(table).on_conflict_do_nothing(index_elements=unique), rows)
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=unique), rows)
+        target.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=unique), rows)
     else:
         raise NotImplementedError(f"no insert-ignoring-duplicates for {dialect}")

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import DateTime, String, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy import DateTime, Engine, String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cartero_common.db import insert_ignoring_duplicates, migrate, new_metadata
 
@@ -39,10 +38,11 @@ def migrate_ledger(url: str) -> None:
 
 
 class Ledger:
-    """Reads and writes one queue's processed ids; each call is its own transaction."""
+    """Reads and writes one queue's processed ids; each call is its own transaction. Core
+    statements on a connection, not ORM sessions: this runs once per batch on the hot path."""
 
-    def __init__(self, sessions: sessionmaker[Any], queue: str) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: Engine, queue: str) -> None:
+        self.engine = engine
         self.queue = queue
 
     def processed(self, message_ids: Iterable[str]) -> dict[str, datetime]:
@@ -53,15 +53,15 @@ class Ledger:
         query = select(ProcessedMessage.message_id, ProcessedMessage.processed_at).where(
             ProcessedMessage.queue == self.queue, ProcessedMessage.message_id.in_(ids)
         )
-        with self.sessions() as session:
-            return {message_id: _utc(at) for message_id, at in session.execute(query)}
+        with self.engine.connect() as connection:
+            return {message_id: _utc(at) for message_id, at in connection.execute(query)}
 
     def record(self, done: Iterable[tuple[str, datetime]]) -> None:
         rows = [{"queue": self.queue, "message_id": mid, "processed_at": at.astimezone(UTC)} for mid, at in done]
         if not rows:
             return
-        with self.sessions.begin() as session:
-            insert_ignoring_duplicates(session, ProcessedMessage, rows, unique=["queue", "message_id"])
+        with self.engine.begin() as connection:
+            insert_ignoring_duplicates(connection, ProcessedMessage, rows, unique=["queue", "message_id"])
 
 
 def _utc(value: datetime) -> datetime:

@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote, urlparse
 import pika
 
 from cartero_common.consumer import ConsumerLoop
-from cartero_common.db import make_engine, make_sessionmaker
+from cartero_common.db import make_engine
 from cartero_common.ledger import Ledger, migrate_ledger
 from tests.support import ROOT, consumer_count, drain, python_env, rabbit_api, wait_until
 
@@ -157,4 +157,4 @@ def wait_consuming(url: str, queue: str, process: subprocess.Popen[bytes], *, ti
 
 def ledger_for(database_url: str, queue: str) -> Ledger:
     migrate_ledger(database_url)
-    return Ledger(make_sessionmaker(make_engine(database_url)), queue)
+    return Ledger(make_engine(database_url), queue)
