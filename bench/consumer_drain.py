@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,9 @@ def counts(url: str, queue: str) -> tuple[int, int]:
         connection.close()
 
 
-def timed_drain(url: str, count: int, command: list[str], env: dict[str, str], log: Path, *, get_loop: bool) -> float:
+def timed_drain(
+    url: str, count: int, command: list[str], env: dict[str, str], log: Path, *, get_loop: bool = False
+) -> float:
     """Messages per second from the moment the process is consuming to the last event."""
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -108,7 +111,8 @@ def seed_loop(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.consumer_drain")
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--prefetch", default="10,50,100,200,500")
+    parser.add_argument("--prefetch", default="10,50,100,200,500,1000")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat and report medians (machines are noisy)")
     parser.add_argument("--seed-loop", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed_loop:
@@ -125,37 +129,45 @@ def main() -> None:
         auth=("guest", "guest"),
     ).raise_for_status()
     url = f"amqp://guest:guest@{host}:5672/{quote(vhost, safe='')}"
-    results: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for prefetch in [int(p) for p in args.prefetch.split(",")]:
-                fill(url, args.messages)
-                env = dict(
-                    os.environ,
-                    AMQP_URL=url,
-                    DATABASE_URL=f"sqlite:///{tmp}/ledger-{prefetch}.db",
-                    CONSUMER_SMS_PREFETCH=str(prefetch),
-                    CONSUMER_SMS_METRICS_PORT="0",
-                )
-                rate = timed_drain(
-                    url, args.messages, [sys.executable, "-m", "consumer_sms"], env, Path(tmp) / "c.log", get_loop=False
-                )
-                results[f"consumer_sms prefetch={prefetch}"] = rate
-                print(f"consumer_sms prefetch={prefetch:<4} {rate:8.0f} msg/s", flush=True)
-            fill(url, args.messages)
-            command = [sys.executable, "-m", "bench.consumer_drain", "--seed-loop", url]
-            rate = timed_drain(url, args.messages, command, dict(os.environ), Path(tmp) / "s.log", get_loop=True)
-            results["basic_get loop"] = rate
-            print(f"basic_get loop (seed)   {rate:8.0f} msg/s", flush=True)
+            for _ in range(args.rounds):
+                for name, rate in one_round(url, args.messages, [int(p) for p in args.prefetch.split(",")], Path(tmp)):
+                    runs.setdefault(name, []).append(rate)
+                    print(f"{name:28} {rate:8.0f} msg/s", flush=True)
     finally:
         httpx.delete(f"{api}/vhosts/{vhost}", auth=("guest", "guest"))
+    results = {name: statistics.median(rates) for name, rates in runs.items()}
     best = max(v for k, v in results.items() if k.startswith("consumer_sms"))
-    print(f"best consumer_sms / basic_get loop: {best / results['basic_get loop']:.1f}x")
-    print(
-        json.dumps(
-            {"machine": platform.platform(), "cpus": os.cpu_count(), "messages": args.messages, "msg_per_s": results}
+    ratio = best / results["basic_get loop"]
+    print(f"medians over {args.rounds} round(s); best consumer_sms / basic_get loop: {ratio:.1f}x")
+    summary = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg(),
+        "messages": args.messages,
+    }
+    print(json.dumps({**summary, "msg_per_s": results}))
+
+
+def one_round(url: str, count: int, prefetches: list[int], tmp: Path) -> list[tuple[str, float]]:
+    rates = []
+    for prefetch in prefetches:
+        fill(url, count)
+        env = dict(
+            os.environ,
+            AMQP_URL=url,
+            DATABASE_URL=f"sqlite:///{tmp}/ledger-{uuid.uuid4().hex}.db",
+            CONSUMER_SMS_PREFETCH=str(prefetch),
+            CONSUMER_SMS_METRICS_PORT="0",
         )
-    )
+        command = [sys.executable, "-m", "consumer_sms"]
+        rates.append((f"consumer_sms prefetch={prefetch}", timed_drain(url, count, command, env, tmp / "c.log")))
+    fill(url, count)
+    command = [sys.executable, "-m", "bench.consumer_drain", "--seed-loop", url]
+    rates.append(("basic_get loop", timed_drain(url, count, command, dict(os.environ), tmp / "s.log", get_loop=True)))
+    return rates
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from cartero_common.settings import ConsumerSettings
 class Settings(ConsumerSettings):
     database_url: str = "sqlite:///var/consumer_email.db"
     consumer_email_metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: no metrics endpoint
-    consumer_email_prefetch: int = Field(default=100, ge=1)
+    # Unset: chosen by provider (see cartero_common.consumer_cli.default_prefetch).
+    consumer_email_prefetch: int | None = Field(default=None, ge=1)
     email_provider: Literal["smtp", "file"] = "smtp"
     email_from: str = "Cartero <cartero@localhost>"
     mail_dir: str = "var/mail"

@@ -10,7 +10,8 @@ from cartero_common.settings import ConsumerSettings
 class Settings(ConsumerSettings):
     database_url: str = "sqlite:///var/consumer_sms.db"
     consumer_sms_metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: no metrics endpoint
-    consumer_sms_prefetch: int = Field(default=100, ge=1)
+    # Unset: chosen by provider (see cartero_common.consumer_cli.default_prefetch).
+    consumer_sms_prefetch: int | None = Field(default=None, ge=1)
     sms_provider: Literal["log", "http"] = "log"
     sms_gateway_url: str | None = None
     sms_gateway_token: str | None = None
