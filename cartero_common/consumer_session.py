@@ -95,7 +95,17 @@ class Session:
             on_close_callback=self._on_closed,
         )
         self.connection.ioloop.call_later(WATCH_SECONDS, self._watch)
-        self.connection.ioloop.start()
+        try:
+            self.connection.ioloop.start()
+        except Exception as exc:
+            # A bug in a callback: close this connection properly (its unacked deliveries go
+            # back to the queue) and let the loop start over.
+            log.exception("consume loop failed; reconnecting", extra={"queue": loop.queue})
+            self.error = exc
+            if self.connection.is_open:
+                self.closing = True
+                self.connection.close()
+                self.connection.ioloop.start()  # until `_on_closed` stops it
 
     def _on_open(self, connection: Any) -> None:
         connection.channel(on_open_callback=self._on_channel)

@@ -3,6 +3,7 @@ and what happens when a handler blows up."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -35,8 +36,6 @@ class Recorder:
             self.explode -= 1
             raise RuntimeError("database is on fire")
         time.sleep(self.seconds)
-        import json
-
         found = [json.loads(d.body) for d in batch]
         self.seen.extend(m["id"] for m in found)
         return [Done(m) for m in found]
