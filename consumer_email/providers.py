@@ -83,10 +83,14 @@ class SmtpProvider:
             smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
             if self.security == "starttls":
                 smtp.starttls(context=context)
-        if self.username:
-            smtp.login(self.username, self.password or "")
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except BaseException:
+            smtp.close()
+            raise
         self._smtp = smtp
         return smtp
 

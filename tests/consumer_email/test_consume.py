@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from cartero_common.clock import FixedClock
 from cartero_common.consumer import ConsumerLoop
@@ -148,3 +149,29 @@ def test_file_provider_writes_one_eml_per_message(url: str, tmp_path: Path) -> N
     assert parsed.get_content().strip() == "¡Hola, Ana! Te esperamos el jueves."
     outcomes = sorted(e["evento"] for e in events(url))
     assert outcomes == ["consumido"] * 4 + ["fallido", "rechazado"]
+
+
+def test_smtp_login_and_a_refused_login(url: str, tmp_path: Path) -> None:
+    server = ScriptedSmtp()
+
+    def authenticator(_server: Any, _session: Any, _envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = data.login == b"cartero" and data.password == b"s3cret"
+        return AuthResult(success=ok, handled=False)
+
+    controller = Controller(
+        server, hostname="127.0.0.1", port=free_port(), authenticator=authenticator, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        good = SmtpProvider(controller.hostname, controller.port, username="cartero", password="s3cret", timeout=5)
+        with running(loop_for(url, good, tmp_path)):
+            publish(url, "correos", email_message("authed"))
+            wait_until(lambda: len(server.delivered) == 1, timeout=10, what="delivered after login")
+        bad = SmtpProvider(controller.hostname, controller.port, username="cartero", password="wrong", timeout=5)
+        with running(loop_for(url, bad, tmp_path)):
+            publish(url, "correos", email_message("refused-login"))
+            wait_until(lambda: queue_depth(url, "correos.dlq") == 1, timeout=10, what="dead letter")
+    finally:
+        controller.stop()
+    failed = [e for e in events(url) if e["evento"] == "fallido"]
+    assert len(failed) == 1 and "535" in failed[0]["motivo"]  # a wrong password will not fix itself
