@@ -39,7 +39,7 @@ def run(settings: Settings) -> None:
         batchable=provider.batchable,
         make_handler=lambda ledger: make_handler(
             provider,
-            sender=settings.email_from,
+            sender=settings.smtp_from,
             ledger=ledger,
             clock=system_clock,
             max_body=settings.consumer_max_body_bytes,

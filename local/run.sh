@@ -35,8 +35,10 @@ MSG
 fi
 
 DATABASE_URL=$CONSUMER_LOGS_DATABASE_URL "$CARTERO_PYTHON" -m consumer_logs migrate
-DATABASE_URL=$CONSUMER_SMS_DATABASE_URL "$CARTERO_PYTHON" -m consumer_sms migrate
-DATABASE_URL=$CONSUMER_EMAIL_DATABASE_URL "$CARTERO_PYTHON" -m consumer_email migrate
+# consumer_sms / consumer_email read CONSUMER_SMS_DATABASE_URL / CONSUMER_EMAIL_DATABASE_URL
+# from the environment, whoever starts them (supervisord here, later the monitor).
+"$CARTERO_PYTHON" -m consumer_sms migrate
+"$CARTERO_PYTHON" -m consumer_email migrate
 
 cat <<MSG
 Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):

@@ -67,6 +67,8 @@ def test_openapi_and_logs(suite: Suite) -> None:
     spec = httpx.get(f"{suite.sender}/openapi.json", timeout=5).json()
     assert {"/v1/sms", "/v1/email"} <= set(spec["paths"])
     assert (suite.var / "log" / "sender.log").exists()
+    # Every SQLite file under CARTERO_VAR, none in the working tree's var/.
+    assert {"consumer_logs.db", "consumer_sms.db", "consumer_email.db"} <= {p.name for p in suite.var.iterdir()}
 
 
 def test_run_refuses_to_start_without_a_broker(tmp_path: object) -> None:
