@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
@@ -43,3 +45,12 @@ class ConsumerSettings(ServiceSettings):
 
         parse_delays(value)
         return value
+
+
+def service_database_url(service: str) -> Any:
+    """`<SERVICE>_DATABASE_URL` first, so one environment can serve every process (make run),
+    then `DATABASE_URL` (a container of its own); SQLite under `var/` by default."""
+    return Field(
+        default=f"sqlite:///var/{service}.db",
+        validation_alias=AliasChoices(f"{service}_database_url", "database_url"),
+    )

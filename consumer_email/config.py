@@ -2,18 +2,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
-from cartero_common.settings import ConsumerSettings
+from cartero_common.settings import ConsumerSettings, service_database_url
 
 
 class Settings(ConsumerSettings):
-    # CONSUMER_EMAIL_DATABASE_URL first, so one environment can serve every service (make run);
-    # DATABASE_URL otherwise (a container of its own).
-    database_url: str = Field(
-        default="sqlite:///var/consumer_email.db",
-        validation_alias=AliasChoices("consumer_email_database_url", "database_url"),
-    )
+    database_url: str = service_database_url("consumer_email")
     consumer_email_metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: no metrics endpoint
     # Unset: chosen by provider (see cartero_common.consumer_cli.default_prefetch).
     consumer_email_prefetch: int | None = Field(default=None, ge=1)

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
-
-import pytest
 
 from cartero_common.ledger import Ledger
 from tests.consumers import ledger_for
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.db"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 def test_records_ids_per_queue_and_ignores_a_second_record(database_url: str) -> None:

@@ -6,7 +6,6 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -23,14 +22,6 @@ from consumer_logs.api import create_app
 from consumer_logs.handler import make_handler
 from consumer_logs.models import Event
 from tests.support import isolated_vhost, wait_until
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/logs.db"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
