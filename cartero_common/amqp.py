@@ -24,17 +24,22 @@ PERSISTENT = pika.DeliveryMode.Persistent
 JSON = "application/json"
 
 
-def connection_parameters(url: str, *, heartbeat: int = 30, timeout: float = 5.0) -> pika.URLParameters:
+def connection_parameters(
+    url: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None
+) -> pika.URLParameters:
     params = pika.URLParameters(url)
     params.heartbeat = heartbeat
+    if name:
+        # Shown by the management UI and API, so an operator (or a test) can find this connection.
+        params.client_properties = {"connection_name": name}
     params.blocked_connection_timeout = 60
     params.socket_timeout = timeout
     params.connection_attempts = 1
     return params
 
 
-def connect(url: str, *, heartbeat: int = 30, timeout: float = 5.0) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(url, heartbeat=heartbeat, timeout=timeout))
+def connect(url: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None) -> pika.BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(url, heartbeat=heartbeat, timeout=timeout, name=name))
 
 
 def declare_shared_queues(channel: BlockingChannel, queues: Iterable[str] = SHARED_QUEUES) -> None:

@@ -1,8 +1,16 @@
-"""The one consume loop every consumer runs: manual ack after the work, bounded prefetch,
-reconnect with backoff, graceful stop.
+"""The one consume loop every consumer runs.
 
-A handler is a plain function `handler(delivery, publisher)`; returning means the work is done
-and the message is acked. The loop owns the connection, so handlers never see pika.
+- Manual ack, only after the work is done **and** every message the outcome needs (retry copy,
+  dead letter, `logs` event) was confirmed by the broker. Publishes are pipelined (publisher
+  confirms arrive asynchronously), so one slow round trip does not cost one per message.
+- Bounded prefetch; the handler gets one delivery, or a batch when the consumer asks for it.
+- One long-lived connection with heartbeats; when it goes, reconnect with backoff. Deliveries
+  not yet acked then come back from the broker; the consumers' dedupe makes that harmless.
+- Graceful stop (`stop()`, SIGTERM, SIGINT): cancel the subscription, finish the work in hand,
+  wait for its confirms and acks, give the rest back to the queue, close — within `grace` seconds.
+
+This module holds the loop's settings and its reconnect cycle; one connection's life (consume,
+settle, ack, stop) is `consumer_session.Session`.
 """
 
 from __future__ import annotations
@@ -11,61 +19,51 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-import pika
 import pika.exceptions
-from pika.adapters.blocking_connection import BlockingChannel
 
-from cartero_common.amqp import ConfirmedPublisher, connect
+from cartero_common.clock import Clock, system_clock
+from cartero_common.consumer_session import Session
+from cartero_common.outcomes import BatchHandler, Delivery, Done, Failure, Outcome
+from cartero_common.schemas import QUEUE_LOGS
+from cartero_common.topology import RetryPolicy
+
+__all__ = ["ConsumerLoop", "Delivery", "Done", "Failure", "Outcome"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    queue: str
-    body: bytes
-    properties: pika.BasicProperties
-    redelivered: bool
-    delivery_tag: int
-
-    @property
-    def headers(self) -> dict[str, Any]:
-        return dict(self.properties.headers or {})
-
-
-Handler = Callable[[Delivery, ConfirmedPublisher], None]
-Declare = Callable[[BlockingChannel], None]
-
-
+@dataclass
 class ConsumerLoop:
-    def __init__(
-        self,
-        *,
-        url: str,
-        queue: str,
-        handler: Handler,
-        declare: Declare,
-        prefetch: int = 50,
-        heartbeat: int = 30,
-        max_backoff: float = 30.0,
-    ) -> None:
-        self.url = url
-        self.queue = queue
-        self.handler = handler
-        self.declare = declare
-        self.prefetch = prefetch
-        self.heartbeat = heartbeat
-        self.max_backoff = max_backoff
-        self._stopping = threading.Event()
+    url: str
+    queue: str
+    handler: BatchHandler
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    report_to: str | None = QUEUE_LOGS  # None: no events (consumer_logs consumes `logs` itself)
+    prefetch: int = 50
+    batch_size: int = 1
+    heartbeat: int = 60
+    max_backoff: float = 30.0
+    grace: float = 30.0
+    clock: Clock = system_clock
+    timezone: str = "Europe/Madrid"
+    name: str = "cartero-consumer"
+    pause_before_ack: float = 0.0  # fault injection for the crash tests; 0 in production
+
+    def __post_init__(self) -> None:
         self.connected = threading.Event()
+        self.stop_requested_at: float | None = None
 
     def stop(self, *_: object) -> None:
-        """Ask the loop to stop after the message in hand; safe from a signal handler."""
-        self._stopping.set()
+        """Ask the loop to stop; safe from a signal handler or another thread (it only sets a
+        value the I/O loop looks at every `WATCH_SECONDS`)."""
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_requested_at is not None
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -73,70 +71,23 @@ class ConsumerLoop:
 
     def run(self) -> None:
         backoff = 0.5
-        while not self._stopping.is_set():
+        while not self.stopping:
+            session = Session(self)
             try:
-                self._consume_once()
-                backoff = 0.5
+                session.run()
             except (pika.exceptions.AMQPError, OSError) as exc:
-                self.connected.clear()
-                if self._stopping.is_set():
-                    break
-                log.warning(
-                    "broker connection lost; reconnecting",
-                    extra={"queue": self.queue, "error": repr(exc), "retry_in_s": backoff},
-                )
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-        log.info("consumer stopped", extra={"queue": self.queue})
-
-    def _consume_once(self) -> None:
-        connection = connect(self.url, heartbeat=self.heartbeat)
-        try:
-            channel = connection.channel()
-            self.declare(channel)
-            channel.basic_qos(prefetch_count=self.prefetch)
-            publisher_channel = connection.channel()
-            publisher = ConfirmedPublisher(publisher_channel)
-
-            def on_message(
-                ch: BlockingChannel,
-                method: pika.spec.Basic.Deliver,
-                properties: pika.BasicProperties,
-                body: bytes,
-            ) -> None:
-                if self._stopping.is_set():
-                    # Stopping: leave it for another consumer rather than start new work.
-                    ch.basic_nack(method.delivery_tag, requeue=True)
-                    return
-                delivery = Delivery(self.queue, body, properties, bool(method.redelivered), method.delivery_tag)
-                self._handle(ch, delivery, publisher)
-
-            tag = channel.basic_consume(self.queue, on_message, auto_ack=False)
-            self.connected.set()
-            log.info("consuming", extra={"queue": self.queue, "prefetch": self.prefetch})
-            while not self._stopping.is_set():
-                connection.process_data_events(time_limit=0.5)
-            channel.basic_cancel(tag)
-        finally:
+                session.error = session.error or exc
             self.connected.clear()
-            if connection.is_open:
-                try:
-                    # Closing returns every prefetched, unacked message to the queue.
-                    connection.close()
-                except Exception:  # noqa: BLE001
-                    pass
-
-    def _handle(self, channel: BlockingChannel, delivery: Delivery, publisher: ConfirmedPublisher) -> None:
-        try:
-            self.handler(delivery, publisher)
-        except (pika.exceptions.AMQPError, OSError):
-            raise  # the connection is gone: the broker redelivers this message after reconnect
-        except Exception:
-            log.exception(
-                "handler failed; message returned to the queue",
-                extra={"queue": self.queue, "id": delivery.properties.message_id},
+            if self.stopping:
+                break
+            if session.consumed:
+                backoff = 0.5
+            log.warning(
+                "broker connection lost; reconnecting",
+                extra={"queue": self.queue, "error": repr(session.error), "retry_in_s": backoff},
             )
-            time.sleep(1.0)
-            channel.basic_nack(delivery.delivery_tag, requeue=True)
-            return
-        channel.basic_ack(delivery.delivery_tag)
+            deadline = time.monotonic() + backoff
+            while not self.stopping and time.monotonic() < deadline:
+                time.sleep(0.05)
+            backoff = min(backoff * 2, self.max_backoff)
+        log.info("consumer stopped", extra={"queue": self.queue})

@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 # Stable constraint names, so Alembic migrations can name what they alter.
 NAMING_CONVENTION = {
@@ -92,3 +92,23 @@ def _run(context: Any, connection: Any, target_metadata: MetaData, version_table
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def insert_ignoring_duplicates(
+    target: Session | Connection, table: Any, rows: list[dict[str, Any]], *, unique: list[str]
+) -> None:
+    """`INSERT … ON CONFLICT (unique) DO NOTHING` for SQLite and PostgreSQL: a row that is
+    already there (a redelivery) is skipped without a round trip to look for it first."""
+    if not rows:
+        return
+    dialect = (target.dialect if isinstance(target, Connection) else target.get_bind().dialect).name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        target.execute(pg_insert(table).on_conflict_do_nothing(index_elements=unique), rows)
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        target.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=unique), rows)
+    else:
+        raise NotImplementedError(f"no insert-ignoring-duplicates for {dialect}")

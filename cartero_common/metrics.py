@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 CONSUMER_MESSAGES = Counter(
-    "consumer_messages_total", "Messages a consumer finished, by outcome.", ["queue", "outcome"]
+    "consumer_messages_total",
+    "Messages a consumer settled, by outcome (consumido, duplicado, reintento, fallido, rechazado).",
+    ["queue", "outcome"],
 )
 CONSUMER_PROCESSING = Histogram(
     "consumer_processing_seconds", "Time to handle one message.", ["queue"], buckets=LATENCY_BUCKETS
 )
+CONSUMER_RETRIES = Counter("consumer_retries_total", "Messages sent to a retry queue.", ["queue"])
+CONSUMER_DEAD_LETTERS = Counter(
+    "consumer_dead_letters_total", "Messages moved to the dead-letter queue, by outcome.", ["queue", "outcome"]
+)
 
 
-def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:
-    """Expose `/metrics` on `port` from a background thread (non-HTTP services)."""
-    start_http_server(port, addr=addr)
+def serve_metrics(port: int, addr: str = "0.0.0.0") -> bool:
+    """Expose `/metrics` on `port` from a background thread (non-HTTP services).
+
+    Port 0 means no metrics endpoint. A port already taken (several consumers of one kind on
+    one host with the same setting) is logged and skipped: a consumer that cannot be scraped
+    must still consume. Returns whether the endpoint is up.
+    """
+    if port == 0:
+        log.info("metrics endpoint disabled (port 0)")
+        return False
+    try:
+        start_http_server(port, addr=addr)
+    except OSError as exc:
+        log.warning(
+            "metrics port unavailable; running without a metrics endpoint", extra={"port": port, "error": str(exc)}
+        )
+        return False
+    log.info("metrics endpoint up", extra={"port": port})
+    return True
+
+
+class ConsumerMetrics:
+    """The consume loop's metrics for one queue, label children looked up once."""
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self._processing = CONSUMER_PROCESSING.labels(queue)
+        self._retries = CONSUMER_RETRIES.labels(queue)
+        self._outcomes: dict[str, Counter] = {}
+
+    def settled(self, outcome: str, seconds: float) -> None:
+        self._processing.observe(seconds)
+        counter = self._outcomes.get(outcome)
+        if counter is None:
+            counter = self._outcomes[outcome] = CONSUMER_MESSAGES.labels(self.queue, outcome)
+        counter.inc()
+        if outcome == "reintento":
+            self._retries.inc()
+        elif outcome in ("fallido", "rechazado"):
+            CONSUMER_DEAD_LETTERS.labels(self.queue, outcome).inc()

@@ -83,7 +83,7 @@ class SmsMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=200)
     mensaje: str
     telefono: str
     fecha: str | None = None
@@ -94,7 +94,7 @@ class EmailMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=200)
     destinatario: str
     asunto: str
     cuerpo: str
@@ -128,6 +128,29 @@ def consumed_event(
     event["cola"] = queue
     event.update(extra or {})
     return event
+
+
+def retry_event(
+    message: dict[str, Any], *, queue: str, fecha_consumo: str, intento: int, motivo: str, espera_s: float
+) -> dict[str, Any]:
+    """`reintento`: attempt `intento` failed for a reason that may pass; the next in `espera_s`."""
+    extra = {"intento": intento, "motivo": motivo, "espera_s": espera_s}
+    return consumed_event(message, queue=queue, fecha_consumo=fecha_consumo, evento="reintento", extra=extra)
+
+
+def failed_event(
+    message: dict[str, Any], *, queue: str, fecha_consumo: str, intentos: int, motivo: str, dlq: str
+) -> dict[str, Any]:
+    """`fallido`: given up after `intentos` attempts and moved to the dead-letter queue `dlq`."""
+    extra = {"intentos": intentos, "motivo": motivo, "dlq": dlq}
+    return consumed_event(message, queue=queue, fecha_consumo=fecha_consumo, evento="fallido", extra=extra)
+
+
+def rejected_event(message_id: str | None, *, queue: str, fecha_consumo: str, motivo: str, dlq: str) -> dict[str, Any]:
+    """`rechazado`: the message could not be read at all; moved to `dlq` untouched. Only its id
+    (when there is one) is reported, never the body."""
+    extra = {"motivo": motivo, "dlq": dlq}
+    return consumed_event({"id": message_id}, queue=queue, fecha_consumo=fecha_consumo, evento="rechazado", extra=extra)
 
 
 def scale_event(

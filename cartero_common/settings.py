@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
@@ -21,3 +23,34 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: str) -> str:
         return value.upper()
+
+
+class ConsumerSettings(ServiceSettings):
+    """What every consumer shares (the consume loop's knobs); each adds its own prefetch, port…"""
+
+    consumer_max_attempts: int = Field(default=5, ge=1, le=100)
+    # Seconds before each retry (`ms`/`s`/`m` suffixes allowed); the last one repeats.
+    consumer_retry_delays: str = "5s,30s,2m,10m"
+    consumer_grace_seconds: float = Field(default=30.0, gt=0)
+    consumer_heartbeat_seconds: int = Field(default=60, ge=0)
+    consumer_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    consumer_batch_size: int = Field(default=100, ge=1)
+    # Fault injection for the crash tests: hold each ack this long. Never set it in production.
+    consumer_pause_before_ack_seconds: float = Field(default=0.0, ge=0)
+
+    @field_validator("consumer_retry_delays")
+    @classmethod
+    def _delays(cls, value: str) -> str:
+        from cartero_common.topology import parse_delays
+
+        parse_delays(value)
+        return value
+
+
+def service_database_url(service: str) -> Any:
+    """`<SERVICE>_DATABASE_URL` first, so one environment can serve every process (make run),
+    then `DATABASE_URL` (a container of its own); SQLite under `var/` by default."""
+    return Field(
+        default=f"sqlite:///var/{service}.db",
+        validation_alias=AliasChoices(f"{service}_database_url", "database_url"),
+    )

@@ -1,19 +1,18 @@
-"""`python -m consumer_logs [serve|migrate]`: consume `logs` and serve the read API."""
+"""`python -m consumer_logs [serve|migrate|replay-dlq [--limit N]]`: consume `logs` and serve the
+read API."""
 
 from __future__ import annotations
 
-import argparse
 import logging
+import sys
 import threading
 from pathlib import Path
 
 import uvicorn
 
-from cartero_common.amqp import declare_shared_queues
 from cartero_common.clock import system_clock
-from cartero_common.consumer import ConsumerLoop
+from cartero_common.consumer_cli import loop_from_settings, main
 from cartero_common.db import make_engine, make_sessionmaker, migrate
-from cartero_common.logging import configure_logging
 from cartero_common.schemas import QUEUE_LOGS
 from consumer_logs.api import create_app
 from consumer_logs.config import Settings
@@ -30,12 +29,14 @@ def run_migrations(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    loop = ConsumerLoop(
-        url=settings.amqp_url,
+    loop = loop_from_settings(
+        settings,
+        service="consumer_logs",
         queue=QUEUE_LOGS,
         handler=make_handler(sessions, system_clock),
-        declare=lambda channel: declare_shared_queues(channel, (QUEUE_LOGS,)),
         prefetch=settings.consumer_logs_prefetch,
+        batchable=True,
+        report_to=None,  # it consumes `logs`: reporting there would feed itself
     )
     consumer = threading.Thread(target=loop.run, name="consume-logs", daemon=True)
     consumer.start()
@@ -49,22 +50,21 @@ def serve(settings: Settings) -> None:
         server.run()  # handles SIGTERM/SIGINT itself, then returns
     finally:
         loop.stop()
-        consumer.join(timeout=30)
+        consumer.join(timeout=settings.consumer_grace_seconds + 1)
         engine.dispose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m consumer_logs")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
-    args = parser.parse_args()
+def cli() -> int:
     settings = Settings()
-    configure_logging("consumer_logs", settings.log_level)
-    if args.command == "migrate":
-        run_migrations(settings)
-        log.info("database migrated")
-        return
-    serve(settings)
+    return main(
+        prog="consumer_logs",
+        queue=QUEUE_LOGS,
+        settings=settings,
+        run=lambda: serve(settings),
+        migrate=lambda: run_migrations(settings),
+        run_command="serve",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

@@ -1,21 +1,24 @@
-"""What consumer_logs does with each `logs` message: store it, readable or not."""
+"""What consumer_logs does with the `logs` messages in hand: store them, readable or not, in one
+transaction per batch (one commit for up to CONSUMER_BATCH_SIZE events)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
-from cartero_common.amqp import ConfirmedPublisher
 from cartero_common.clock import Clock
-from cartero_common.consumer import Delivery
-from consumer_logs.repository import add_events, event_from_body
+from cartero_common.outcomes import BatchHandler, Delivery, Done, Outcome
+from consumer_logs.repository import add_events, event_row
 
 
-def make_handler(sessions: sessionmaker[Any], clock: Clock):  # type: ignore[no-untyped-def]
-    def store(delivery: Delivery, _: ConfirmedPublisher) -> None:
-        event = event_from_body(delivery.body, message_id=delivery.properties.message_id, now=clock())
+def make_handler(sessions: sessionmaker[Any], clock: Clock) -> BatchHandler:
+    def store(batch: Sequence[Delivery]) -> list[Outcome]:
+        now = clock()
+        rows = [event_row(d.body, message_id=d.message_id, now=now) for d in batch]
         with sessions.begin() as session:
-            add_events(session, [event])
+            add_events(session, rows)
+        return [Done() for _ in batch]
 
     return store

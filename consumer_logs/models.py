@@ -26,10 +26,14 @@ class Event(Base):
     readable: Mapped[bool]
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw: Mapped[str | None] = mapped_column(Text)
+    # sha256 of the AMQP message id and the body: the same event delivered twice (the broker
+    # redelivers after a crash before the ack) is stored once. Unique; NULL for old rows.
+    digest: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_events_message_id", "message_id"),
         Index("ix_events_evento_stored_at", "evento", "stored_at"),
         Index("ix_events_cola_stored_at", "cola", "stored_at"),
         Index("ix_events_stored_at", "stored_at"),
+        Index("ux_events_digest", "digest", unique=True),
     )

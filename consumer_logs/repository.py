@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cartero_common.db import insert_ignoring_duplicates
 from consumer_logs.models import Event
 
 
@@ -22,42 +24,46 @@ class EventFilter:
     limit: int = 100
 
 
-def event_from_body(body: bytes, *, message_id: str | None, now: datetime) -> Event:
-    """An Event row for whatever came off the queue; never raises on bad input."""
+def event_row(body: bytes, *, message_id: str | None, now: datetime) -> dict[str, Any]:
+    """The `events` row for whatever came off the queue; never raises on bad input."""
     stored_at = now.astimezone(UTC)
+    digest = hashlib.sha256(f"{message_id or ''}\n".encode() + body).hexdigest()
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         payload = None
     if not isinstance(payload, dict):
-        return Event(
-            message_id=message_id,
-            evento=None,
-            cola=None,
-            stored_at=stored_at,
-            readable=False,
-            payload=None,
+        return {
+            "message_id": message_id,
+            "evento": None,
+            "cola": None,
+            "stored_at": stored_at,
+            "readable": False,
+            "payload": None,
             # PostgreSQL text cannot hold NUL; keep everything else of the body readable.
-            raw=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
-        )
+            "raw": body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+            "digest": digest,
+        }
     found_id = payload.get("id")
-    return Event(
-        message_id=str(found_id) if found_id is not None else message_id,
-        evento=_short_str(payload.get("evento")),
-        cola=_short_str(payload.get("cola")),
-        stored_at=stored_at,
-        readable=True,
-        payload=payload,
-        raw=None,
-    )
+    return {
+        "message_id": _short_str(found_id) if found_id is not None else message_id,
+        "evento": _short_str(payload.get("evento")),
+        "cola": _short_str(payload.get("cola")),
+        "stored_at": stored_at,
+        "readable": True,
+        "payload": payload,
+        "raw": None,
+        "digest": digest,
+    }
 
 
 def _short_str(value: Any) -> str | None:
     return str(value)[:200] if value is not None else None
 
 
-def add_events(session: Session, events: list[Event]) -> None:
-    session.add_all(events)
+def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert in order; an event already stored (same digest) is skipped."""
+    insert_ignoring_duplicates(session, Event, rows, unique=["digest"])
 
 
 def find_events(session: Session, where: EventFilter) -> list[Event]:

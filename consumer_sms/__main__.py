@@ -1,32 +1,54 @@
-"""`python -m consumer_sms`: consume `cola_sms` until SIGTERM."""
+"""`python -m consumer_sms [run|migrate|replay-dlq [--limit N]]`: consume `cola_sms` until SIGTERM."""
 
 from __future__ import annotations
 
-from cartero_common.amqp import declare_shared_queues
+import sys
+
 from cartero_common.clock import system_clock
-from cartero_common.consumer import ConsumerLoop
-from cartero_common.logging import configure_logging
-from cartero_common.metrics import serve_metrics
-from cartero_common.schemas import QUEUE_LOGS, QUEUE_SMS
+from cartero_common.consumer_cli import main, run_delivering
+from cartero_common.ledger import migrate_ledger
+from cartero_common.schemas import QUEUE_SMS
 from consumer_sms.config import Settings
 from consumer_sms.handler import make_handler
-from consumer_sms.providers import LogProvider
+from consumer_sms.providers import HttpGateway, LogProvider, SmsProvider
 
 
-def main() -> None:
-    settings = Settings()
-    configure_logging("consumer_sms", settings.log_level)
-    serve_metrics(settings.consumer_sms_metrics_port)
-    loop = ConsumerLoop(
-        url=settings.amqp_url,
+def build_provider(settings: Settings) -> SmsProvider:
+    if settings.sms_provider == "http":
+        if not settings.sms_gateway_url:
+            raise SystemExit("SMS_PROVIDER=http needs SMS_GATEWAY_URL")
+        return HttpGateway(
+            settings.sms_gateway_url, timeout=settings.sms_gateway_timeout, token=settings.sms_gateway_token
+        )
+    return LogProvider()
+
+
+def run(settings: Settings) -> None:
+    provider = build_provider(settings)
+    run_delivering(
+        settings,
+        service="consumer_sms",
         queue=QUEUE_SMS,
-        handler=make_handler(LogProvider(), clock=system_clock, timezone=settings.timezone),
-        declare=lambda channel: declare_shared_queues(channel, (QUEUE_SMS, QUEUE_LOGS)),
+        database_url=settings.database_url,
         prefetch=settings.consumer_sms_prefetch,
+        metrics_port=settings.consumer_sms_metrics_port,
+        batchable=provider.batchable,
+        make_handler=lambda ledger: make_handler(
+            provider, ledger=ledger, clock=system_clock, max_body=settings.consumer_max_body_bytes
+        ),
     )
-    loop.install_signal_handlers()
-    loop.run()
+
+
+def cli() -> int:
+    settings = Settings()
+    return main(
+        prog="consumer_sms",
+        queue=QUEUE_SMS,
+        settings=settings,
+        run=lambda: run(settings),
+        migrate=lambda: migrate_ledger(settings.database_url),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

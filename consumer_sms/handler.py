@@ -1,25 +1,24 @@
-"""One SMS off the queue: parse, send, then report `consumido` on `logs`."""
+"""One SMS off the queue: a real phone number, then the provider (dedupe and events are the
+shared loop's and `cartero_common.delivery`'s)."""
 
 from __future__ import annotations
 
-import json
-
-from cartero_common.amqp import ConfirmedPublisher
-from cartero_common.clock import Clock, fecha
-from cartero_common.consumer import Delivery, Handler
-from cartero_common.metrics import CONSUMER_MESSAGES
-from cartero_common.schemas import QUEUE_LOGS, SmsMessage, consumed_event
+from cartero_common.clock import Clock
+from cartero_common.delivery import DEFAULT_MAX_BODY, sending_handler
+from cartero_common.ledger import Ledger
+from cartero_common.outcomes import BatchHandler, PermanentFailure
+from cartero_common.schemas import SmsMessage, normalize_phone
 from consumer_sms.providers import SmsProvider
 
 
-def make_handler(provider: SmsProvider, *, clock: Clock, timezone: str) -> Handler:
-    def handle(delivery: Delivery, publisher: ConfirmedPublisher) -> None:
-        payload = json.loads(delivery.body)
-        sms = SmsMessage.model_validate(payload)
-        provider.send(sms)
-        now = clock()
-        event = consumed_event(payload, queue=delivery.queue, fecha_consumo=fecha(now, timezone))
-        publisher.publish(QUEUE_LOGS, event, message_id=sms.id, now=now)
-        CONSUMER_MESSAGES.labels(delivery.queue, "consumido").inc()
+def make_handler(
+    provider: SmsProvider, *, ledger: Ledger, clock: Clock, max_body: int = DEFAULT_MAX_BODY
+) -> BatchHandler:
+    def send(sms: SmsMessage) -> None:
+        try:
+            telefono = normalize_phone(sms.telefono)
+        except ValueError as exc:
+            raise PermanentFailure(f"invalid phone number: {exc}") from None
+        provider.send(sms if telefono == sms.telefono else sms.model_copy(update={"telefono": telefono}))
 
-    return handle
+    return sending_handler(model=SmsMessage, send=send, ledger=ledger, clock=clock, max_body=max_body)

@@ -1,21 +1,73 @@
-"""SMS providers: where a message goes once it leaves the queue."""
+"""SMS providers: where a message goes once it leaves the queue.
+
+`send` returns once the provider accepted the SMS, or raises `TransientFailure` (try again
+later) or `PermanentFailure` (never will work). `batchable` says whether sending one again is
+harmless, which lets the consumer record its dedupe ledger once per batch instead of once per
+message (see `cartero_common.delivery`).
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Protocol
 
+import httpx
+
+from cartero_common.outcomes import PermanentFailure, TransientFailure
 from cartero_common.schemas import SmsMessage
 
 log = logging.getLogger("consumer_sms.provider")
 
 
 class SmsProvider(Protocol):
+    batchable: bool
+
     def send(self, sms: SmsMessage) -> None: ...
 
 
 class LogProvider:
     """Writes the SMS to the log instead of a carrier: the embedded default."""
 
+    batchable = True
+
     def send(self, sms: SmsMessage) -> None:
         log.info("sms sent", extra={"id": sms.id, "telefono": sms.telefono, "chars": len(sms.mensaje)})
+
+
+class HttpGateway:
+    """POSTs `{"id", "telefono", "mensaje"}` as JSON to an SMS gateway.
+
+    2xx: sent. 408, 429 and 5xx, timeouts, refused connections: transient. Other 4xx: the
+    gateway will never take this message, permanent. The message id goes along as
+    `Idempotency-Key`, so a gateway that honours it drops the one resend our dedupe cannot
+    rule out (a crash between its 2xx and our ledger commit).
+    """
+
+    batchable = False
+
+    def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
+        headers = {"User-Agent": "cartero-consumer-sms"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.url = url
+        self.client = httpx.Client(timeout=timeout, headers=headers)
+
+    def send(self, sms: SmsMessage) -> None:
+        body = {"id": sms.id, "telefono": sms.telefono, "mensaje": sms.mensaje}
+        try:
+            response = self.client.post(self.url, json=body, headers={"Idempotency-Key": sms.id})
+        except httpx.TimeoutException as exc:
+            raise TransientFailure(f"SMS gateway timed out: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise TransientFailure(f"SMS gateway unreachable: {exc}") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            log.info("sms sent", extra={"id": sms.id, "telefono": sms.telefono, "gateway_status": status})
+            return
+        detail = f"SMS gateway answered {status}: {response.text[:200]}"
+        if status in (408, 429) or status >= 500:
+            raise TransientFailure(detail)
+        raise PermanentFailure(detail)
+
+    def close(self) -> None:
+        self.client.close()

@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(
   curl          # health probes in scripts
   prometheus    # a real Prometheus and promtool: tests/deploy (config, rules, dashboard queries), tests/monitor (depth source)
+  php-cli       # a real PHP client publishing like the team's senders (consumer tests)
+  php-amqplib
 )
 missing=()
 for pkg in "${packages[@]}"; do

@@ -18,13 +18,18 @@ export MONITOR_SMS_METRICS_PORT=${MONITOR_SMS_METRICS_PORT:-9104} MONITOR_EMAIL_
 # Consumer replica i listens on base + 10 * i: 9101, 9111, … for SMS; 9102, 9112, … for email.
 export MONITOR_SMS_REPLICA_PORT_BASE=${MONITOR_SMS_REPLICA_PORT_BASE:-$CONSUMER_SMS_METRICS_PORT}
 export MONITOR_EMAIL_REPLICA_PORT_BASE=${MONITOR_EMAIL_REPLICA_PORT_BASE:-$CONSUMER_EMAIL_METRICS_PORT}
-# supervisord waits this long for a monitor to stop its consumers (MONITOR_GRACE, default 30 s).
-grace=${MONITOR_GRACE:-30}
+# supervisord waits this long for a monitor to stop its consumers (MONITOR_GRACE, default 40 s: the consumers' own 30 s grace plus a margin).
+grace=${MONITOR_GRACE:-40}
 export MONITOR_STOPWAITSECS=$(( ${grace%.*} + 15 ))
 export CONSUMER_LOGS_DATABASE_URL=${CONSUMER_LOGS_DATABASE_URL:-sqlite:///$CARTERO_VAR/consumer_logs.db}
 export TOKEN_VALIDATOR_HOST=${TOKEN_VALIDATOR_HOST:-127.0.0.1} TOKEN_VALIDATOR_PORT=${TOKEN_VALIDATOR_PORT:-8001}
 export TOKEN_VALIDATOR_DATABASE_URL=${TOKEN_VALIDATOR_DATABASE_URL:-sqlite:///$CARTERO_VAR/token_validator.db}
 export VALIDATOR_URL=${VALIDATOR_URL:-http://$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT}
+export CONSUMER_SMS_DATABASE_URL=${CONSUMER_SMS_DATABASE_URL:-sqlite:///$CARTERO_VAR/consumer_sms.db}
+export CONSUMER_EMAIL_DATABASE_URL=${CONSUMER_EMAIL_DATABASE_URL:-sqlite:///$CARTERO_VAR/consumer_email.db}
+# Embedded default: emails become .eml files; set EMAIL_PROVIDER=smtp (and SMTP_*) for a relay.
+export EMAIL_PROVIDER=${EMAIL_PROVIDER:-file}
+export MAIL_DIR=${MAIL_DIR:-$CARTERO_VAR/mail}
 
 mkdir -p "$CARTERO_VAR/log"
 
@@ -59,6 +64,10 @@ DATABASE_URL=$TOKEN_VALIDATOR_DATABASE_URL "$CARTERO_PYTHON" -m token_validator 
 # First start only: an admin account and a demo token, printed once and kept in first-run.txt.
 DATABASE_URL=$TOKEN_VALIDATOR_DATABASE_URL "$CARTERO_PYTHON" -m token_validator first-run \
   --output "$CARTERO_VAR/first-run.txt"
+# consumer_sms / consumer_email read CONSUMER_SMS_DATABASE_URL / CONSUMER_EMAIL_DATABASE_URL
+# from the environment, whoever starts them (supervisord here, later the monitor).
+"$CARTERO_PYTHON" -m consumer_sms migrate
+"$CARTERO_PYTHON" -m consumer_email migrate
 
 cat <<MSG
 Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):
@@ -66,7 +75,7 @@ Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):
   validator     http://$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT        (API docs: /docs; admin API /v1/admin/)
   message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events
   monitor_sms   metrics http://127.0.0.1:$MONITOR_SMS_METRICS_PORT/metrics   (starts consumer_sms, metrics :$CONSUMER_SMS_METRICS_PORT)
-  monitor_email metrics http://127.0.0.1:$MONITOR_EMAIL_METRICS_PORT/metrics   (starts consumer_email, metrics :$CONSUMER_EMAIL_METRICS_PORT)
+  monitor_email metrics http://127.0.0.1:$MONITOR_EMAIL_METRICS_PORT/metrics   (starts consumer_email, metrics :$CONSUMER_EMAIL_METRICS_PORT; mail in $MAIL_DIR)
   credentials   $secrets_file · first admin and demo token: $CARTERO_VAR/first-run.txt
 MSG
 

@@ -38,7 +38,7 @@ class Settings(ServiceSettings):
     prometheus_url: str = "http://localhost:9090"
     monitor_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9104
     monitor_name: str = ""
-    monitor_grace: Annotated[float, Field(ge=0)] = 30.0
+    monitor_grace: Annotated[float, Field(ge=0)] = 40.0
     monitor_command: list[str] = []
     monitor_consumer_env: dict[str, str] = {}
     monitor_replica_port_env: str = ""

@@ -94,12 +94,21 @@ def isolated_database(prefix: str = "cartero_test") -> Iterator[str]:
         admin.close()
 
 
-def queue_depth(amqp_url: str, queue: str) -> int:
+def _passive(amqp_url: str, queue: str) -> Any:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+        return connection.channel().queue_declare(queue, passive=True).method
     finally:
         connection.close()
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in `queue` (not those delivered and not yet acked)."""
+    return int(_passive(amqp_url, queue).message_count)
+
+
+def consumer_count(amqp_url: str, queue: str) -> int:
+    return int(_passive(amqp_url, queue).consumer_count)
 
 
 def drain(amqp_url: str, queue: str, *, max_messages: int = 10_000) -> list[tuple[pika.BasicProperties, bytes]]:

@@ -6,7 +6,6 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -15,7 +14,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 
-from cartero_common.amqp import declare_shared_queues
 from cartero_common.clock import FixedClock
 from cartero_common.consumer import ConsumerLoop
 from cartero_common.db import make_engine, make_sessionmaker, migrate
@@ -24,14 +22,6 @@ from consumer_logs.api import create_app
 from consumer_logs.handler import make_handler
 from consumer_logs.models import Event
 from tests.support import isolated_vhost, wait_until
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/logs.db"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
@@ -49,11 +39,7 @@ def consuming(sessions: sessionmaker[Any]) -> Iterator[tuple[str, FixedClock]]:
     clock = FixedClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     with isolated_vhost("cartero-logs") as url:
         loop = ConsumerLoop(
-            url=url,
-            queue="logs",
-            handler=make_handler(sessions, clock),
-            declare=lambda ch: declare_shared_queues(ch, ("logs",)),
-            prefetch=10,
+            url=url, queue="logs", handler=make_handler(sessions, clock), report_to=None, prefetch=50, batch_size=20
         )
         thread = threading.Thread(target=loop.run, daemon=True)
         thread.start()
@@ -64,11 +50,15 @@ def consuming(sessions: sessionmaker[Any]) -> Iterator[tuple[str, FixedClock]]:
         assert not thread.is_alive()
 
 
-def _publish(url: str, body: bytes, *, persistent: bool = True, properties: bool = True) -> None:
+def _publish(
+    url: str, body: bytes, *, persistent: bool = True, properties: bool = True, message_id: str | None = None
+) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         props = (
-            pika.BasicProperties(content_type="application/json", delivery_mode=2 if persistent else 1)
+            pika.BasicProperties(
+                content_type="application/json", delivery_mode=2 if persistent else 1, message_id=message_id
+            )
             if properties
             else None
         )
@@ -124,3 +114,22 @@ def test_bad_queries_are_problems(sessions: sessionmaker[Any]) -> None:
         assert response.status_code == 422
         assert response.headers["content-type"].startswith("application/problem+json")
     assert api.get("/v1/events", params={"id": "nope"}).json() == []
+
+
+def test_a_redelivered_event_is_stored_once(consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]) -> None:
+    url, _ = consuming
+    api = TestClient(create_app(sessions))
+    event = json.dumps({"id": "r1", "evento": "consumido", "cola": "cola_sms", "fecha_consumo": "f"}).encode()
+    _publish(url, event, message_id="r1")
+    _publish(url, event, message_id="r1")  # what the broker hands out again after a crash before the ack
+    retry = json.dumps({"id": "r1", "evento": "reintento", "intento": 1}).encode()
+    _publish(url, retry, message_id="r1")
+    _publish(url, json.dumps({"id": "r1", "evento": "reintento", "intento": 2}).encode(), message_id="r1")
+    _publish(url, json.dumps({"id": "end", "evento": "enviado"}).encode(), message_id="end")
+    wait_until(lambda: api.get("/v1/events", params={"id": "end"}).json(), timeout=10, what="the last event")
+    timeline = api.get("/v1/events", params={"id": "r1"}).json()
+    assert [(e["evento"], e.get("intento")) for e in timeline] == [
+        ("consumido", None),
+        ("reintento", 1),
+        ("reintento", 2),
+    ]

@@ -25,6 +25,10 @@ def _events(suite: Suite, message_id: str) -> list[dict[str, object]]:
     return events
 
 
+def _consumed(suite: Suite, message_id: str) -> bool:
+    return {e["evento"] for e in _events(suite, message_id)} == {"enviado", "consumido"}
+
+
 def test_sms_json_travels_to_the_message_log(suite: Suite) -> None:
     started = time.monotonic()
     response = httpx.post(
@@ -57,7 +61,10 @@ def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
         what="form SMS consumed",
     )
     for mail in (mail_json, mail_form):
-        wait_until(partial(_events, suite, mail.json()["id"]), timeout=10, what="email enviado")
+        mail_id = mail.json()["id"]
+        wait_until(partial(_consumed, suite, mail_id), timeout=10, what="email consumed")
+        # The embedded default writes each email as an .eml file under var/mail.
+        assert (suite.var / "mail" / f"{mail_id}.eml").read_bytes().startswith(b"From: ")
 
 
 def test_first_run_credentials_are_private_and_work(suite: Suite) -> None:
@@ -84,6 +91,8 @@ def test_openapi_and_logs(suite: Suite) -> None:
     spec = httpx.get(f"{suite.sender}/openapi.json", timeout=5).json()
     assert {"/v1/sms", "/v1/email"} <= set(spec["paths"])
     assert (suite.var / "log" / "sender.log").exists()
+    # Every SQLite file under CARTERO_VAR, none in the working tree's var/.
+    assert {"consumer_logs.db", "consumer_sms.db", "consumer_email.db"} <= {p.name for p in suite.var.iterdir()}
 
 
 def test_monitor_started_the_sms_consumer(suite: Suite) -> None:

@@ -1,0 +1,156 @@
+"""What `python -m consumer_sms` / `consumer_email` / `consumer_logs` share: the commands
+(`run`, the default; `migrate`; `replay-dlq [--limit N]`) and running a loop as a process
+(signals, metrics endpoint, grace-period watchdog)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from cartero_common.consumer import ConsumerLoop
+from cartero_common.db import make_engine
+from cartero_common.dlq import replay_dead_letters
+from cartero_common.ledger import Ledger, migrate_ledger
+from cartero_common.logging import configure_logging
+from cartero_common.metrics import serve_metrics
+from cartero_common.outcomes import BatchHandler
+from cartero_common.schemas import QUEUE_LOGS
+from cartero_common.settings import ConsumerSettings
+from cartero_common.topology import RetryPolicy, parse_delays
+
+log = logging.getLogger(__name__)
+
+
+# Measured with the log provider (README, "Prefetch and drain rate"): the drain rate climbs up
+# to about 500 in flight and is flat after. A provider that is slow per message (HTTP, SMTP)
+# gains nothing from a deep buffer, and a deep buffer on one process starves the others the
+# monitor starts, so those get a shallow one.
+BATCH_PREFETCH = 500
+NETWORK_PREFETCH = 20
+
+
+def default_prefetch(configured: int | None, *, batchable: bool) -> int:
+    if configured is not None:
+        return configured
+    return BATCH_PREFETCH if batchable else NETWORK_PREFETCH
+
+
+def retry_policy(settings: ConsumerSettings) -> RetryPolicy:
+    return RetryPolicy(settings.consumer_max_attempts, parse_delays(settings.consumer_retry_delays))
+
+
+def connection_name(service: str) -> str:
+    return f"{service}@{os.uname().nodename}:{os.getpid()}"
+
+
+def run_process(loop: ConsumerLoop, *, metrics_port: int | None) -> None:
+    """Run `loop` as this process's main work until SIGTERM/SIGINT. If a handler is still stuck
+    past the grace period (plus a second for the loop's own close), the process exits anyway:
+    its unacked messages return to the queue."""
+    if metrics_port is not None:
+        serve_metrics(metrics_port)
+    loop.install_signal_handlers()
+    threading.Thread(target=_watchdog, args=(loop,), name="grace-watchdog", daemon=True).start()
+    loop.run()
+
+
+def _watchdog(loop: ConsumerLoop) -> None:
+    while True:
+        requested = loop.stop_requested_at
+        if requested is not None and time.monotonic() - requested > loop.grace + 1.0:
+            log.error("still busy after the grace period; exiting now", extra={"grace_s": loop.grace})
+            logging.shutdown()
+            os._exit(70)
+        time.sleep(0.2)
+
+
+def main(
+    *,
+    prog: str,
+    queue: str,
+    settings: ConsumerSettings,
+    run: Callable[[], None],
+    migrate: Callable[[], None] | None = None,
+    run_command: str = "run",
+) -> int:
+    configure_logging(prog, settings.log_level)
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser(run_command, help="consume until SIGTERM (the default)")
+    if migrate is not None:
+        sub.add_parser("migrate", help="apply the database migrations and exit")
+    replay = sub.add_parser("replay-dlq", help=f"move dead letters from {queue}.dlq back to {queue}")
+    replay.add_argument("--limit", type=int, default=None, help="move at most N messages (default: all)")
+    args = parser.parse_args()
+    if args.command == "migrate" and migrate is not None:
+        migrate()
+        log.info("database migrated")
+        return 0
+    if args.command == "replay-dlq":
+        if args.limit is not None and args.limit < 0:
+            parser.error("--limit must be zero or more")
+        moved = replay_dead_letters(settings.amqp_url, queue, limit=args.limit, progress=True)
+        print(f"moved {moved} message(s) from {queue}.dlq to {queue}")
+        return 0
+    run()
+    return 0
+
+
+def loop_from_settings(
+    settings: ConsumerSettings,
+    *,
+    service: str,
+    queue: str,
+    handler: BatchHandler,
+    prefetch: int,
+    batchable: bool,
+    report_to: str | None = QUEUE_LOGS,
+) -> ConsumerLoop:
+    """A loop with the shared knobs from `settings`. Batches only for idempotent providers."""
+    return ConsumerLoop(
+        url=settings.amqp_url,
+        queue=queue,
+        handler=handler,
+        report_to=report_to,
+        policy=retry_policy(settings),
+        prefetch=prefetch,
+        batch_size=settings.consumer_batch_size if batchable else 1,
+        heartbeat=settings.consumer_heartbeat_seconds,
+        grace=settings.consumer_grace_seconds,
+        timezone=settings.timezone,
+        name=connection_name(service),
+        pause_before_ack=settings.consumer_pause_before_ack_seconds,
+    )
+
+
+def run_delivering(
+    settings: ConsumerSettings,
+    *,
+    service: str,
+    queue: str,
+    database_url: str,
+    prefetch: int | None,
+    metrics_port: int,
+    batchable: bool,
+    make_handler: Callable[[Ledger], BatchHandler],
+) -> None:
+    """consumer_sms and consumer_email: migrate the dedupe ledger, then consume until stopped."""
+    migrate_ledger(database_url)
+    engine = make_engine(database_url)
+    try:
+        handler = make_handler(Ledger(engine, queue))
+        loop = loop_from_settings(
+            settings,
+            service=service,
+            queue=queue,
+            handler=handler,
+            prefetch=default_prefetch(prefetch, batchable=batchable),
+            batchable=batchable,
+        )
+        run_process(loop, metrics_port=metrics_port)
+    finally:
+        engine.dispose()

@@ -1,0 +1,69 @@
+"""The consumers' dedupe ledger: which message ids a consumer has already delivered.
+
+One table, `processed_messages`, keyed by (queue, message id), with its own Alembic history
+(`cartero_common/ledger_alembic`, version table `alembic_version_consumer_ledger`), so
+consumer_sms and consumer_email can keep it in separate SQLite files or share one PostgreSQL
+database without stepping on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import DateTime, Engine, String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cartero_common.db import insert_ignoring_duplicates, migrate, new_metadata
+
+MIGRATIONS = Path(__file__).parent / "ledger_alembic"
+VERSION_TABLE = "alembic_version_consumer_ledger"
+
+
+class LedgerBase(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class ProcessedMessage(LedgerBase):
+    __tablename__ = "processed_messages"
+
+    queue: Mapped[str] = mapped_column(String(200), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def migrate_ledger(url: str) -> None:
+    migrate(script_location=MIGRATIONS, url=url, version_table=VERSION_TABLE)
+
+
+class Ledger:
+    """Reads and writes one queue's processed ids; each call is its own transaction. Core
+    statements on a connection, not ORM sessions: this runs once per batch on the hot path."""
+
+    def __init__(self, engine: Engine, queue: str) -> None:
+        self.engine = engine
+        self.queue = queue
+
+    def processed(self, message_ids: Iterable[str]) -> dict[str, datetime]:
+        """Which of `message_ids` were delivered already, and when (UTC)."""
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return {}
+        query = select(ProcessedMessage.message_id, ProcessedMessage.processed_at).where(
+            ProcessedMessage.queue == self.queue, ProcessedMessage.message_id.in_(ids)
+        )
+        with self.engine.connect() as connection:
+            return {message_id: _utc(at) for message_id, at in connection.execute(query)}
+
+    def record(self, done: Iterable[tuple[str, datetime]]) -> None:
+        rows = [{"queue": self.queue, "message_id": mid, "processed_at": at.astimezone(UTC)} for mid, at in done]
+        if not rows:
+            return
+        with self.engine.begin() as connection:
+            insert_ignoring_duplicates(connection, ProcessedMessage, rows, unique=["queue", "message_id"])
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were stored in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

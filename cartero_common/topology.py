@@ -1,0 +1,92 @@
+"""Each consumer's own queues next to the shared one: `<q>.retry.<delay>` and `<q>.dlq`.
+
+The shared queue stays durable with no arguments (DESIGN §5). The retry queues are ours, so
+they carry the arguments: a per-queue TTL and dead-lettering back to `<q>` through the default
+exchange. One retry queue per delay, not one queue with per-message expiry: RabbitMQ expires
+messages only from the head of a queue, so a 10-minute message would hold back a 5-second one
+queued behind it.
+Ref: https://www.rabbitmq.com/docs/ttl#per-message-ttl-caveats
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pika.adapters.blocking_connection import BlockingChannel
+
+from cartero_common.amqp import declare_shared_queues
+
+DEFAULT_DELAYS = (5.0, 30.0, 120.0, 600.0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`max_attempts` deliveries in all; the n-th retry waits `delays[n-1]` (the last delay repeats)."""
+
+    max_attempts: int = 5
+    delays: tuple[float, ...] = DEFAULT_DELAYS
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not self.delays or any(d <= 0 for d in self.delays):
+            raise ValueError("retry delays must be positive")
+
+    def delay_after(self, attempt: int) -> float:
+        """How long to wait before attempt `attempt + 1`."""
+        return self.delays[min(attempt, len(self.delays)) - 1]
+
+    def used_delays(self) -> tuple[float, ...]:
+        return tuple(dict.fromkeys(self.delay_after(n) for n in range(1, self.max_attempts)))
+
+
+def parse_delays(text: str) -> tuple[float, ...]:
+    """`"5,30,120,600"` → seconds; also accepts `ms`, `s`, `m` suffixes (`"200ms,1s,2m"`)."""
+    delays = []
+    for part in text.split(","):
+        item = part.strip().lower()
+        if not item:
+            continue
+        if item.endswith("ms"):
+            delays.append(float(item[:-2]) / 1000)
+        elif item.endswith("m"):
+            delays.append(float(item[:-1]) * 60)
+        else:
+            delays.append(float(item.removesuffix("s")))
+    if not delays or any(d <= 0 for d in delays):
+        raise ValueError(f"retry delays must be positive numbers of seconds, got {text!r}")
+    return tuple(delays)
+
+
+def delay_label(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    if ms % 60_000 == 0:
+        return f"{ms // 60_000}m"
+    if ms % 1000 == 0:
+        return f"{ms // 1000}s"
+    return f"{ms}ms"
+
+
+def retry_queue(queue: str, delay: float) -> str:
+    return f"{queue}.retry.{delay_label(delay)}"
+
+
+def dead_letter_queue(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
+def declare_topology(channel: BlockingChannel, queue: str, policy: RetryPolicy, *, also: Iterable[str] = ()) -> None:
+    """The shared queue (and `also`, e.g. `logs`) argument-free; our retry queues and DLQ."""
+    declare_shared_queues(channel, (queue, *also))
+    for delay in policy.used_delays():
+        channel.queue_declare(
+            retry_queue(queue, delay),
+            durable=True,
+            arguments={
+                "x-message-ttl": round(delay * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": queue,
+            },
+        )
+    channel.queue_declare(dead_letter_queue(queue), durable=True)

@@ -1,0 +1,62 @@
+"""`python -m consumer_email [run|migrate|replay-dlq [--limit N]]`: consume `correos` until SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cartero_common.clock import system_clock
+from cartero_common.consumer_cli import main, run_delivering
+from cartero_common.ledger import migrate_ledger
+from cartero_common.schemas import QUEUE_EMAIL
+from consumer_email.config import Settings
+from consumer_email.handler import make_handler
+from consumer_email.providers import EmailProvider, FileProvider, SmtpProvider
+
+
+def build_provider(settings: Settings) -> EmailProvider:
+    if settings.email_provider == "file":
+        return FileProvider(Path(settings.mail_dir))
+    return SmtpProvider(
+        settings.smtp_host,
+        settings.smtp_port,
+        security=settings.smtp_security,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        timeout=settings.smtp_timeout,
+    )
+
+
+def run(settings: Settings) -> None:
+    provider = build_provider(settings)
+    run_delivering(
+        settings,
+        service="consumer_email",
+        queue=QUEUE_EMAIL,
+        database_url=settings.database_url,
+        prefetch=settings.consumer_email_prefetch,
+        metrics_port=settings.consumer_email_metrics_port,
+        batchable=provider.batchable,
+        make_handler=lambda ledger: make_handler(
+            provider,
+            sender=settings.smtp_from,
+            ledger=ledger,
+            clock=system_clock,
+            max_body=settings.consumer_max_body_bytes,
+        ),
+    )
+
+
+def cli() -> int:
+    settings = Settings()
+    return main(
+        prog="consumer_email",
+        queue=QUEUE_EMAIL,
+        settings=settings,
+        run=lambda: run(settings),
+        migrate=lambda: migrate_ledger(settings.database_url),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
