@@ -97,10 +97,13 @@ def csrf_of(page: str) -> str:
 
 def sign_in(client: TestClient, username: str = ADMIN, password: str = PASSWORD) -> httpx.Response:
     page = client.get("/signin")
-    return client.post("/signin", data={"csrf": csrf_of(page.text), "username": username, "password": password})
+    data = {"csrf": csrf_of(page.text), "username": username, "password": password}
+    response: httpx.Response = client.post("/signin", data=data)
+    return response
 
 
 def post_form(client: TestClient, path: str, data: dict[str, Any], *, from_page: str | None = None) -> httpx.Response:
     """Post a form the way a browser does: with the CSRF token of a page it was shown on."""
     page = client.get(from_page or "/")
-    return client.post(path, data={"csrf": csrf_of(page.text), **data})
+    response: httpx.Response = client.post(path, data={"csrf": csrf_of(page.text), **data})
+    return response

@@ -25,7 +25,7 @@ def _routes() -> list[tuple[str, str]]:
         for route in router.routes:
             assert isinstance(route, APIRoute)
             path = re.sub(r"\{[^}]+\}", "1", route.path)
-            found += [(method, path) for method in sorted(route.methods)]
+            found += [(method, path) for method in sorted(route.methods or ())]
     return found
 
 
