@@ -129,7 +129,12 @@ def test_html_in_names_is_escaped_everywhere(
         assert response.status_code == 200, (path, response.text[:500])
         assert "<script>" not in response.text, path
         # The overview, usage and refusals name tokens by their prefix only.
-        if path not in ("/", "/usage") and not path.startswith("/refusals") and not path.endswith("/usage"):
+        # (and the log's first page holds other tests' events: its searches below show the name).
+        if (
+            path not in ("/", "/usage", "/messages")
+            and not path.startswith("/refusals")
+            and not path.endswith("/usage")
+        ):
             assert "&lt;script&gt;" in response.text, f"{path} does not show the name"
     renamed = post_form(admin, f"/groups/{made['group']}/rename", {"name": f"{name}!"})
     flash_page = admin.get(renamed.headers["location"])
