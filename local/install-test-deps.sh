@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   curl          # health probes in scripts
+  chromium      # token_panel's browser tests (Playwright drives /usr/bin/chromium; no browser downloads)
 )
 missing=()
 for pkg in "${packages[@]}"; do

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIDTH = 640
-HEIGHT = 220
+WIDTH = 760
+HEIGHT = 230
 _LEFT = 40  # room for the value axis
 _BOTTOM = 28  # room for the labels
 _TOP = 10

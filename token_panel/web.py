@@ -56,6 +56,7 @@ def make_templates(zone: ZoneInfo) -> Jinja2Templates:
     env.filters["when"] = lambda value, seconds=False: when(value, zone, seconds)
     env.filters["pretty_json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
     env.filters["number"] = lambda value: "–" if value is None else f"{int(value):,}"
+    env.filters["uses"] = lambda value: f"{int(value):,} use" + ("" if int(value) == 1 else "s")
     env.globals["query"] = query
     env.globals["event_summary"] = message_log.summary
     env.globals["event_fields"] = message_log.fields

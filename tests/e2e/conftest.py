@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ class Suite:
     sender: str
     events: str
     validator: str
+    panel: str
     amqp_url: str
     var: Path
     process: subprocess.Popen[bytes]
@@ -31,12 +33,11 @@ class Suite:
         return {"Authorization": f"Bearer {self.first_run()['DEMO_TOKEN']}"}
 
 
-@pytest.fixture(scope="session")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+@contextmanager
+def started_suite(var: Path, vhost_prefix: str = "cartero-e2e") -> Iterator[Suite]:
     """The suite started exactly as `make run` starts it, on free ports and its own vhost."""
-    var = tmp_path_factory.mktemp("var")
-    with isolated_vhost("cartero-e2e") as amqp_url:
-        ports = {name: free_port() for name in ("sender", "logs", "sms_metrics", "validator")}
+    with isolated_vhost(vhost_prefix) as amqp_url:
+        ports = {name: free_port() for name in ("sender", "logs", "sms_metrics", "validator", "panel")}
         env = dict(
             os.environ,
             AMQP_URL=amqp_url,
@@ -45,8 +46,16 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             CONSUMER_LOGS_PORT=str(ports["logs"]),
             CONSUMER_SMS_METRICS_PORT=str(ports["sms_metrics"]),
             TOKEN_VALIDATOR_PORT=str(ports["validator"]),
+            TOKEN_PANEL_PORT=str(ports["panel"]),
         )
-        for inherited in ("VALIDATOR_SERVICE_KEY", "VALIDATOR_ADMIN_KEY", "VALIDATOR_URL", "DATABASE_URL"):
+        for inherited in (
+            "VALIDATOR_SERVICE_KEY",
+            "VALIDATOR_ADMIN_KEY",
+            "VALIDATOR_URL",
+            "DATABASE_URL",
+            "CONSUMER_LOGS_URL",
+            "PANEL_SECRET_KEY",
+        ):
             env.pop(inherited, None)
         log = (var / "run.out").open("wb")
         process = subprocess.Popen([str(ROOT / "local" / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -54,14 +63,14 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             sender=f"http://127.0.0.1:{ports['sender']}",
             events=f"http://127.0.0.1:{ports['logs']}",
             validator=f"http://127.0.0.1:{ports['validator']}",
+            panel=f"http://127.0.0.1:{ports['panel']}",
             amqp_url=amqp_url,
             var=var,
             process=process,
         )
         try:
-            wait_http(f"{suite.sender}/healthz", timeout=60)
-            wait_http(f"{suite.events}/healthz", timeout=60)
-            wait_http(f"{suite.validator}/healthz", timeout=60)
+            for url in (suite.sender, suite.events, suite.validator, suite.panel):
+                wait_http(f"{url}/healthz", timeout=60)
             yield suite
         finally:
             if process.poll() is None:
@@ -71,3 +80,9 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
                 except subprocess.TimeoutExpired:
                     process.kill()
             log.close()
+
+
+@pytest.fixture(scope="session")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    with started_suite(tmp_path_factory.mktemp("var")) as running:
+        yield running
