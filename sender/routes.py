@@ -6,8 +6,9 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from cartero_common.http import Problem, field_errors
@@ -18,7 +19,9 @@ from sender.deps import ClockDep, PublisherDep, SettingsDep, ValidatorDep
 from sender.intake import accept
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+# Declared for the OpenAPI document; `bearer_token` reads and checks the header itself.
+_BEARER = HTTPBearer(auto_error=False, scheme_name="CarteroToken", description="A token: app_…, grp_… or usr_…")
+router = APIRouter(dependencies=[Depends(_BEARER)])
 
 
 class Queued(BaseModel):

@@ -38,7 +38,7 @@ async def _prune_forever(engine: Engine, clock: Clock) -> None:
 
 def create_app(settings: Settings | None = None, clock: Clock = system_clock, db: Database | None = None) -> FastAPI:
     settings = settings or Settings()
-    db = db or open_database(settings.database_url)
+    db = db or open_database(settings.database_url, synchronous_commit=settings.token_validator_synchronous_commit)
     engine = db.engine
 
     @asynccontextmanager

@@ -11,3 +11,7 @@ class Settings(ServiceSettings):
     # Held by the senders (`/v1/validate`, refunds) and by the panel and scripts (`/v1/admin/`).
     validator_service_key: str = ""
     validator_admin_key: str = ""
+    # PostgreSQL: whether a hot-path spend waits for the WAL flush before answering. Off, a crash
+    # of the database can forget the last fraction of a second of spends; on, a busy token is
+    # limited by the disk's flush latency. Admin changes (revocations included) always wait.
+    token_validator_synchronous_commit: bool = False

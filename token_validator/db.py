@@ -30,7 +30,7 @@ def make_validator_engine(url: str, **kwargs: Any) -> Engine:
     return make_engine(url, **kwargs)
 
 
-def make_hot_engine(url: str, **kwargs: Any) -> Engine | None:
+def make_hot_engine(url: str, *, synchronous_commit: bool = False, **kwargs: Any) -> Engine | None:
     """PostgreSQL only: connections in autocommit mode, where one statement is one transaction and
     one round trip (no BEGIN, no COMMIT), with the hot path's statements prepared."""
     if url.startswith("sqlite"):
@@ -39,7 +39,7 @@ def make_hot_engine(url: str, **kwargs: Any) -> Engine | None:
     from token_validator.statements import PREPARED
 
     engine = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, **kwargs)
-    prepare_on_connect(engine, list(PREPARED.values()))
+    prepare_on_connect(engine, list(PREPARED.values()), synchronous_commit=synchronous_commit)
     return engine
 
 
@@ -100,5 +100,6 @@ class Database:
             self.hot.dispose()
 
 
-def open_database(url: str) -> Database:
-    return Database(make_validator_engine(url), make_hot_engine(url))
+def open_database(url: str, *, synchronous_commit: bool = False) -> Database:
+    """`synchronous_commit` applies to the hot path's single-statement spends (PostgreSQL)."""
+    return Database(make_validator_engine(url), make_hot_engine(url, synchronous_commit=synchronous_commit))

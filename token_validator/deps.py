@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,7 +46,12 @@ def _unauthorized(what: str) -> Problem:
     )
 
 
-def require_service(request: Request) -> None:
+# Declared for the OpenAPI document only (auto_error off); the checks below do the work.
+_SERVICE_SCHEME = HTTPBearer(auto_error=False, scheme_name="ServiceKey", description="VALIDATOR_SERVICE_KEY")
+_ADMIN_SCHEME = HTTPBearer(auto_error=False, scheme_name="AdminKey", description="VALIDATOR_ADMIN_KEY")
+
+
+def require_service(request: Request, _: Annotated[Any, Depends(_SERVICE_SCHEME)] = None) -> None:
     settings: Settings = request.app.state.settings
     if not credential_matches(bearer(request), settings.validator_service_key):
         raise _unauthorized("service credential (VALIDATOR_SERVICE_KEY)")
@@ -59,7 +65,7 @@ class Actor:
     client_ip: str | None
 
 
-def require_admin(request: Request) -> Actor:
+def require_admin(request: Request, _: Annotated[Any, Depends(_ADMIN_SCHEME)] = None) -> Actor:
     settings: Settings = request.app.state.settings
     if not credential_matches(bearer(request), settings.validator_admin_key):
         raise _unauthorized("admin credential (VALIDATOR_ADMIN_KEY)")

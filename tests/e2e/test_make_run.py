@@ -46,9 +46,9 @@ def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
     form = httpx.post(
         f"{suite.sender}/v1/sms", data={"mensaje": "hola", "telefono": "600111222"}, headers=auth, timeout=5
     )
-    mail = {"destinatario": "ana@example.com", "asunto": "A", "cuerpo": "B"}
-    mail_json = httpx.post(f"{suite.sender}/v1/email", json=mail, headers=auth, timeout=5)
-    mail_form = httpx.post(f"{suite.sender}/v1/email", data=mail, headers=auth, timeout=5)
+    fields = {"destinatario": "ana@example.com", "asunto": "A", "cuerpo": "B"}
+    mail_json = httpx.post(f"{suite.sender}/v1/email", json=fields, headers=auth, timeout=5)
+    mail_form = httpx.post(f"{suite.sender}/v1/email", data=fields, headers=auth, timeout=5)
     assert [r.status_code for r in (form, mail_json, mail_form)] == [202, 202, 202]
     wait_until(
         lambda: {e["evento"] for e in _events(suite, form.json()["id"])} == {"enviado", "consumido"},
@@ -64,8 +64,8 @@ def test_first_run_credentials_are_private_and_work(suite: Suite) -> None:
     assert first["ADMIN_USERNAME"] and first["ADMIN_PASSWORD"] and first["DEMO_TOKEN"].startswith("app_")
     for private in ("first-run.txt", "secrets.env"):
         assert stat.S_IMODE((suite.var / private).stat().st_mode) == 0o600
-    secrets = dict(line.split("=", 1) for line in (suite.var / "secrets.env").read_text().splitlines())
-    admin = {"Authorization": f"Bearer {secrets['VALIDATOR_ADMIN_KEY']}"}
+    keys = dict(line.split("=", 1) for line in (suite.var / "secrets.env").read_text().splitlines())
+    admin = {"Authorization": f"Bearer {keys['VALIDATOR_ADMIN_KEY']}"}
     signed_in = httpx.post(
         f"{suite.validator}/v1/admin/sessions",
         json={"username": first["ADMIN_USERNAME"], "password": first["ADMIN_PASSWORD"]},

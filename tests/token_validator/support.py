@@ -20,9 +20,11 @@ from token_validator.app import create_app
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
 from token_validator.issuing import issue
-from token_validator.models import Application, Group, Token, User
+from token_validator.models import Group, Token
 from token_validator.moment import Moment
 from token_validator.repository import owners
+from token_validator.repository.owners import OWNER_MODELS
+from token_validator.tokens import Kind
 
 SERVICE_KEY = "service-key-for-tests-0123456789"
 ADMIN_KEY = "admin-key-for-tests-9876543210"
@@ -68,7 +70,7 @@ class Tokens:
         return Moment.at(self.clock(), ZoneInfo(self.zone))
 
     def owner(self, kind: str, name: str, *, group_quota: tuple[str, int] | None = None) -> int:
-        model = {"application": Application, "group": Group, "user": User}[kind]
+        model = OWNER_MODELS[kind]
         with make_sessionmaker(self.db.engine).begin() as session:
             found = owners.by_name(session, model, name) or owners.create(
                 session, model, name=name, now=self.moment().now
@@ -83,13 +85,13 @@ class Tokens:
             owners.add_member(session, group_id, user_id)
 
     def disable(self, kind: str, name: str, disabled: bool = True) -> None:
-        model = {"application": Application, "group": Group, "user": User}[kind]
+        model = OWNER_MODELS[kind]
         with make_sessionmaker(self.db.engine).begin() as session:
             owners.by_name(session, model, name).disabled = disabled
 
     def make(
         self,
-        kind: str = "application",
+        kind: Kind = "application",
         owner: str = "app",
         *,
         actions: str = "*",
@@ -104,7 +106,7 @@ class Tokens:
                 kind=kind,
                 owner_id=owner_id,
                 actions=actions,
-                restriction=restriction,  # type: ignore[arg-type]
+                restriction=restriction,
                 quota=limit,
                 expires_at=expires_at.astimezone(UTC) if expires_at else None,
                 name=None,
@@ -116,7 +118,7 @@ class Tokens:
 
     def revoke(self, token_id: int) -> None:
         with make_sessionmaker(self.db.engine).begin() as session:
-            session.get(Token, token_id).revoked_at = self.moment().now  # type: ignore[union-attr]
+            session.get(Token, token_id).revoked_at = self.moment().now
 
     def used(self, token_id: int) -> int:
         with self.db.engine.connect() as connection:
