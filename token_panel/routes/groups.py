@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from token_panel.admin_api import ApiError
 from token_panel.deps import AdminDep, ApiDep, FormDep, require_admin
-from token_panel.forms import Invalid, restriction, text, whole_number
+from token_panel.forms import text
+from token_panel.routes import counters
 from token_panel.web import failed, ok, redirect
 
 router = APIRouter(dependencies=[Depends(require_admin)])
@@ -56,23 +57,12 @@ async def remove_member(
 
 @router.post("/groups/{group_id}/quota", summary="Change a group's shared quota")
 async def set_quota(request: Request, group_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
-    try:
-        body = restriction(text(form, "restriction"), text(form, "limit"))
-    except Invalid as exc:
-        return redirect(request, f"/groups/{group_id}", failed(" ".join(exc.errors.values())))
-    await api.call("PUT", f"/groups/{group_id}/quota", actor=admin.name, json=body)
-    return redirect(request, f"/groups/{group_id}", ok("The group's quota is changed."))
+    back = f"/groups/{group_id}"
+    path = f"/groups/{group_id}/quota"
+    return await counters.set_restriction(request, admin, api, form, path=path, back=back, done="The quota is changed.")
 
 
 @router.post("/groups/{group_id}/quota/grant", summary="Grant a group extra uses for this period")
 async def grant_quota(request: Request, group_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
-    try:
-        grant = whole_number(text(form, "grant"), "grant")
-        await api.call("POST", f"/groups/{group_id}/quota/remaining", actor=admin.name, json={"grant": grant})
-    except Invalid as exc:
-        return redirect(request, f"/groups/{group_id}", failed(" ".join(exc.errors.values())))
-    except ApiError as exc:
-        if exc.status == 404:
-            raise
-        return redirect(request, f"/groups/{group_id}", failed(exc.detail))
-    return redirect(request, f"/groups/{group_id}", ok(f"Granted {grant:,} more uses for this period."))
+    path = f"/groups/{group_id}/quota/remaining"
+    return await counters.grant(request, admin, api, form, path=path, back=f"/groups/{group_id}")

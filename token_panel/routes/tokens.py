@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from token_panel.admin_api import AdminApi, ApiError
 from token_panel.deps import Admin, AdminDep, ApiDep, ClockDep, FormDep, ZoneDep, require_admin
-from token_panel.forms import ACTIONS, KINDS, Invalid, TokenForm, restriction, text, whole_number
-from token_panel.web import failed, ok, redirect, render
+from token_panel.forms import ACTIONS, KINDS, Invalid, TokenForm, text
+from token_panel.routes import counters
+from token_panel.web import ok, redirect, render
 
 router = APIRouter(dependencies=[Depends(require_admin)])
 
@@ -122,26 +123,16 @@ async def show_token(request: Request, token_id: Id, admin: AdminDep, api: ApiDe
 
 @router.post("/tokens/{token_id}/restriction", summary="Change a token's restriction")
 async def set_restriction(request: Request, token_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
-    try:
-        body = restriction(text(form, "restriction"), text(form, "limit"))
-    except Invalid as exc:
-        return redirect(request, f"/tokens/{token_id}", failed(" ".join(exc.errors.values())))
-    await api.call("PUT", f"/tokens/{token_id}/restriction", actor=admin.name, json=body)
-    return redirect(request, f"/tokens/{token_id}", ok("The restriction is changed."))
+    back, path = f"/tokens/{token_id}", f"/tokens/{token_id}/restriction"
+    return await counters.set_restriction(
+        request, admin, api, form, path=path, back=back, done="The restriction is changed."
+    )
 
 
 @router.post("/tokens/{token_id}/grant", summary="Grant a token extra uses for this period")
 async def grant_uses(request: Request, token_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
-    try:
-        grant = whole_number(text(form, "grant"), "grant")
-        await api.call("POST", f"/tokens/{token_id}/remaining", actor=admin.name, json={"grant": grant})
-    except Invalid as exc:
-        return redirect(request, f"/tokens/{token_id}", failed(" ".join(exc.errors.values())))
-    except ApiError as exc:
-        if exc.status == 404:
-            raise
-        return redirect(request, f"/tokens/{token_id}", failed(exc.detail))
-    return redirect(request, f"/tokens/{token_id}", ok(f"Granted {grant:,} more uses for this period."))
+    path = f"/tokens/{token_id}/remaining"
+    return await counters.grant(request, admin, api, form, path=path, back=f"/tokens/{token_id}")
 
 
 @router.get("/tokens/{token_id}/revoke", summary="Confirm revoking a token")
