@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 WIDTH = 760
 HEIGHT = 230
-_LEFT = 40  # room for the value axis
-_BOTTOM = 28  # room for the labels
+_LEFT = 60  # room for the value axis
+_BOTTOM = 36  # room for the labels (drawn larger on a phone, where the chart is shrunk)
 _TOP = 10
 
 
@@ -34,6 +34,7 @@ class BarChart:
     height: int
     left: int
     baseline: float
+    label_y: float
     bars: list[Bar]
     ticks: list[Tick]
     total: int
@@ -73,4 +74,5 @@ def bar_chart(points: list[tuple[str, int]], *, label_every: int = 1) -> BarChar
     # A middle line only where it falls on a whole number of uses.
     steps = (0, top // 2, top) if top % 2 == 0 else (0, top)
     ticks = [Tick(y=round(baseline - plot_height * value / top, 2), value=value) for value in steps]
-    return BarChart(WIDTH, HEIGHT, _LEFT, baseline, bars, ticks, sum(value for _, value in points))
+    total = sum(value for _, value in points)
+    return BarChart(WIDTH, HEIGHT, _LEFT, baseline, baseline + _BOTTOM - 8, bars, ticks, total)

@@ -14,7 +14,7 @@ QUEUES = ("cola_sms", "correos")
 EVENTS = ("enviado", "consumido", "reintento", "fallido", "rechazado", "creacion", "eliminacion")
 _META = ("seq", "stored_at", "readable")
 # Fields that say what a message was about, in the order a summary shows them.
-_SUMMARY = ("telefono", "destinatario", "asunto", "contenedor", "replicas", "cuerpo")
+_SUMMARY = ("telefono", "destinatario", "asunto", "contenedor", "replicas", "motivo", "error")
 
 
 class MessageLog:
