@@ -152,3 +152,11 @@ def test_log_pages_continue_after_what_was_shown() -> None:
 def test_event_summary() -> None:
     assert summary({"readable": True, "telefono": "+34600111222", "mensaje": "x"}) == "telefono: +34600111222"
     assert summary({"readable": False, "raw": "not json"}) == "not json"
+
+
+def test_the_panel_refuses_to_start_without_its_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from token_panel.__main__ import main
+
+    monkeypatch.setenv("PANEL_SECRET_KEY", "short")
+    monkeypatch.delenv("VALIDATOR_ADMIN_KEY", raising=False)
+    assert main() == 2
