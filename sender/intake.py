@@ -79,7 +79,7 @@ async def accept(
         validator, request, token=token, action=action, message=message, queue=queue, key=key, fields=fields
     )
     if not verdict.allowed:
-        log.info("refused", extra={"id": message["id"], "code": verdict.code, "token": verdict.prefix})
+        log.info("refused", extra={"id": message["id"], "code": verdict.code, "token_prefix": verdict.prefix})
         raise refusal(verdict)
     headers = rate_limit_headers(verdict)
     stored = verdict.stored_response or {}
@@ -105,5 +105,5 @@ async def accept(
         ) from None
     if key is not None and verdict.usage_id:
         await validator.confirm(verdict.usage_id)
-    log.info("queued", extra={"id": message["id"], "queue": queue, "token": verdict.prefix})
+    log.info("queued", extra={"id": message["id"], "queue": queue, "token_prefix": verdict.prefix})
     return JSONResponse(_queued(message["id"], queue), status_code=ACCEPTED, headers=headers)

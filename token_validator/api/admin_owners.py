@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cartero_common.http import Problem
-from token_validator import audit
+from token_validator.api.common import Id, PageNo, PerPage, audited, paged
 from token_validator.deps import AdminDep, DbDep, MomentDep, ZoneDep
 from token_validator.models import Application, Group, User
 from token_validator.moment import Moment
@@ -33,9 +33,6 @@ from token_validator.views import counter, local, refs
 
 router = APIRouter(tags=["admin: owners"])
 
-Id = Annotated[int, Path(ge=1, le=2**62)]
-PageNo = Annotated[int, Query(ge=1, le=10**6)]
-PerPage = Annotated[int, Query(ge=1, le=200)]
 Search = Annotated[str | None, Query(max_length=100, description="Case-insensitive substring of the name.")]
 Cascade = Annotated[bool, Query(description="Also delete the owner's tokens (and their usage).")]
 
@@ -92,7 +89,7 @@ def _register(path: str, kind: str, model: OwnerModel, show: Show, public: type[
         with db.begin() as session:
             found = owners.list_owners(session, model, q=q, disabled=disabled, page=page, per_page=per_page)
             items = [show(session, row[0], row[1], moment, zone) for row in found.items]
-        return {"items": items, "total": found.total, "page": found.page, "per_page": found.per_page}
+        return paged(found, items)
 
     @router.get(f"/{path}/{{owner_id}}", response_model=public, summary=f"One {kind}")
     def get_owner(owner_id: Id, _: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
@@ -114,16 +111,7 @@ def _register(path: str, kind: str, model: OwnerModel, show: Show, public: type[
                 changes["disabled"] = body.disabled
                 row.disabled = body.disabled
             if changes:
-                audit.record(
-                    session,
-                    at=moment.now,
-                    actor=actor.name,
-                    action=f"{kind}.update",
-                    target_type=kind,
-                    target_id=owner_id,
-                    details=changes,
-                    client_ip=actor.client_ip,
-                )
+                audited(session, actor, moment, f"{kind}.update", kind, owner_id, changes)
             return _show(session, model, show, row, moment, zone)
 
     @router.delete(
@@ -141,15 +129,8 @@ def _register(path: str, kind: str, model: OwnerModel, show: Show, public: type[
                     409, "has_tokens", f"The {kind} has {count} token(s); delete with ?cascade=true.", tokens=count
                 )
             removed = owners.delete_owner(session, model, owner_id)
-            audit.record(
-                session,
-                at=moment.now,
-                actor=actor.name,
-                action=f"{kind}.delete",
-                target_type=kind,
-                target_id=owner_id,
-                details={"name": row.name, "tokens_deleted": removed},
-                client_ip=actor.client_ip,
+            audited(
+                session, actor, moment, f"{kind}.delete", kind, owner_id, {"name": row.name, "tokens_deleted": removed}
             )
         return Response(status_code=204)
 
@@ -160,16 +141,7 @@ def _insert(session: Session, model: OwnerModel, kind: str, body: OwnerCreate, a
         row = owners.create(session, model, name=body.name, disabled=body.disabled, now=moment.now)
     except IntegrityError:
         raise Problem(409, "name_taken", f"There is already a {kind} named {body.name!r}.") from None
-    audit.record(
-        session,
-        at=moment.now,
-        actor=actor.name,
-        action=f"{kind}.create",
-        target_type=kind,
-        target_id=row.id,
-        details={"name": body.name, "disabled": body.disabled},
-        client_ip=actor.client_ip,
-    )
+    audited(session, actor, moment, f"{kind}.create", kind, row.id, {"name": body.name, "disabled": body.disabled})
     return row
 
 
@@ -192,16 +164,7 @@ def create_group(body: GroupCreate, actor: AdminDep, db: DbDep, moment: MomentDe
     with db.begin() as session:
         row = _insert(session, Group, "group", body, actor, moment)
         row.restriction, row.quota = body.quota.type, body.quota.limit
-        audit.record(
-            session,
-            at=moment.now,
-            actor=actor.name,
-            action="group.quota",
-            target_type="group",
-            target_id=row.id,
-            details=body.quota.model_dump(),
-            client_ip=actor.client_ip,
-        )
+        audited(session, actor, moment, "group.quota", "group", row.id, body.quota.model_dump())
         return group_public(session, row, 0, moment, zone)
 
 
@@ -217,16 +180,7 @@ def set_group_quota(
     with db.begin() as session:
         _found(session, Group, group_id)
         token_repo.set_restriction(session, Group, group_id, body.type, body.limit)
-        audit.record(
-            session,
-            at=moment.now,
-            actor=actor.name,
-            action="group.quota",
-            target_type="group",
-            target_id=group_id,
-            details=body.model_dump(),
-            client_ip=actor.client_ip,
-        )
+        audited(session, actor, moment, "group.quota", "group", group_id, body.model_dump())
         session.expire_all()
         return _show(session, Group, group_public, _found(session, Group, group_id), moment, zone)
 
@@ -242,16 +196,7 @@ def change_group_remaining(
         if group.restriction == "unlimited":
             raise Problem(409, "not_limited", "The group has no quota; set one first.")
         token_repo.change_remaining(session, Group, group_id, set_to=body.set, grant=body.grant, period=moment.period)
-        audit.record(
-            session,
-            at=moment.now,
-            actor=actor.name,
-            action="group.remaining",
-            target_type="group",
-            target_id=group_id,
-            details=body.model_dump(exclude_none=True),
-            client_ip=actor.client_ip,
-        )
+        audited(session, actor, moment, "group.remaining", "group", group_id, body.model_dump(exclude_none=True))
         session.expire_all()
         return _show(session, Group, group_public, _found(session, Group, group_id), moment, zone)
 
@@ -264,7 +209,7 @@ def list_members(
         _found(session, Group, group_id)
         found = owners.members(session, group_id, page=page, per_page=per_page)
         items = [_show(session, User, user_public, row[0], moment, zone) for row in found.items]
-    return {"items": items, "total": found.total, "page": found.page, "per_page": found.per_page}
+    return paged(found, items)
 
 
 @router.put("/groups/{group_id}/members/{user_id}", status_code=204, summary="Add a user to a group")
@@ -273,16 +218,7 @@ def add_member(group_id: Id, user_id: Id, actor: AdminDep, db: DbDep, moment: Mo
         _found(session, Group, group_id)
         _found(session, User, user_id)
         if owners.add_member(session, group_id, user_id):
-            audit.record(
-                session,
-                at=moment.now,
-                actor=actor.name,
-                action="group.member_add",
-                target_type="group",
-                target_id=group_id,
-                details={"user_id": user_id},
-                client_ip=actor.client_ip,
-            )
+            audited(session, actor, moment, "group.member_add", "group", group_id, {"user_id": user_id})
     return Response(status_code=204)
 
 
@@ -292,14 +228,5 @@ def remove_member(group_id: Id, user_id: Id, actor: AdminDep, db: DbDep, moment:
         _found(session, Group, group_id)
         if not owners.remove_member(session, group_id, user_id):
             raise Problem(404, "not_found", f"User {user_id} is not a member of group {group_id}.")
-        audit.record(
-            session,
-            at=moment.now,
-            actor=actor.name,
-            action="group.member_remove",
-            target_type="group",
-            target_id=group_id,
-            details={"user_id": user_id},
-            client_ip=actor.client_ip,
-        )
+        audited(session, actor, moment, "group.member_remove", "group", group_id, {"user_id": user_id})
     return Response(status_code=204)

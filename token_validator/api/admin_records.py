@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cartero_common.http import Problem
 from token_validator import audit
+from token_validator.api.common import Instant, PageNo, PerPage, audited, paged
 from token_validator.deps import AdminDep, DbDep, MomentDep, ZoneDep
 from token_validator.passwords import verify_password
 from token_validator.repository import admins
@@ -28,9 +29,6 @@ from token_validator.views import local
 
 router = APIRouter(tags=["admin: records and sign-in"])
 
-PageNo = Annotated[int, Query(ge=1, le=10**6)]
-PerPage = Annotated[int, Query(ge=1, le=200)]
-Instant = Annotated[datetime | None, Query(description="ISO-8601; UTC when it has no offset.")]
 Username = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
 
 
@@ -60,7 +58,7 @@ def list_refusals(
             RefusalPublic.model_validate(row[0]).model_copy(update={"at": local(row[0].at, zone)})
             for row in found.items
         ]
-    return {"items": items, "total": found.total, "page": found.page, "per_page": found.per_page}
+    return paged(found, items)
 
 
 @router.get("/audit", response_model=Page[AuditPublic], summary="The audit trail of admin actions, newest first")
@@ -83,7 +81,7 @@ def list_audit(
         items = [
             AuditPublic.model_validate(row[0]).model_copy(update={"at": local(row[0].at, zone)}) for row in found.items
         ]
-    return {"items": items, "total": found.total, "page": found.page, "per_page": found.per_page}
+    return paged(found, items)
 
 
 @router.post(
@@ -129,15 +127,7 @@ def create_admin(body: AdminCreate, actor: AdminDep, db: DbDep, moment: MomentDe
             admin = admins.create(session, username=body.username, password=body.password, now=moment.now)
         except IntegrityError:
             raise Problem(409, "name_taken", f"There is already an admin named {body.username!r}.") from None
-        audit.record(
-            session,
-            at=moment.now,
-            actor=actor.name,
-            action="admin.create",
-            target_type="admin",
-            target_id=body.username,
-            client_ip=actor.client_ip,
-        )
+        audited(session, actor, moment, "admin.create", "admin", body.username)
         return AdminPublic.model_validate(admin)
 
 
@@ -150,15 +140,7 @@ def change_password(
         if admin is None:
             raise Problem(404, "not_found", f"No admin named {username!r}.")
         admins.set_password(admin, body.password)
-        audit.record(
-            session,
-            at=moment.now,
-            actor=actor.name,
-            action="admin.password",
-            target_type="admin",
-            target_id=username,
-            client_ip=actor.client_ip,
-        )
+        audited(session, actor, moment, "admin.password", "admin", username)
     return Response(status_code=204)
 
 
@@ -170,13 +152,5 @@ def delete_admin(username: Username, actor: AdminDep, db: DbDep, moment: MomentD
         if admins.count(session) <= 1:
             raise Problem(409, "last_admin", "The last admin account cannot be deleted.")
         admins.remove(session, username)
-        audit.record(
-            session,
-            at=moment.now,
-            actor=actor.name,
-            action="admin.delete",
-            target_type="admin",
-            target_id=username,
-            client_ip=actor.client_ip,
-        )
+        audited(session, actor, moment, "admin.delete", "admin", username)
     return Response(status_code=204)

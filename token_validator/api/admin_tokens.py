@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from cartero_common.http import Problem
-from token_validator import audit, usage
+from token_validator import usage
+from token_validator.api.common import Id, audited, paged
 from token_validator.deps import AdminDep, DbDep, EngineDep, MomentDep, ZoneDep
 from token_validator.issuing import issue
 from token_validator.models import Token
@@ -37,7 +38,6 @@ from token_validator.views import token_public
 
 router = APIRouter(tags=["admin: tokens"])
 
-Id = Annotated[int, Path(ge=1, le=2**62)]
 MonthLabel = Annotated[
     str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM in TIMEZONE; the current month if omitted.")
 ]
@@ -90,7 +90,7 @@ def list_tokens(
     with db.begin() as session:
         found = token_repo.list_tokens(session, where, now=moment.now, page=page, per_page=per_page)
         items = [token_public(row[0], row[1], moment, zone) for row in found.items]
-    return {"items": items, "total": found.total, "page": found.page, "per_page": found.per_page}
+    return paged(found, items)
 
 
 @router.post(
@@ -141,16 +141,7 @@ def revoke_token(token_id: Id, actor: AdminDep, db: DbDep, moment: MomentDep, zo
     with db.begin() as session:
         token, _ = _found(session, token_id)
         if token_repo.revoke(session, token_id, moment.now):
-            audit.record(
-                session,
-                at=moment.now,
-                actor=actor.name,
-                action="token.revoke",
-                target_type="token",
-                target_id=token_id,
-                details={"prefix": token.prefix},
-                client_ip=actor.client_ip,
-            )
+            audited(session, actor, moment, "token.revoke", "token", token_id, {"prefix": token.prefix})
         return _public(session, token_id, moment, zone)
 
 
@@ -161,15 +152,14 @@ def set_restriction(
     with db.begin() as session:
         token, _ = _found(session, token_id)
         token_repo.set_restriction(session, Token, token_id, body.type, body.limit)
-        audit.record(
+        audited(
             session,
-            at=moment.now,
-            actor=actor.name,
-            action="token.restriction",
-            target_type="token",
-            target_id=token_id,
-            details={"prefix": token.prefix, **body.model_dump()},
-            client_ip=actor.client_ip,
+            actor,
+            moment,
+            "token.restriction",
+            "token",
+            token_id,
+            {"prefix": token.prefix, **body.model_dump()},
         )
         return _public(session, token_id, moment, zone)
 
@@ -187,15 +177,14 @@ def change_remaining(
         if token.restriction == "unlimited":
             raise Problem(409, "not_limited", "The token is unlimited; change its restriction first.")
         token_repo.change_remaining(session, Token, token_id, set_to=body.set, grant=body.grant, period=moment.period)
-        audit.record(
+        audited(
             session,
-            at=moment.now,
-            actor=actor.name,
-            action="token.remaining",
-            target_type="token",
-            target_id=token_id,
-            details={"prefix": token.prefix, **body.model_dump(exclude_none=True)},
-            client_ip=actor.client_ip,
+            actor,
+            moment,
+            "token.remaining",
+            "token",
+            token_id,
+            {"prefix": token.prefix, **body.model_dump(exclude_none=True)},
         )
         return _public(session, token_id, moment, zone)
 
