@@ -7,6 +7,7 @@ packages=(
   prometheus    # a real Prometheus and promtool: tests/deploy (config, rules, dashboard queries), tests/monitor (depth source)
   php-cli       # a real PHP client publishing like the team's senders (consumer tests)
   php-amqplib
+  chromium      # token_panel's browser tests (Playwright drives /usr/bin/chromium; no browser downloads)
 )
 missing=()
 for pkg in "${packages[@]}"; do

@@ -30,22 +30,29 @@ export CONSUMER_EMAIL_DATABASE_URL=${CONSUMER_EMAIL_DATABASE_URL:-sqlite:///$CAR
 # Embedded default: emails become .eml files; set EMAIL_PROVIDER=smtp (and SMTP_*) for a relay.
 export EMAIL_PROVIDER=${EMAIL_PROVIDER:-file}
 export MAIL_DIR=${MAIL_DIR:-$CARTERO_VAR/mail}
+export TOKEN_PANEL_HOST=${TOKEN_PANEL_HOST:-127.0.0.1} TOKEN_PANEL_PORT=${TOKEN_PANEL_PORT:-8002}
+export CONSUMER_LOGS_URL=${CONSUMER_LOGS_URL:-http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT}
 
 mkdir -p "$CARTERO_VAR/log"
 
-# The validator's two credentials: generated on the first start unless given, kept (mode 600)
-# in $CARTERO_VAR/secrets.env for the next starts.
+# The validator's two credentials and the panel's cookie-signing key: generated on the first
+# start unless given, kept (mode 600) in $CARTERO_VAR/secrets.env for the next starts.
 secrets_file=$CARTERO_VAR/secrets.env
 if [[ -f $secrets_file ]]; then
   # shellcheck disable=SC1090
-  source <(grep -E '^VALIDATOR_(SERVICE|ADMIN)_KEY=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
+  source <(grep -E '^(VALIDATOR_(SERVICE|ADMIN)_KEY|PANEL_SECRET_KEY)=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
 fi
 new_secret() { "$CARTERO_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 export VALIDATOR_SERVICE_KEY=${VALIDATOR_SERVICE_KEY:-${saved_VALIDATOR_SERVICE_KEY:-$(new_secret)}}
 export VALIDATOR_ADMIN_KEY=${VALIDATOR_ADMIN_KEY:-${saved_VALIDATOR_ADMIN_KEY:-$(new_secret)}}
+export PANEL_SECRET_KEY=${PANEL_SECRET_KEY:-${saved_PANEL_SECRET_KEY:-$(new_secret)}}
 if [[ ! -f $secrets_file ]]; then
   (umask 077 && printf 'VALIDATOR_SERVICE_KEY=%s\nVALIDATOR_ADMIN_KEY=%s\n' \
     "$VALIDATOR_SERVICE_KEY" "$VALIDATOR_ADMIN_KEY" >"$secrets_file")
+fi
+# A var/ from before the panel existed has no panel key yet: keep the new one too.
+if [[ -z ${saved_PANEL_SECRET_KEY:-} ]]; then
+  (umask 077 && printf 'PANEL_SECRET_KEY=%s\n' "$PANEL_SECRET_KEY" >>"$secrets_file")
 fi
 
 if ! "$CARTERO_PYTHON" -m cartero_common wait-broker --timeout "${BROKER_WAIT_SECONDS:-5}"; then
@@ -73,6 +80,7 @@ cat <<MSG
 Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):
   sender        http://$SENDER_HOST:$SENDER_PORT        (API docs: /docs)
   validator     http://$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT        (API docs: /docs; admin API /v1/admin/)
+  admin panel   http://$TOKEN_PANEL_HOST:$TOKEN_PANEL_PORT        (sign in with the first admin below)
   message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events
   monitor_sms   metrics http://127.0.0.1:$MONITOR_SMS_METRICS_PORT/metrics   (starts consumer_sms, metrics :$CONSUMER_SMS_METRICS_PORT)
   monitor_email metrics http://127.0.0.1:$MONITOR_EMAIL_METRICS_PORT/metrics   (starts consumer_email, metrics :$CONSUMER_EMAIL_METRICS_PORT; mail in $MAIL_DIR)

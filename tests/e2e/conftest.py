@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ class Suite:
     sender: str
     events: str
     validator: str
+    panel: str
     amqp_url: str
     var: Path
     process: subprocess.Popen[bytes]
@@ -33,12 +35,11 @@ class Suite:
         return {"Authorization": f"Bearer {self.first_run()['DEMO_TOKEN']}"}
 
 
-@pytest.fixture(scope="session")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+@contextmanager
+def started_suite(var: Path, vhost_prefix: str = "cartero-e2e") -> Iterator[Suite]:
     """The suite started exactly as `make run` starts it, on free ports and its own vhost."""
-    var = tmp_path_factory.mktemp("var")
-    with isolated_vhost("cartero-e2e") as amqp_url:
-        names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email", "validator")
+    with isolated_vhost(vhost_prefix) as amqp_url:
+        names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email", "validator", "panel")
         ports = {name: free_port() for name in names}
         env = dict(
             os.environ,
@@ -51,8 +52,16 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             MONITOR_SMS_METRICS_PORT=str(ports["monitor_sms"]),
             MONITOR_EMAIL_METRICS_PORT=str(ports["monitor_email"]),
             TOKEN_VALIDATOR_PORT=str(ports["validator"]),
+            TOKEN_PANEL_PORT=str(ports["panel"]),
         )
-        for inherited in ("VALIDATOR_SERVICE_KEY", "VALIDATOR_ADMIN_KEY", "VALIDATOR_URL", "DATABASE_URL"):
+        for inherited in (
+            "VALIDATOR_SERVICE_KEY",
+            "VALIDATOR_ADMIN_KEY",
+            "VALIDATOR_URL",
+            "DATABASE_URL",
+            "CONSUMER_LOGS_URL",
+            "PANEL_SECRET_KEY",
+        ):
             env.pop(inherited, None)
         log = (var / "run.out").open("wb")
         process = subprocess.Popen([str(ROOT / "local" / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -60,15 +69,15 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             sender=f"http://127.0.0.1:{ports['sender']}",
             events=f"http://127.0.0.1:{ports['logs']}",
             validator=f"http://127.0.0.1:{ports['validator']}",
+            panel=f"http://127.0.0.1:{ports['panel']}",
             amqp_url=amqp_url,
             var=var,
             process=process,
             monitor_sms=f"http://127.0.0.1:{ports['monitor_sms']}",
         )
         try:
-            wait_http(f"{suite.sender}/healthz", timeout=60)
-            wait_http(f"{suite.events}/healthz", timeout=60)
-            wait_http(f"{suite.validator}/healthz", timeout=60)
+            for url in (suite.sender, suite.events, suite.validator, suite.panel):
+                wait_http(f"{url}/healthz", timeout=60)
             # consumer_sms is started by monitor_sms on its first tick.
             wait_until(lambda: consumers_on(amqp_url, "cola_sms") >= 1, timeout=60, what="a consumer on cola_sms")
             yield suite
@@ -80,3 +89,9 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
                 except subprocess.TimeoutExpired:
                     process.kill()
             log.close()
+
+
+@pytest.fixture(scope="session")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    with started_suite(tmp_path_factory.mktemp("var")) as running:
+        yield running

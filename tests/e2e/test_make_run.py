@@ -126,5 +126,7 @@ def test_ctrl_c_stops_every_process(tmp_path_factory: object, suite: Suite) -> N
         httpx.get(f"{suite.events}/healthz", timeout=2)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{suite.validator}/healthz", timeout=2)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{suite.panel}/healthz", timeout=2)
     # The consumers the monitors started went with them.
     assert consumers_on(suite.amqp_url, "cola_sms") == 0

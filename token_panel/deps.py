@@ -1,0 +1,109 @@
+"""Request dependencies: the session, the signed-in admin, CSRF-checked forms, the two APIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+
+from cartero_common.clock import Clock
+from token_panel.admin_api import AdminApi
+from token_panel.message_log import MessageLog
+from token_panel.sessions import CSRF_FIELD, SESSION_COOKIE, CookieSigner, PanelSession
+
+
+class SignInRequired(Exception):
+    """No admin is signed in: the answer is a redirect to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class CsrfRejected(Exception):
+    """A form came without this session's CSRF token; nothing it asked for is done."""
+
+
+def load_session(request: Request) -> PanelSession | None:
+    """The session in the cookie, if it is genuine, unexpired and not signed out."""
+    if hasattr(request.state, "panel_session"):
+        cached: PanelSession | None = request.state.panel_session
+        return cached
+    signer: CookieSigner = request.app.state.signer
+    session = signer.load_session(request.cookies.get(SESSION_COOKIE))
+    if session is not None and session.sid in request.app.state.signed_out:
+        session = None
+    request.state.panel_session = session
+    return session
+
+
+def use_session(request: Request, session: PanelSession) -> None:
+    """Make `session` the one this request renders with, and send its cookie."""
+    request.state.panel_session = session
+    request.state.set_session = session
+
+
+def visitor_session(request: Request) -> PanelSession:
+    """The current session, or a new anonymous one (a CSRF token for the sign-in form)."""
+    session = load_session(request)
+    if session is None:
+        session = PanelSession.anonymous()
+        use_session(request, session)
+    return session
+
+
+@dataclass(frozen=True)
+class Admin:
+    name: str
+    session: PanelSession
+
+
+def require_admin(request: Request) -> Admin:
+    session = load_session(request)
+    if session is None or session.user is None:
+        raise SignInRequired(request.url.path if request.method == "GET" else "/")
+    return Admin(session.user, session)
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token matches the session's (the sign-in form included)."""
+    session = load_session(request)
+    try:
+        form = await request.form()
+    except Exception:  # noqa: BLE001 - an unreadable body is a refused form, not a 500
+        raise CsrfRejected() from None
+    given = form.get(CSRF_FIELD)
+    if session is None or not session.csrf_matches(given if isinstance(given, str) else None):
+        raise CsrfRejected()
+    return form
+
+
+def get_api(request: Request) -> AdminApi:
+    api: AdminApi = request.app.state.api
+    return api
+
+
+def get_log(request: Request) -> MessageLog:
+    log: MessageLog = request.app.state.message_log
+    return log
+
+
+def get_zone(request: Request) -> ZoneInfo:
+    zone: ZoneInfo = request.app.state.zone
+    return zone
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+AdminDep = Annotated[Admin, Depends(require_admin)]
+FormDep = Annotated[FormData, Depends(checked_form)]
+ApiDep = Annotated[AdminApi, Depends(get_api)]
+LogDep = Annotated[MessageLog, Depends(get_log)]
+ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]
+ClockDep = Annotated[Clock, Depends(get_clock)]

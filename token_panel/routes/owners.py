@@ -1,0 +1,162 @@
+"""Applications, groups and users: list, create, rename, disable/enable, delete, membership."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from token_panel.admin_api import PLURAL, AdminApi, ApiError
+from token_panel.deps import Admin, AdminDep, ApiDep, FormDep, require_admin
+from token_panel.forms import Invalid, owner_name, restriction, text
+from token_panel.web import failed, ok, redirect, render
+
+router = APIRouter(dependencies=[Depends(require_admin)])
+
+PER_PAGE = 20
+Id = Annotated[int, Path(ge=1, le=2**62)]
+PageNo = Annotated[int, Query(ge=1, le=10**6)]
+Search = Annotated[str, Query(max_length=100)]
+Status = Annotated[str, Query(pattern="^(|active|disabled)$")]
+TITLES = {"application": "Applications", "group": "User groups", "user": "Users"}
+
+
+async def _list_page(
+    request: Request,
+    admin: Admin,
+    api: AdminApi,
+    kind: str,
+    *,
+    filters: dict[str, Any],
+    typed: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    disabled = {"active": False, "disabled": True}.get(filters["status"])
+    params = {"q": filters["q"], "disabled": disabled, "page": filters["page"], "per_page": PER_PAGE}
+    found = await api.call("GET", f"/{PLURAL[kind]}", actor=admin.name, params=params)
+    context = {
+        "kind": kind,
+        "plural": PLURAL[kind],
+        "title": TITLES[kind],
+        "found": found,
+        "filters": filters,
+        "typed": typed or {},
+        "errors": errors or {},
+    }
+    return render(request, "owners.html", context, status=status)
+
+
+async def _create(request: Request, admin: Admin, api: AdminApi, kind: str, form: Any) -> Response:
+    typed = {key: text(form, key) for key in ("name", "group", "restriction", "limit")}
+    body: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    try:
+        body["name"] = owner_name(typed["name"])
+    except Invalid as exc:
+        errors.update(exc.errors)
+    if kind == "group":
+        try:
+            body["quota"] = restriction(typed["restriction"] or "unlimited", typed["limit"])
+        except Invalid as exc:
+            errors.update(exc.errors)
+    group = None
+    if kind == "user" and typed["group"]:
+        group = await api.find_owner("group", typed["group"], actor=admin.name)
+        if group is None:
+            errors["group"] = "There is no group with this name; create it first or leave this empty."
+    if not errors:
+        try:
+            created = await api.call("POST", f"/{PLURAL[kind]}", actor=admin.name, json=body)
+        except ApiError as exc:
+            errors = exc.field_errors() or {"name": exc.detail}
+        else:
+            note = f"Created {kind} “{created['name']}”."
+            if group is not None:
+                await api.call("PUT", f"/groups/{group['id']}/members/{created['id']}", actor=admin.name)
+                note = f"Created user “{created['name']}” in group “{group['name']}”."
+            return redirect(request, f"/{PLURAL[kind]}/{created['id']}", ok(note))
+    filters = {"q": "", "status": "", "page": 1}
+    return await _list_page(request, admin, api, kind, filters=filters, typed=typed, errors=errors, status=422)
+
+
+async def _detail(
+    request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int, members_page: int = 1, **context: Any
+) -> Response:
+    owner = await api.call("GET", f"/{PLURAL[kind]}/{owner_id}", actor=admin.name)
+    params = {"kind": kind, "owner_id": owner_id, "per_page": 50}
+    owned = await api.call("GET", "/tokens", actor=admin.name, params=params)
+    members = None
+    if kind == "group":
+        members = await api.call(
+            "GET", f"/groups/{owner_id}/members", actor=admin.name, params={"page": members_page, "per_page": 50}
+        )
+    status = context.pop("status", 200)
+    page = {"kind": kind, "plural": PLURAL[kind], "owner": owner, "tokens": owned, "members": members, "typed": {}}
+    return render(request, "owner.html", {**page, **context}, status=status)
+
+
+def _register(kind: str) -> None:
+    plural = PLURAL[kind]
+
+    @router.get(f"/{plural}", summary=f"List {plural}")
+    async def list_owners(
+        request: Request, admin: AdminDep, api: ApiDep, q: Search = "", status: Status = "", page: PageNo = 1
+    ) -> Response:
+        return await _list_page(request, admin, api, kind, filters={"q": q, "status": status, "page": page})
+
+    @router.post(f"/{plural}", summary=f"Create a {kind}")
+    async def create_owner(request: Request, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+        return await _create(request, admin, api, kind, form)
+
+    @router.get(f"/{plural}/{{owner_id}}", summary=f"One {kind}")
+    async def show_owner(
+        request: Request, owner_id: Id, admin: AdminDep, api: ApiDep, members_page: PageNo = 1
+    ) -> Response:
+        return await _detail(request, admin, api, kind, owner_id, members_page)
+
+    @router.post(f"/{plural}/{{owner_id}}/rename", summary=f"Rename a {kind}")
+    async def rename_owner(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+        typed = {"name": text(form, "name")}
+        try:
+            body = {"name": owner_name(typed["name"])}
+            renamed = await api.call("PATCH", f"/{plural}/{owner_id}", actor=admin.name, json=body)
+        except Invalid as exc:
+            return await _detail(request, admin, api, kind, owner_id, errors=exc.errors, typed=typed, status=422)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise
+            errors = exc.field_errors() or {"name": exc.detail}
+            return await _detail(request, admin, api, kind, owner_id, errors=errors, typed=typed, status=422)
+        return redirect(request, f"/{plural}/{owner_id}", ok(f"Renamed to “{renamed['name']}”."))
+
+    @router.post(f"/{plural}/{{owner_id}}/status", summary=f"Disable or enable a {kind}")
+    async def set_status(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+        disabled = text(form, "disabled") == "true"
+        changed = await api.call("PATCH", f"/{plural}/{owner_id}", actor=admin.name, json={"disabled": disabled})
+        note = "disabled: its tokens are refused until it is enabled again" if disabled else "enabled"
+        return redirect(request, f"/{plural}/{owner_id}", ok(f"“{changed['name']}” is {note}."))
+
+    @router.get(f"/{plural}/{{owner_id}}/delete", summary=f"Confirm deleting a {kind}")
+    async def confirm_delete(request: Request, owner_id: Id, admin: AdminDep, api: ApiDep) -> Response:
+        owner = await api.call("GET", f"/{plural}/{owner_id}", actor=admin.name)
+        return render(request, "owner_delete.html", {"kind": kind, "plural": plural, "owner": owner})
+
+    @router.post(f"/{plural}/{{owner_id}}/delete", summary=f"Delete a {kind}")
+    async def delete_owner(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+        owner = await api.call("GET", f"/{plural}/{owner_id}", actor=admin.name)
+        cascade = text(form, "cascade") == "yes"
+        try:
+            await api.call("DELETE", f"/{plural}/{owner_id}", actor=admin.name, params={"cascade": cascade})
+        except ApiError as exc:
+            if exc.code != "has_tokens":
+                raise
+            tokens = exc.body.get("tokens", owner["tokens"])
+            note = f"“{owner['name']}” still has {tokens} token(s). Tick “also delete its tokens” to delete them too."
+            return redirect(request, f"/{plural}/{owner_id}/delete", failed(note))
+        extra = f" and its {owner['tokens']} token(s)" if cascade and owner["tokens"] else ""
+        return redirect(request, f"/{plural}", ok(f"Deleted {kind} “{owner['name']}”{extra}."))
+
+
+for _kind in PLURAL:
+    _register(_kind)
