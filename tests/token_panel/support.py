@@ -22,7 +22,7 @@ from cartero_common.clock import Clock, system_clock
 from cartero_common.db import make_engine, make_sessionmaker, migrate
 from consumer_logs.__main__ import ALEMBIC as LOGS_ALEMBIC
 from consumer_logs.api import create_app as create_logs_app
-from consumer_logs.repository import add_events, event_from_body
+from consumer_logs.repository import add_events, event_row
 from tests.support import served
 from tests.token_validator.support import ADMIN_KEY
 from token_panel.app import create_app
@@ -55,9 +55,9 @@ class MessageLogDb:
 
     def add(self, body: dict[str, Any], stored_at: datetime) -> None:
         """Store an event the way consumer_logs' handler does with a delivery from `logs`."""
-        event = event_from_body(json.dumps(body).encode(), message_id=body.get("id"), now=stored_at)
+        row = event_row(json.dumps(body).encode(), message_id=body.get("id"), now=stored_at)
         with self.sessions.begin() as session:
-            add_events(session, [event])
+            add_events(session, [row])
 
 
 @contextmanager
