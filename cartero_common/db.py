@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,7 +65,26 @@ def migrate(*, script_location: Path, url: str, version_table: str) -> None:
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["version_table"] = version_table
     config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    if make_url(url).get_backend_name() != "postgresql":
+        command.upgrade(config, "head")
+        return
+    # Replicas that start together (consumers scaled up at once) would race to create the same
+    # tables: the first takes this lock and migrates, the others wait and find nothing to do.
+    lock_key = zlib.crc32(version_table.encode())
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
+            connection.commit()
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})
+                connection.commit()
+    finally:
+        engine.dispose()
 
 
 def run_alembic_env(target_metadata: MetaData) -> None:

@@ -17,13 +17,13 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 # Secrets that pass the preflight step: long enough, URL-safe, not the example value.
 GOOD_SECRETS = {
-    "POSTGRES_PASSWORD": "pg-0123456789abcdef",
-    "RABBITMQ_ADMIN_PASSWORD": "rabbit-admin-0123456789",
-    "RABBITMQ_APP_PASSWORD": "rabbit-app-0123456789",
-    "VALIDATOR_SERVICE_KEY": "service-key-0123456789",
-    "VALIDATOR_ADMIN_KEY": "admin-key-0123456789",
-    "TOKEN_PANEL_SECRET_KEY": "panel-secret-0123456789",
-    "GRAFANA_ADMIN_PASSWORD": "grafana-0123456789",
+    "POSTGRES_PASSWORD": "pg-0123456789abcdef-0123456789abcdef",
+    "RABBITMQ_ADMIN_PASSWORD": "rabbit-admin-0123456789-0123456789abcdef",
+    "RABBITMQ_APP_PASSWORD": "rabbit-app-0123456789-0123456789abcdef",
+    "VALIDATOR_SERVICE_KEY": "service-key-0123456789-0123456789abcdef",
+    "VALIDATOR_ADMIN_KEY": "admin-key-0123456789-0123456789abcdef",
+    "TOKEN_PANEL_SECRET_KEY": "panel-secret-0123456789-0123456789abcdef",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-0123456789-0123456789abcdef",
 }
 
 

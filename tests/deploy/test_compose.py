@@ -79,7 +79,7 @@ def test_preflight_refuses_the_example_env_with_a_message(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("name", "value", "complaint"),
     [
-        ("GRAFANA_ADMIN_PASSWORD", "short", "shorter than 12 characters"),
+        ("GRAFANA_ADMIN_PASSWORD", "short", "shorter than 32 characters"),
         ("POSTGRES_PASSWORD", "has/slash:and@at0123", "goes into a URL"),
         ("RABBITMQ_APP_PASSWORD", "my-changethis-secret", "example value"),
     ],

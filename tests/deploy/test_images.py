@@ -117,7 +117,11 @@ SPECS: dict[str, Spec] = {
     "token_validator": Spec(port_env="TOKEN_VALIDATOR_PORT", database=True, migrate=True, env=KEYS),
     "token_panel": Spec(
         port_env="TOKEN_PANEL_PORT",
-        env={"VALIDATOR_URL": "http://127.0.0.1:9", "TOKEN_PANEL_SECRET_KEY": "panel-secret-for-tests", **KEYS},
+        env={
+            "VALIDATOR_URL": "http://127.0.0.1:9",
+            "PANEL_SECRET_KEY": "panel-secret-for-tests-0123456789abcdef",
+            **KEYS,
+        },
     ),
     "consumer_sms": Spec(
         metrics_port_envs=("CONSUMER_SMS_METRICS_PORT",),
@@ -131,7 +135,7 @@ SPECS: dict[str, Spec] = {
         broker=True,
         database=True,
         migrate=True,
-        env={"EMAIL_PROVIDER": "file", "EMAIL_FILE_DIR": "/tmp/cartero-mail"},
+        env={"EMAIL_PROVIDER": "file", "MAIL_DIR": "/tmp/cartero-mail"},
         check=consumes(QUEUE_EMAIL, {"destinatario": "ana@example.com", "asunto": "Hola", "cuerpo": "Prueba"}),
     ),
     # supervisord with monitor_sms and monitor_email; nothing to scale (MONITOR_MIN=0, empty queues).
