@@ -40,5 +40,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # pika and aiormq narrate every frame at INFO; their warnings are what matter.
-    for noisy in ("pika", "aiormq", "aio_pika", "httpx", "uvicorn.access"):
+    for noisy in ("pika", "aiormq", "aio_pika", "httpx", "uvicorn.access", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
