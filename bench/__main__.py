@@ -18,11 +18,10 @@ from typing import Any
 
 import httpx
 
-from bench import broker
+from bench import broker, consumer_drain
 from bench.load import LoadResult, Request, run_closed, run_paced
-from bench.services import PYTHON, Suite, create_token, running_suite
+from bench.services import Suite, create_token, running_suite
 from cartero_common.schemas import QUEUE_LOGS, QUEUE_SMS
-from tests.support import free_port
 
 RESULTS = Path(__file__).with_name("results.json")
 TARGETS = {
@@ -143,11 +142,9 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             record("overspend", race(suite, validator_port, plan))
 
             progress(f"rep {rep}/{plan.reps}: consumer drain, {plan.drain_messages} messages")
-            record("consumer_drain_msgs", drain(suite, workdir, plan))
+            record("consumer_drain_msgs", consumer_drain.consumer_rate(suite.amqp_url, plan.drain_messages, workdir))
             progress(f"rep {rep}/{plan.reps}: basic_get loop, {plan.get_loop_messages} messages")
-            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
-            broker.prefill(suite.amqp_url, QUEUE_SMS, plan.get_loop_messages)
-            record("seed_get_loop_msgs", broker.get_loop_rate(suite.amqp_url, plan.get_loop_messages))
+            record("seed_get_loop_msgs", consumer_drain.get_loop_rate(suite.amqp_url, plan.get_loop_messages, workdir))
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
     return {"figures": {name: median(values) for name, values in figures.items()}, "repetitions": figures}
 
@@ -172,20 +169,6 @@ def race(suite: Suite, validator_port: int, plan: Plan) -> float:
 
     allowed = asyncio.run(fire())
     return float(allowed - plan.race_limit)
-
-
-def drain(suite: Suite, workdir: Path, plan: Plan) -> float:
-    broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
-    broker.prefill(suite.amqp_url, QUEUE_SMS, plan.drain_messages)
-    env = dict(
-        suite.env,
-        CONSUMER_SMS_METRICS_PORT=str(free_port()),
-        DATABASE_URL=f"sqlite:///{workdir}/consumer_sms-{time.time_ns()}.db",
-    )
-    subprocess.run([PYTHON, "-m", "consumer_sms", "migrate"], env=env, capture_output=True)
-    rate = broker.drain_rate(suite.amqp_url, plan.drain_messages, [PYTHON, "-m", "consumer_sms"], env, timeout=120)
-    broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
-    return rate
 
 
 def machine() -> dict[str, Any]:
@@ -247,15 +230,53 @@ def table(figures: dict[str, float]) -> str:
     return "\n".join(rows)
 
 
+UNITS = {
+    "sender_rps": "req/s",
+    "seed_style_rps": "req/s",
+    "validator_rps": "decisions/s",
+    "broker_limit_msgs": "msg/s",
+    "consumer_drain_msgs": "msg/s",
+    "seed_get_loop_msgs": "msg/s",
+    "overspend": "uses",
+}
+
+
+def readme(results: dict[str, Any]) -> str:
+    """The README's Performance table, from a results.json as the harness wrote it."""
+    box, load, settings = results["machine"], results["load_average"], results["settings"]
+    lines = [
+        f"Run `{results['when']}` ({results['mode']}, {results['seconds']} s): {box['cores']} cores, {box['cpu']}, "
+        f"{box['memory_gib']} GiB, {box['os']}, Python {box['python']}; RabbitMQ {results['versions']['rabbitmq']}, "
+        f"{results['versions']['postgresql']}. Load average (1/5/15 min) "
+        f"{' / '.join(f'{v:.2f}' for v in load['before'])} before, "
+        f"{' / '.join(f'{v:.2f}' for v in load['after'])} after. "
+        f"Sender {settings['sender_workers']} uvicorn workers, validator {settings['validator_workers']}; "
+        f"{settings['connections']} keep-alive connections; {settings['phase_seconds']} s phases after "
+        f"{settings['warmup_seconds']} s warm-up; median of {settings['repetitions']} repetitions.",
+        "",
+        "| figure | value | unit | target |",
+        "|---|---:|---|---|",
+    ]
+    for name, value in results["figures"].items():
+        unit = UNITS.get(name, "ms" if name.endswith("_ms") or "_ms_" in name else "×")
+        lines.append(f"| `{name}` | {value:,.2f} | {unit} | {verdict(name, value)} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="seconds, tiny counts: checks the harness works")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--sender-workers", type=int, default=2)
     parser.add_argument("--validator-workers", type=int, default=2)
+    parser.add_argument("--readme", action="store_true", help="print the README's Performance table from --output")
     args = parser.parse_args()
+    if args.readme:
+        print(readme(json.loads(args.output.read_text())))
+        return 0
     plan = Plan(args.quick)
     started = time.monotonic()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cartero-bench-") as tmp:
         measured = measure(plan, Path(tmp), args.sender_workers, args.validator_workers)
     figures = measured["figures"]
@@ -264,6 +285,7 @@ def main() -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "mode": "quick" if plan.quick else "full",
         "machine": machine(),
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "versions": versions(),
         "settings": {
             "repetitions": plan.reps,
