@@ -11,7 +11,6 @@ import aio_pika
 import pika
 
 
-
 def sms_body(index: int) -> bytes:
     message = {
         "id": str(uuid.uuid4()),
