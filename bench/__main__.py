@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,21 +16,13 @@ from typing import Any
 
 import httpx
 
-from bench import broker
+from bench import broker, consumer_drain
 from bench.load import LoadResult, Request, run_closed, run_paced
-from bench.services import PYTHON, Suite, create_token, running_suite
+from bench.report import machine, ratios, readme, table, versions
+from bench.services import Suite, create_token, running_suite
 from cartero_common.schemas import QUEUE_LOGS, QUEUE_SMS
-from tests.support import free_port
 
 RESULTS = Path(__file__).with_name("results.json")
-TARGETS = {
-    "sender_vs_seed": (">=", 10.0),
-    "sender_vs_broker_limit": (">=", 0.30),
-    "sender_p99_ms_at_half_load": ("<=", 50.0),
-    "validator_rps": (">=", 2000.0),
-    "overspend": ("==", 0.0),
-    "drain_vs_get_loop": (">=", 5.0),
-}
 
 
 class Plan:
@@ -143,11 +133,9 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             record("overspend", race(suite, validator_port, plan))
 
             progress(f"rep {rep}/{plan.reps}: consumer drain, {plan.drain_messages} messages")
-            record("consumer_drain_msgs", drain(suite, workdir, plan))
+            record("consumer_drain_msgs", consumer_drain.consumer_rate(suite.amqp_url, plan.drain_messages, workdir))
             progress(f"rep {rep}/{plan.reps}: basic_get loop, {plan.get_loop_messages} messages")
-            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
-            broker.prefill(suite.amqp_url, QUEUE_SMS, plan.get_loop_messages)
-            record("seed_get_loop_msgs", broker.get_loop_rate(suite.amqp_url, plan.get_loop_messages))
+            record("seed_get_loop_msgs", consumer_drain.get_loop_rate(suite.amqp_url, plan.get_loop_messages, workdir))
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
     return {"figures": {name: median(values) for name, values in figures.items()}, "repetitions": figures}
 
@@ -174,88 +162,20 @@ def race(suite: Suite, validator_port: int, plan: Plan) -> float:
     return float(allowed - plan.race_limit)
 
 
-def drain(suite: Suite, workdir: Path, plan: Plan) -> float:
-    broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
-    broker.prefill(suite.amqp_url, QUEUE_SMS, plan.drain_messages)
-    env = dict(
-        suite.env,
-        CONSUMER_SMS_METRICS_PORT=str(free_port()),
-        DATABASE_URL=f"sqlite:///{workdir}/consumer_sms-{time.time_ns()}.db",
-    )
-    subprocess.run([PYTHON, "-m", "consumer_sms", "migrate"], env=env, capture_output=True)
-    rate = broker.drain_rate(suite.amqp_url, plan.drain_messages, [PYTHON, "-m", "consumer_sms"], env, timeout=120)
-    broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
-    return rate
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_kib = next(
-        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem_kib / 2**20, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
-def versions() -> dict[str, str]:
-    found: dict[str, str] = {}
-    try:
-        found["rabbitmq"] = httpx.get("http://127.0.0.1:15672/api/overview", auth=("guest", "guest"), timeout=5).json()[
-            "rabbitmq_version"
-        ]
-    except Exception:  # noqa: BLE001 - informative only
-        found["rabbitmq"] = "unknown"
-    try:
-        found["postgresql"] = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        found["postgresql"] = "unknown"
-    return found
-
-
-def ratios(figures: dict[str, float]) -> dict[str, float]:
-    return {
-        "sender_vs_seed": figures["sender_rps"] / figures["seed_style_rps"],
-        "sender_vs_broker_limit": figures["sender_rps"] / figures["broker_limit_msgs"],
-        "drain_vs_get_loop": figures["consumer_drain_msgs"] / figures["seed_get_loop_msgs"],
-    }
-
-
-def verdict(name: str, value: float) -> str:
-    if name not in TARGETS:
-        return ""
-    op, target = TARGETS[name]
-    met = {">=": value >= target, "<=": value <= target, "==": value == target}[op]
-    return f"{'met' if met else 'MISSED'} (target {op} {target:g})"
-
-
-def table(figures: dict[str, float]) -> str:
-    rows = [f"{'figure':<28} {'value':>12}  target", f"{'-' * 28} {'-' * 12}  {'-' * 24}"]
-    for name, value in figures.items():
-        rows.append(f"{name:<28} {value:>12.2f}  {verdict(name, value)}")
-    return "\n".join(rows)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="seconds, tiny counts: checks the harness works")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--sender-workers", type=int, default=2)
     parser.add_argument("--validator-workers", type=int, default=2)
+    parser.add_argument("--readme", action="store_true", help="print the README's Performance table from --output")
     args = parser.parse_args()
+    if args.readme:
+        print(readme(json.loads(args.output.read_text())))
+        return 0
     plan = Plan(args.quick)
     started = time.monotonic()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cartero-bench-") as tmp:
         measured = measure(plan, Path(tmp), args.sender_workers, args.validator_workers)
     figures = measured["figures"]
@@ -264,6 +184,7 @@ def main() -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "mode": "quick" if plan.quick else "full",
         "machine": machine(),
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "versions": versions(),
         "settings": {
             "repetitions": plan.reps,

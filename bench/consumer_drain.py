@@ -1,22 +1,24 @@
 """Drain rate of one consumer process, against a `basic_get` loop like the original PHP consumer.
 
-    python -m bench.consumer_drain [--messages 20000] [--prefetch 10,50,100,200,500]
+    python -m bench.consumer_drain [--messages 20000] [--prefetch 10,50,100,200,500] [--rounds 3]
 
-Fills `cola_sms` on a fresh vhost of the broker at AMQP_URL's host, then times how long one
-process takes until every `consumido` event is on `logs`:
+Fills `cola_sms` on a fresh vhost, then times how long one process takes, from the moment it is
+consuming, until every `consumido` event is on `logs`:
 
 - `consumer_sms` (`python -m consumer_sms`, log provider, SQLite ledger) at each prefetch;
-- the seed's way (`basic_get`, log the SMS, publish the `consumido` event, ack, one message
-  at a time), as its own process too.
+- the seed's way (`basic_get`, log the SMS, publish the `consumido` event, ack, one message at a
+  time), as its own process too.
 
-Both log one JSON line per SMS to a file and publish one event per message, so the difference
-is the consume loop. Needs the management API (guest/guest) to make and remove the vhost.
+Both log the same JSON line per SMS at the same level to a file, validate the message and publish
+one persistent event per message, so the difference is the consume loop. `python -m bench` uses
+`consumer_rate` and `get_loop_rate` from here for its drain figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -26,23 +28,25 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote, urlparse
 
-import httpx
 import pika
 
 from cartero_common.amqp import declare_shared_queues, encode, message_properties
 from cartero_common.clock import fecha, system_clock
 from cartero_common.logging import configure_logging
 from cartero_common.schemas import QUEUE_LOGS, QUEUE_SMS, SmsMessage, consumed_event
+from tests.support import isolated_vhost
 
 ROOT = Path(__file__).resolve().parents[1]
+LOG_LEVEL = "INFO"  # the consumers' default: the log provider writes its line per SMS
 
 
 def fill(url: str, count: int) -> None:
+    """`count` SMS on an emptied `cola_sms`, and an empty `logs`."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     declare_shared_queues(channel, (QUEUE_SMS, QUEUE_LOGS))
+    channel.queue_purge(QUEUE_SMS)
     channel.queue_purge(QUEUE_LOGS)
     now = system_clock()
     for _ in range(count):
@@ -53,44 +57,48 @@ def fill(url: str, count: int) -> None:
     connection.close()
 
 
-def counts(url: str, queue: str) -> tuple[int, int]:
-    """(messages ready, consumers) of `queue`."""
+def timed_drain(url: str, count: int, command: list[str], env: dict[str, str], log: Path, *, timeout: float) -> float:
+    """Messages per second from the moment the process is consuming (holds a consumer, or took a
+    first message) to the last event on `logs`; start-up and imports are not counted."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        method = connection.channel().queue_declare(queue, passive=True).method
+    channel = connection.channel()
+
+    def counts(queue: str) -> tuple[int, int]:
+        method = channel.queue_declare(queue, passive=True).method
         return int(method.message_count), int(method.consumer_count)
-    finally:
-        connection.close()
 
-
-def timed_drain(
-    url: str, count: int, command: list[str], env: dict[str, str], log: Path, *, get_loop: bool = False
-) -> float:
-    """Messages per second from the moment the process is consuming to the last event."""
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
     try:
-        if get_loop:
-            started = time.perf_counter()
-        else:
-            while counts(url, QUEUE_SMS)[1] == 0:
-                if process.poll() is not None:
-                    raise SystemExit(f"{command} exited early; see {log}")
-                time.sleep(0.02)
-            started = time.perf_counter()
-        while counts(url, QUEUE_LOGS)[0] < count:
-            time.sleep(0.05)
+        while True:
+            ready, consumers = counts(QUEUE_SMS)
+            if consumers or ready < count:
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"{command} exited early; see {log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command} did not start consuming in {timeout}s")
+            time.sleep(0.005)
+        started = time.perf_counter()
+        while counts(QUEUE_LOGS)[0] < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command} did not drain {count} messages in {timeout}s")
+            time.sleep(0.02)
         return count / (time.perf_counter() - started)
     finally:
         process.terminate()
-        process.wait(30)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        connection.close()
 
 
 def seed_loop(url: str) -> None:
     """The original consumer's shape: basic_get one message, do it, publish the event, ack."""
-    configure_logging("seed_consumer", "INFO")
-    import logging
-
+    configure_logging("seed_consumer", LOG_LEVEL)
     log = logging.getLogger("seed_consumer")
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
@@ -108,6 +116,32 @@ def seed_loop(url: str) -> None:
     connection.close()
 
 
+def consumer_rate(url: str, count: int, workdir: Path, *, prefetch: int | None = None, timeout: float = 300) -> float:
+    """One `python -m consumer_sms` (log provider, SQLite ledger) draining `count` SMS."""
+    fill(url, count)
+    env = dict(
+        os.environ,
+        AMQP_URL=url,
+        LOG_LEVEL=LOG_LEVEL,
+        SMS_PROVIDER="log",
+        DATABASE_URL=f"sqlite:///{workdir}/ledger-{uuid.uuid4().hex}.db",
+        CONSUMER_SMS_METRICS_PORT="0",
+    )
+    if prefetch is not None:
+        env["CONSUMER_SMS_PREFETCH"] = str(prefetch)
+    else:
+        env.pop("CONSUMER_SMS_PREFETCH", None)
+    command = [sys.executable, "-m", "consumer_sms"]
+    return timed_drain(url, count, command, env, workdir / "consumer_sms.log", timeout=timeout)
+
+
+def get_loop_rate(url: str, count: int, workdir: Path, *, timeout: float = 300) -> float:
+    """The seed's `basic_get` loop, as its own process, draining `count` SMS."""
+    fill(url, count)
+    command = [sys.executable, "-m", "bench.consumer_drain", "--seed-loop", url]
+    return timed_drain(url, count, command, dict(os.environ), workdir / "seed_consumer.log", timeout=timeout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.consumer_drain")
     parser.add_argument("--messages", type=int, default=20_000)
@@ -118,56 +152,21 @@ def main() -> None:
     if args.seed_loop:
         seed_loop(args.seed_loop)
         return
-    base = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    host = urlparse(base).hostname or "127.0.0.1"
-    api = f"http://{host}:15672/api"
-    vhost = f"cartero-bench-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{api}/vhosts/{vhost}", auth=("guest", "guest")).raise_for_status()
-    httpx.put(
-        f"{api}/permissions/{vhost}/guest",
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-        auth=("guest", "guest"),
-    ).raise_for_status()
-    url = f"amqp://guest:guest@{host}:5672/{quote(vhost, safe='')}"
     runs: dict[str, list[float]] = {}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(args.rounds):
-                for name, rate in one_round(url, args.messages, [int(p) for p in args.prefetch.split(",")], Path(tmp)):
-                    runs.setdefault(name, []).append(rate)
-                    print(f"{name:28} {rate:8.0f} msg/s", flush=True)
-    finally:
-        httpx.delete(f"{api}/vhosts/{vhost}", auth=("guest", "guest"))
+    with isolated_vhost("cartero-bench") as url, tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for prefetch in [int(p) for p in args.prefetch.split(",")]:
+                name = f"consumer_sms prefetch={prefetch}"
+                runs.setdefault(name, []).append(consumer_rate(url, args.messages, Path(tmp), prefetch=prefetch))
+                print(f"{name:28} {runs[name][-1]:8.0f} msg/s", flush=True)
+            runs.setdefault("basic_get loop", []).append(get_loop_rate(url, args.messages, Path(tmp)))
+            print(f"{'basic_get loop':28} {runs['basic_get loop'][-1]:8.0f} msg/s", flush=True)
     results = {name: statistics.median(rates) for name, rates in runs.items()}
     best = max(v for k, v in results.items() if k.startswith("consumer_sms"))
     ratio = best / results["basic_get loop"]
     print(f"medians over {args.rounds} round(s); best consumer_sms / basic_get loop: {ratio:.1f}x")
-    summary = {
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load": os.getloadavg(),
-        "messages": args.messages,
-    }
-    print(json.dumps({**summary, "msg_per_s": results}))
-
-
-def one_round(url: str, count: int, prefetches: list[int], tmp: Path) -> list[tuple[str, float]]:
-    rates = []
-    for prefetch in prefetches:
-        fill(url, count)
-        env = dict(
-            os.environ,
-            AMQP_URL=url,
-            DATABASE_URL=f"sqlite:///{tmp}/ledger-{uuid.uuid4().hex}.db",
-            CONSUMER_SMS_PREFETCH=str(prefetch),
-            CONSUMER_SMS_METRICS_PORT="0",
-        )
-        command = [sys.executable, "-m", "consumer_sms"]
-        rates.append((f"consumer_sms prefetch={prefetch}", timed_drain(url, count, command, env, tmp / "c.log")))
-    fill(url, count)
-    command = [sys.executable, "-m", "bench.consumer_drain", "--seed-loop", url]
-    rates.append(("basic_get loop", timed_drain(url, count, command, dict(os.environ), tmp / "s.log", get_loop=True)))
-    return rates
+    summary = {"machine": platform.platform(), "cpus": os.cpu_count(), "load": os.getloadavg()}
+    print(json.dumps({**summary, "messages": args.messages, "msg_per_s": results}))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def running_suite(workdir: Path, *, sender_workers: int, validator_workers: int)
             SENDER_HOST="127.0.0.1",
             SENDER_PORT=str(sender_port),
             SENDER_WORKERS=str(sender_workers),
-            LOG_LEVEL="WARNING",
+            # The services' default: the sender writes its `queued` line per request, as deployed.
+            LOG_LEVEL="INFO",
         )
         subprocess.run([PYTHON, "-m", "token_validator", "migrate"], env=env, check=True, capture_output=True)
         processes = [

@@ -46,12 +46,16 @@ def _unauthorized(what: str) -> Problem:
     )
 
 
+# The dependencies below are `async def` although they never await: FastAPI runs a plain `def`
+# dependency in the threadpool, a thread hand-off each on every decision (py-spy under
+# `make bench`; 1.8 -> 1.7 ms of CPU per decision). None of them blocks.
+
 # Declared for the OpenAPI document only (auto_error off); the checks below do the work.
 _SERVICE_SCHEME = HTTPBearer(auto_error=False, scheme_name="ServiceKey", description="VALIDATOR_SERVICE_KEY")
 _ADMIN_SCHEME = HTTPBearer(auto_error=False, scheme_name="AdminKey", description="VALIDATOR_ADMIN_KEY")
 
 
-def require_service(request: Request, _: Annotated[Any, Depends(_SERVICE_SCHEME)] = None) -> None:
+async def require_service(request: Request, _: Annotated[Any, Depends(_SERVICE_SCHEME)] = None) -> None:
     settings: Settings = request.app.state.settings
     if not credential_matches(bearer(request), settings.validator_service_key):
         raise _unauthorized("service credential (VALIDATOR_SERVICE_KEY)")
@@ -65,7 +69,7 @@ class Actor:
     client_ip: str | None
 
 
-def require_admin(request: Request, _: Annotated[Any, Depends(_ADMIN_SCHEME)] = None) -> Actor:
+async def require_admin(request: Request, _: Annotated[Any, Depends(_ADMIN_SCHEME)] = None) -> Actor:
     settings: Settings = request.app.state.settings
     if not credential_matches(bearer(request), settings.validator_admin_key):
         raise _unauthorized("admin credential (VALIDATOR_ADMIN_KEY)")
@@ -75,29 +79,29 @@ def require_admin(request: Request, _: Annotated[Any, Depends(_ADMIN_SCHEME)] = 
     return Actor(name or DEFAULT_ACTOR, request.client.host if request.client else None)
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_sessions(request: Request) -> sessionmaker[Session]:
+async def get_sessions(request: Request) -> sessionmaker[Session]:
     """Handlers open one transaction each (`with db.begin() as session`) and it commits before
     they answer, so a failed commit is never reported as a success."""
     sessions: sessionmaker[Session] = request.app.state.sessions
     return sessions
 
 
-def get_zone(request: Request) -> ZoneInfo:
+async def get_zone(request: Request) -> ZoneInfo:
     zone: ZoneInfo = request.app.state.zone
     return zone
 
 
-def get_moment(request: Request) -> Moment:
+async def get_moment(request: Request) -> Moment:
     clock: Clock = request.app.state.clock
     return Moment.at(clock(), request.app.state.zone)
 

@@ -1,0 +1,116 @@
+"""What a run reports: its machine and versions, the ratios, the verdicts, the tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg2
+
+from tests.support import PG_ADMIN_DSN
+
+TARGETS = {
+    "sender_vs_seed": (">=", 10.0),
+    "sender_vs_broker_limit": (">=", 0.30),
+    "sender_p99_ms_at_half_load": ("<=", 50.0),
+    "validator_rps": (">=", 2000.0),
+    "overspend": ("==", 0.0),
+    "drain_vs_get_loop": (">=", 5.0),
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def versions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    try:
+        found["rabbitmq"] = httpx.get("http://127.0.0.1:15672/api/overview", auth=("guest", "guest"), timeout=5).json()[
+            "rabbitmq_version"
+        ]
+    except Exception:  # noqa: BLE001 - informative only
+        found["rabbitmq"] = "unknown"
+    try:
+        with psycopg2.connect(PG_ADMIN_DSN) as connection, connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            found["postgresql"] = f"PostgreSQL {cursor.fetchone()[0]}"
+    except psycopg2.Error:
+        found["postgresql"] = "unknown"
+    return found
+
+
+def ratios(figures: dict[str, float]) -> dict[str, float]:
+    return {
+        "sender_vs_seed": figures["sender_rps"] / figures["seed_style_rps"],
+        "sender_vs_broker_limit": figures["sender_rps"] / figures["broker_limit_msgs"],
+        "drain_vs_get_loop": figures["consumer_drain_msgs"] / figures["seed_get_loop_msgs"],
+    }
+
+
+def verdict(name: str, value: float) -> str:
+    if name not in TARGETS:
+        return ""
+    op, target = TARGETS[name]
+    met = {">=": value >= target, "<=": value <= target, "==": value == target}[op]
+    return f"{'met' if met else 'MISSED'} (target {op} {target:g})"
+
+
+def table(figures: dict[str, float]) -> str:
+    rows = [f"{'figure':<28} {'value':>12}  target", f"{'-' * 28} {'-' * 12}  {'-' * 24}"]
+    for name, value in figures.items():
+        rows.append(f"{name:<28} {value:>12.2f}  {verdict(name, value)}")
+    return "\n".join(rows)
+
+
+UNITS = {
+    "sender_rps": "req/s",
+    "seed_style_rps": "req/s",
+    "validator_rps": "decisions/s",
+    "broker_limit_msgs": "msg/s",
+    "consumer_drain_msgs": "msg/s",
+    "seed_get_loop_msgs": "msg/s",
+    "overspend": "uses",
+}
+
+
+def readme(results: dict[str, Any]) -> str:
+    """The README's Performance table, from a results.json as the harness wrote it."""
+    box, load, settings = results["machine"], results["load_average"], results["settings"]
+    lines = [
+        f"Run `{results['when']}` ({results['mode']}, {results['seconds']} s): {box['cores']} cores, {box['cpu']}, "
+        f"{box['memory_gib']} GiB, {box['os']}, Python {box['python']}; RabbitMQ {results['versions']['rabbitmq']}, "
+        f"{results['versions']['postgresql']}. Load average (1/5/15 min) "
+        f"{' / '.join(f'{v:.2f}' for v in load['before'])} before, "
+        f"{' / '.join(f'{v:.2f}' for v in load['after'])} after. "
+        f"Sender {settings['sender_workers']} uvicorn workers, validator {settings['validator_workers']}; "
+        f"{settings['connections']} keep-alive connections; {settings['phase_seconds']} s phases after "
+        f"{settings['warmup_seconds']} s warm-up; median of {settings['repetitions']} repetitions.",
+        "",
+        "| figure | value | unit | target |",
+        "|---|---:|---|---|",
+    ]
+    for name, value in results["figures"].items():
+        unit = UNITS.get(name, "ms" if name.endswith("_ms") or "_ms_" in name else "×")
+        lines.append(f"| `{name}` | {value:,.2f} | {unit} | {verdict(name, value)} |")
+    return "\n".join(lines)

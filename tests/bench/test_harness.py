@@ -1,0 +1,83 @@
+"""`python -m bench --quick` runs end to end and writes every figure of the benchmark."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+POSITIVE = [
+    "sender_rps",
+    "sender_p50_ms",
+    "sender_p99_ms",
+    "sender_p99_ms_at_half_load",
+    "seed_style_rps",
+    "broker_limit_msgs",
+    "validator_rps",
+    "validator_p99_ms",
+    "consumer_drain_msgs",
+    "seed_get_loop_msgs",
+    "sender_vs_seed",
+    "sender_vs_broker_limit",
+    "drain_vs_get_loop",
+]
+
+
+@pytest.fixture(scope="module")
+def results(amqp_url: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    # amqp_url and pg_url only make sure the broker and Postgres are there (skip or fail as usual).
+    output = tmp_path_factory.mktemp("bench") / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "validator decisions" in run.stderr  # a progress line per phase
+    loaded: dict[str, object] = json.loads(output.read_text())
+    return loaded
+
+
+def test_every_figure_is_there_finite_and_positive(results: dict[str, object]) -> None:
+    figures = results["figures"]
+    assert isinstance(figures, dict)
+    for name in POSITIVE:
+        value = figures[name]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (name, value)
+    assert figures["overspend"] == 0
+    assert figures["sender_vs_seed"] == pytest.approx(figures["sender_rps"] / figures["seed_style_rps"])
+    assert figures["drain_vs_get_loop"] == pytest.approx(figures["consumer_drain_msgs"] / figures["seed_get_loop_msgs"])
+
+
+def test_the_run_states_its_machine_versions_load_and_settings(results: dict[str, object]) -> None:
+    assert results["mode"] == "quick"
+    machine, versions, settings, load = (results[k] for k in ("machine", "versions", "settings", "load_average"))
+    assert isinstance(machine, dict) and machine["cores"] and machine["cpu"] and machine["python"]
+    assert isinstance(versions, dict) and versions["rabbitmq"] != "unknown" and versions["postgresql"] != "unknown"
+    assert isinstance(settings, dict)
+    for key in ("sender_workers", "validator_workers", "connections", "repetitions", "phase_seconds"):
+        assert settings[key] > 0
+    assert isinstance(load, dict) and len(load["before"]) == 3 and len(load["after"]) == 3
+
+
+def test_readme_table_comes_from_the_results(results: dict[str, object], tmp_path: Path) -> None:
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(results))
+    printed = subprocess.run(
+        [sys.executable, "-m", "bench", "--readme", "--output", str(saved)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures = results["figures"]
+    assert isinstance(figures, dict)
+    assert f"| `sender_rps` | {figures['sender_rps']:,.2f} |" in printed
+    assert "| `overspend` | 0.00 | uses | met" in printed
