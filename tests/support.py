@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -178,3 +179,33 @@ def served(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def shared_dir() -> Path | None:
+    """The project's `shared/` folder: beside the checkout in CI, higher up for a git worktree,
+    or wherever CARTERO_SHARED_DIR says."""
+    if override := os.environ.get("CARTERO_SHARED_DIR"):
+        return Path(override)
+    return next((parent / "shared" for parent in ROOT.parents if (parent / "shared" / "scripts").is_dir()), None)
+
+
+def container_engine() -> str:
+    """Sets up the Docker-API engine (`shared/scripts/container-engine`: Podman on these machines;
+    root installs it the first time, about a minute) and returns its DOCKER_HOST."""
+    shared = shared_dir()
+    script = shared / "scripts" / "container-engine" if shared else None
+    if script is None or not script.is_file():
+        unavailable("the container-engine script (../shared/scripts/container-engine, or set CARTERO_SHARED_DIR)")
+    assert script is not None
+    if os.geteuid() != 0:
+        unavailable("the container engine (its setup needs root)")
+    try:
+        result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        unavailable(f"the container engine ({exc})")
+        raise
+    found = re.search(r"export DOCKER_HOST=(\S+)", result.stdout)
+    if result.returncode != 0 or found is None:
+        unavailable(f"the container engine ({script} exited {result.returncode}: {result.stderr[-1500:]})")
+    assert found is not None
+    return found.group(1)

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import docker
 from docker.errors import BuildError, DockerException
 from docker.models.images import Image
 
-from tests.support import ROOT, unavailable
+from tests.support import ROOT, container_engine, unavailable
 
 BASE_IMAGE = "python:3.11-slim"
 # Per checkout, so two worktrees on one machine never overwrite each other's images.
@@ -36,36 +33,14 @@ class Built:
 BUILT: dict[str, Built] = {}
 
 
-def shared_dir() -> Path:
-    """CI clones the repository with `shared/` beside it; a worktree may point elsewhere."""
-    if os.environ.get("CARTERO_SHARED_DIR"):
-        return Path(os.environ["CARTERO_SHARED_DIR"])
-    sibling = ROOT.parent / "shared"
-    return sibling if sibling.is_dir() else Path("/work/shared")
-
-
 def services_with_images() -> list[str]:
     """Every service folder with a Dockerfile and code to run (`python -m <service>`)."""
     return sorted(p.parent.name for p in ROOT.glob("*/Dockerfile") if (p.parent / "__main__.py").is_file())
 
 
-def docker_host() -> str:
-    script = shared_dir() / "scripts" / "container-engine"
-    if not script.is_file():
-        unavailable(f"the container engine script ({script}; set CARTERO_SHARED_DIR)")
-    if os.geteuid() != 0:
-        unavailable("the container engine (its setup needs root)")
-    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
-    found = re.search(r"export DOCKER_HOST=(\S+)", result.stdout)
-    if result.returncode != 0 or not found:
-        unavailable(f"the container engine ({script} exited {result.returncode}: {result.stderr[-1500:]})")
-    assert found is not None
-    return found.group(1)
-
-
 def connect() -> docker.DockerClient:
     try:
-        client = docker.DockerClient(base_url=docker_host(), timeout=900)
+        client = docker.DockerClient(base_url=container_engine(), timeout=900)
         client.ping()
     except DockerException as exc:
         unavailable(f"the Docker API ({exc})")

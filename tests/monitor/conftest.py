@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import socket
 import subprocess
@@ -15,7 +13,7 @@ import docker.errors
 import httpx
 import pytest
 
-from tests.support import RABBIT_HOST, ROOT, free_port, unavailable, wait_until
+from tests.support import RABBIT_HOST, container_engine, free_port, unavailable, wait_until
 
 RABBIT_METRICS = f"{RABBIT_HOST}:15692"
 
@@ -86,33 +84,10 @@ def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
         log.close()
 
 
-def container_engine_script() -> Path | None:
-    """`shared/scripts/container-engine` beside the checkout (CI clones the repository with
-    `shared/` next to it; a git worktree sits deeper), or wherever CARTERO_CONTAINER_ENGINE says."""
-    if override := os.environ.get("CARTERO_CONTAINER_ENGINE"):
-        return Path(override)
-    candidates = (parent / "shared" / "scripts" / "container-engine" for parent in ROOT.parents)
-    return next((c for c in candidates if c.is_file()), None)
-
-
 @pytest.fixture(scope="session")
 def docker_host() -> str:
-    """Sets up the Docker-API engine (Podman on these machines; root installs it the first time,
-    about a minute) and returns its DOCKER_HOST."""
-    script = container_engine_script()
-    if script is None:
-        unavailable("the container-engine script (../shared/scripts/container-engine)")
-    assert script is not None
-    try:
-        result = subprocess.run([str(script)], capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        unavailable(f"the Docker-API engine ({exc})")
-        raise
-    found = re.search(r"DOCKER_HOST=(\S+)", result.stdout)
-    if result.returncode != 0 or found is None:
-        unavailable(f"the Docker-API engine ({result.stderr.strip()[-1500:]})")
-    assert found is not None
-    return found.group(1)
+    """The Docker-API engine's DOCKER_HOST, set up once per session."""
+    return container_engine()
 
 
 @pytest.fixture
