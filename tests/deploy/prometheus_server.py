@@ -29,23 +29,31 @@ def binary(name: str) -> str:
     return path
 
 
-def test_config(port: int, down_port: int) -> dict[str, Any]:
+def test_config(port: int, down_port: int, services: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """prometheus.yml with this machine's targets: the local RabbitMQ for `rabbitmq`, this
-    Prometheus for `prometheus`, and a closed port for every service that is not running here.
+    Prometheus for `prometheus`, `services` (job → targets) for the suite running here, and a
+    closed port for every other job.
 
     The stack's broker sets prometheus.return_per_object_metrics, so its /metrics is per object;
     the machine's broker is not ours to reconfigure, so the same series come from
-    /metrics/per-object. Docker discovery needs the stack's socket proxy and is left out.
+    /metrics/per-object. Docker discovery needs the stack's socket proxy: a job discovered that
+    way gets the static targets `services` names for it instead, or is left out.
     """
+    services = services or {}
     config: dict[str, Any] = yaml.safe_load(PRODUCTION.read_text(encoding="utf-8"))
     config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
     config["rule_files"] = [str(ALERTS)]
     jobs = []
     for job in config["scrape_configs"]:
-        if "static_configs" not in job:
-            continue
         name = job["job_name"]
-        if name == "rabbitmq":
+        if "static_configs" not in job:
+            if name not in services:
+                continue
+            # Its relabelling reads the discovery's labels, which static targets do not have.
+            job = {k: v for k, v in job.items() if not k.endswith("_sd_configs") and k != "relabel_configs"}
+        if name in services:
+            targets = services[name]
+        elif name == "rabbitmq":
             job["metrics_path"] = "/metrics/per-object"
             targets = [f"{RABBIT_HOST}:15692"]
         elif name == "prometheus":
@@ -54,6 +62,8 @@ def test_config(port: int, down_port: int) -> dict[str, Any]:
             targets = [f"127.0.0.1:{down_port}"]
         job["static_configs"] = [{"targets": targets}]
         jobs.append(job)
+    # A target that is never there, so the target-down alert has something to fire on.
+    jobs.append({"job_name": "unreachable", "static_configs": [{"targets": [f"127.0.0.1:{down_port}"]}]})
     config["scrape_configs"] = jobs
     return config
 
@@ -85,10 +95,10 @@ class Prometheus:
 
 
 @contextmanager
-def running_prometheus(workdir: Path) -> Iterator[Prometheus]:
+def running_prometheus(workdir: Path, services: dict[str, list[str]] | None = None) -> Iterator[Prometheus]:
     port, down_port = free_port(), free_port()
     config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump(test_config(port, down_port)), encoding="utf-8")
+    config.write_text(yaml.safe_dump(test_config(port, down_port, services)), encoding="utf-8")
     log = (workdir / "prometheus.log").open("wb")
     command = [
         binary("prometheus"),

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import httpx
 import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
@@ -19,6 +20,7 @@ from pydantic import SecretStr
 from cartero_common.rabbitmq_setup import SetupSettings, run
 from tests.deploy.dashboards import Query, alert_rules, metric_names, queries, substitute, variable_values
 from tests.deploy.prometheus_server import ALERTS, PRODUCTION, Prometheus, binary, running_prometheus
+from tests.e2e.conftest import Suite, started_suite
 from tests.support import RABBIT_API, RABBIT_AUTH, ROOT, amqp_url_for, rabbit_api, wait_until
 
 QUERIES = queries()
@@ -83,8 +85,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     )
     try:
         run(settings)  # the stack's own topology step makes the queues
-        with traffic(vhost) as channel, running_prometheus(tmp_path_factory.mktemp("prometheus")) as prometheus:
+        with (
+            started_suite(tmp_path_factory.mktemp("var"), "cartero-test-prom-suite") as suite,
+            traffic(vhost) as channel,
+            running_prometheus(tmp_path_factory.mktemp("prometheus"), suite_targets(suite)) as prometheus,
+        ):
             here = Live(prometheus, vhost)
+            send_through_the_suite(suite)
 
             def scraped() -> bool:
                 ready = prometheus.result(f'rabbitmq_queue_messages_ready{{vhost="{vhost}",queue="cola_sms"}}')
@@ -100,6 +107,39 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             yield here
     finally:
         rabbit_api("DELETE", f"/vhosts/{quote(vhost, safe='')}")
+
+
+def suite_targets(suite: Suite) -> dict[str, list[str]]:
+    """Where the running suite (as `make run` starts it) serves each job's metrics."""
+    port = suite.ports
+    return {
+        "sender": [f"127.0.0.1:{port['sender']}"],
+        "token_validator": [f"127.0.0.1:{port['validator']}"],
+        "token_panel": [f"127.0.0.1:{port['panel']}"],
+        "consumer_logs": [f"127.0.0.1:{port['logs']}"],
+        "monitor": [f"127.0.0.1:{port['monitor_sms']}", f"127.0.0.1:{port['monitor_email']}"],
+        # The first replica of each consumer listens on its base port.
+        "consumers": [f"127.0.0.1:{port['sms_metrics']}", f"127.0.0.1:{port['email_metrics']}"],
+    }
+
+
+def send_through_the_suite(suite: Suite) -> None:
+    """Requests for the sender and validator panels, messages for the consumer panels."""
+    for _ in range(3):
+        response = httpx.post(
+            f"{suite.sender}/v1/sms",
+            json={"mensaje": "hola", "telefono": "+34600111222"},
+            headers=suite.auth,
+            timeout=10,
+        )
+        assert response.status_code == 202, response.text
+    refused = httpx.post(
+        f"{suite.sender}/v1/sms",
+        json={"mensaje": "hola", "telefono": "+34600111222"},
+        headers={"Authorization": "Bearer app_notarealtokenatallnotarealtokenatall"},
+        timeout=10,
+    )
+    assert refused.status_code == 401
 
 
 def values_of(series: list[dict[str, object]], label: str = "queue") -> dict[str, float]:
@@ -118,6 +158,28 @@ def test_every_dashboard_query_evaluates(live: Live, query: Query) -> None:
 def panel_query(title_start: str, ref: str = "A") -> Query:
     (found,) = [q for q in QUERIES if q.panel.startswith(title_start) and q.ref == ref]
     return found
+
+
+@pytest.mark.integration
+def test_every_service_of_the_running_suite_is_scraped(live: Live) -> None:
+    def all_up() -> bool:
+        up = {s["metric"]["job"]: float(s["value"][1]) for s in live.prometheus.result("min by (job) (up)")}
+        jobs = ("sender", "token_validator", "token_panel", "consumer_logs", "monitor", "consumers", "rabbitmq")
+        return all(up.get(job) == 1 for job in jobs)
+
+    wait_until(all_up, timeout=30, what="every job of the running suite up")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "title",
+    ["Sender requests", "Sender publish latency", "Validator decisions", "Consumer outcomes", "Consumers per queue"],
+)
+def test_the_service_panels_return_data(live: Live, title: str) -> None:
+    """The suite's own metrics, scraped from the running processes, fill the service panels."""
+    values = live.values()
+    query = substitute(panel_query(title, "A").expr, values)
+    wait_until(lambda: live.prometheus.result(query), timeout=30, what=f"data for {title}")
 
 
 @pytest.mark.integration
@@ -159,8 +221,10 @@ def test_alerts_match_the_conditions_they_describe(live: Live) -> None:
     assert hits("CarteroDeadLetters") == {"cola_sms.dlq"}
     assert hits("CarteroQueueWithoutConsumers") == {"cola_sms", "logs"}
     down = {s["metric"]["job"] for s in live.prometheus.result(rule_expr("CarteroTargetDown"))}
-    assert {"sender", "token_validator", "consumer_logs", "monitor"} <= down
-    assert "rabbitmq" not in down and "prometheus" not in down
+    # The suite runs here, so only what it does not start (Grafana, Mailpit, …) may be down.
+    running = {"sender", "token_validator", "token_panel", "consumer_logs", "monitor", "consumers"}
+    assert "unreachable" in down
+    assert not down & (running | {"rabbitmq", "prometheus"}), down
 
 
 @pytest.mark.integration

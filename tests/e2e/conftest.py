@@ -24,6 +24,7 @@ class Suite:
     var: Path
     process: subprocess.Popen[bytes]
     monitor_sms: str
+    ports: dict[str, int]
 
     def first_run(self) -> dict[str, str]:
         """ADMIN_USERNAME, ADMIN_PASSWORD, DEMO_TOKEN as `make run` wrote them on the first start."""
@@ -74,6 +75,7 @@ def started_suite(var: Path, vhost_prefix: str = "cartero-e2e") -> Iterator[Suit
             var=var,
             process=process,
             monitor_sms=f"http://127.0.0.1:{ports['monitor_sms']}",
+            ports=ports,
         )
         try:
             for url in (suite.sender, suite.events, suite.validator, suite.panel):

@@ -14,7 +14,7 @@ from tests.token_panel.support import MessageLogDb, csrf_of, post_form, unique
 from tests.token_validator.support import ADMIN_KEY, SERVICE_KEY, RunningValidator
 from token_panel.app import ROUTERS
 
-PUBLIC = {("GET", "/signin"), ("POST", "/signin"), ("POST", "/signout"), ("GET", "/healthz")}
+PUBLIC = {("GET", "/signin"), ("POST", "/signin"), ("POST", "/signout"), ("GET", "/healthz"), ("GET", "/metrics")}
 XSS = '<script>alert("x")</script>'
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from token_panel.admin_api import ApiError
 from token_panel.deps import ApiDep, FormDep, load_session, use_session, visitor_session
@@ -75,3 +76,9 @@ def sign_out(request: Request, form: FormDep) -> Response:
 @router.get("/healthz", include_in_schema=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Process metrics for Prometheus, like every service; they name no admin and no token."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
