@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,6 +26,20 @@ _TITLES = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+def from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency that hands a handler what the app's wiring put on `app.state.<name>`.
+
+    Declared `async` so FastAPI calls it on the event loop rather than through its threadpool,
+    which it does for every plain `def` dependency on every request.
+    """
+
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    dependency.__name__ = f"state_{name}"
+    return dependency
 
 
 class Problem(Exception):

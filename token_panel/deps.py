@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from cartero_common.clock import Clock
+from cartero_common.http import from_state
 from token_panel.admin_api import AdminApi
 from token_panel.message_log import MessageLog
 from token_panel.sessions import CSRF_FIELD, SESSION_COOKIE, CookieSigner, PanelSession
@@ -81,29 +82,9 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
-def get_api(request: Request) -> AdminApi:
-    api: AdminApi = request.app.state.api
-    return api
-
-
-def get_log(request: Request) -> MessageLog:
-    log: MessageLog = request.app.state.message_log
-    return log
-
-
-def get_zone(request: Request) -> ZoneInfo:
-    zone: ZoneInfo = request.app.state.zone
-    return zone
-
-
-def get_clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
 AdminDep = Annotated[Admin, Depends(require_admin)]
 FormDep = Annotated[FormData, Depends(checked_form)]
-ApiDep = Annotated[AdminApi, Depends(get_api)]
-LogDep = Annotated[MessageLog, Depends(get_log)]
-ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
+ApiDep = Annotated[AdminApi, Depends(from_state("api"))]
+LogDep = Annotated[MessageLog, Depends(from_state("message_log"))]
+ZoneDep = Annotated[ZoneInfo, Depends(from_state("zone"))]
+ClockDep = Annotated[Clock, Depends(from_state("clock"))]

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cartero_common.clock import Clock
-from cartero_common.http import Problem
+from cartero_common.http import Problem, from_state
 from token_validator.config import Settings
 from token_validator.db import Database
 from token_validator.moment import Moment
@@ -84,21 +84,11 @@ async def get_engine(request: Request) -> Engine:
     return engine
 
 
-async def get_db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
 async def get_sessions(request: Request) -> sessionmaker[Session]:
     """Handlers open one transaction each (`with db.begin() as session`) and it commits before
     they answer, so a failed commit is never reported as a success."""
     sessions: sessionmaker[Session] = request.app.state.sessions
     return sessions
-
-
-async def get_zone(request: Request) -> ZoneInfo:
-    zone: ZoneInfo = request.app.state.zone
-    return zone
 
 
 async def get_moment(request: Request) -> Moment:
@@ -107,9 +97,9 @@ async def get_moment(request: Request) -> Moment:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-DatabaseDep = Annotated[Database, Depends(get_db)]
+DatabaseDep = Annotated[Database, Depends(from_state("db"))]
 DbDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 MomentDep = Annotated[Moment, Depends(get_moment)]
-ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]
+ZoneDep = Annotated[ZoneInfo, Depends(from_state("zone"))]
 AdminDep = Annotated[Actor, Depends(require_admin)]
 ServiceAuth: Any = Depends(require_service)
