@@ -17,6 +17,7 @@ from cartero_common.db import make_sessionmaker
 from cartero_common.http import install_problem_handlers
 from token_validator import idempotency
 from token_validator.api import admin_owners, admin_records, admin_tokens, service
+from token_validator.batching import SpendBatcher
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
     app.state.sessions = make_sessionmaker(engine)
     app.state.clock = clock
     app.state.zone = ZoneInfo(settings.timezone)
+    app.state.spender = SpendBatcher(db) if db.hot is not None else None
     install_problem_handlers(app)
     app.include_router(service.router)
     for module in (admin_owners, admin_tokens, admin_records):

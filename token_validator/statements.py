@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from token_validator.models import Application, Group, Membership, Token, Usage, User
 from token_validator.prepared import prepare
@@ -40,6 +41,8 @@ TOKEN_ID = bindparam("p_token_id", type_=Integer)
 GROUP_ID = bindparam("p_group_id", type_=Integer)
 USER_ID = bindparam("p_user_id", type_=Integer)
 GROUP_IDS = bindparam("p_group_ids", type_=String)
+TOTAL = bindparam("p_total", type_=Integer)  # PostgreSQL batch: `cost` times the uses decided together
+USAGE_IDS = bindparam("p_usage_ids", type_=ARRAY(String))
 
 LIKE_ESCAPE = "/"
 
@@ -91,37 +94,44 @@ SPENT = (Token.id, Token.kind, Token.prefix, Token.restriction, Token.quota, Tok
 COUNTER_OF_TOKEN = (Token.restriction, Token.quota, Token.used, Token.period)
 COUNTER_OF_GROUP = (Group.restriction, Group.quota, Group.used, Group.period)
 
-# Every check of a decision in one WHERE clause, for a token no group quota applies to.
-FAST_SPEND = (
-    update(Token)
-    .where(
-        Token.digest == DIGEST,
-        USABLE,
-        OWNER_ENABLED,
-        NO_GROUP_COUNTER,
-        ACTION_ALLOWED,
-        within_quota(Token, COST, PERIOD),
+
+def _fast_spend(amount: Any) -> Any:
+    """Every check of a decision in one WHERE clause, for a token no group quota applies to."""
+    return (
+        update(Token)
+        .where(
+            Token.digest == DIGEST,
+            USABLE,
+            OWNER_ENABLED,
+            NO_GROUP_COUNTER,
+            ACTION_ALLOWED,
+            within_quota(Token, amount, PERIOD),
+        )
+        .values(**spend_values(Token, amount, PERIOD), last_used_at=NOW)
     )
-    .values(**spend_values(Token, COST, PERIOD), last_used_at=NOW)
-)
+
+
 USAGE_VALUES = {"cost": COST, "spent_at": NOW, "day": DAY, "period": PERIOD, "group_ids": GROUP_IDS}
 INSERT_USAGE = insert(Usage).values(id=USAGE_ID, token_id=TOKEN_ID, **USAGE_VALUES)
 
 # SQLite: the spend, then INSERT_USAGE, in one BEGIN IMMEDIATE transaction.
-FAST_SPEND_RETURNING = FAST_SPEND.returning(*SPENT, OWNER_NAME.label("owner"))
+FAST_SPEND_RETURNING = _fast_spend(COST).returning(*SPENT, OWNER_NAME.label("owner"))
 
 
-def _fast_spend_in_one_statement() -> Any:
-    """PostgreSQL: spend and record the usage in a single statement (one round trip)."""
-    spent = FAST_SPEND.returning(*SPENT, Token.application_id, Token.group_id, Token.user_id).cte("spent")
+def _fast_spend_batch_in_one_statement() -> Any:
+    """PostgreSQL: spend `p_total` (one or more uses decided together, see `batching`) and record
+    a usage of `p_cost` for each id of `p_usage_ids`, in a single statement (one round trip, one
+    row lock). It matches no row, and so spends nothing, unless the whole total fits."""
+    spent = _fast_spend(TOTAL).returning(*SPENT, Token.application_id, Token.group_id, Token.user_id).cte("spent")
+    usage_id = func.unnest(USAGE_IDS).column_valued("usage_id")
     logged = insert(Usage).from_select(
-        ["id", "token_id", *USAGE_VALUES], select(USAGE_ID, spent.c.id, *USAGE_VALUES.values())
+        ["id", "token_id", *USAGE_VALUES], select(usage_id, spent.c.id, *USAGE_VALUES.values())
     )
     owner = _name_of(spent.c.application_id, spent.c.group_id, spent.c.user_id)
     return select(*(spent.c[c.key] for c in SPENT), owner.label("owner")).add_cte(logged.cte("logged"))
 
 
-FAST_SPEND_ONE_STATEMENT = _fast_spend_in_one_statement()
+FAST_SPEND_BATCH = _fast_spend_batch_in_one_statement()
 
 READ_TOKEN = select(
     *SPENT,
@@ -160,6 +170,6 @@ SPEND_GROUP = (
 READ_GROUP_COUNTER = select(*COUNTER_OF_GROUP).where(Group.id == GROUP_ID)
 
 PREPARED = {
-    "fast_spend": prepare("cartero_fast_spend", FAST_SPEND_ONE_STATEMENT),
+    "fast_spend": prepare("cartero_fast_spend", FAST_SPEND_BATCH),
     "read_token": prepare("cartero_read_token", READ_TOKEN),
 }

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Engine, Row
 
 from token_validator import idempotency, refusals
 from token_validator import statements as sql
@@ -66,21 +67,32 @@ def _params(check: Check, moment: Moment, **extra: Any) -> dict[str, Any]:
     return {f"p_{name}": value for name, value in values.items()}
 
 
-def _fast_spend(db: Database, hashed: str, check: Check, moment: Moment) -> Decision | None:
-    usage_id = uuid.uuid4().hex
-    params = _params(check, moment, digest=hashed, usage_id=usage_id, group_ids="")
-    if db.hot is not None:
-        # One autocommitted, prepared statement: the spend and its usage record in one round trip.
-        with db.hot.connect() as connection:
-            row = sql.PREPARED["fast_spend"].run(connection, params)
-    else:
-        with db.engine.begin() as connection:
-            row = connection.execute(sql.FAST_SPEND_RETURNING, params).one_or_none()
-            if row is not None:
-                connection.execute(sql.INSERT_USAGE, {**params, "p_token_id": row.id})
+def fast_path_applies(check: Check) -> bool:
+    """Whether the one-statement spend may decide `check` (no group quota is known before it runs;
+    a token with one simply matches no row there)."""
+    return check.cost > 0 and check.idempotency is None and kind_of(check.token) is not None
+
+
+def _spend_together(hot: Engine, hashed: str, checks: Sequence[Check], moment: Moment) -> list[Decision] | None:
+    """PostgreSQL: allow every check of `checks` (one token, one action, one cost) in one prepared,
+    autocommitted statement, or none of them."""
+    first = checks[0]
+    usage_ids = [uuid.uuid4().hex for _ in checks]
+    params = _params(first, moment, digest=hashed, usage_ids=usage_ids, group_ids="", total=first.cost * len(checks))
+    with hot.connect() as connection:
+        row = sql.PREPARED["fast_spend"].run(connection, params)
     if row is None:
         return None
-    counter = state_of(row)
+    after = state_of(row)
+    decisions = []
+    for position, usage_id in enumerate(usage_ids):
+        # Told as if decided one after another in arrival order: the last one sees what is left.
+        counter = replace(after, used=after.used - (len(checks) - 1 - position) * first.cost)
+        decisions.append(_allowed(row, counter, usage_id, moment))
+    return decisions
+
+
+def _allowed(row: Row[Any], counter: CounterState, usage_id: str, moment: Moment) -> Decision:
     return Decision(
         allowed=True,
         code=OK,
@@ -92,6 +104,37 @@ def _fast_spend(db: Database, hashed: str, check: Check, moment: Moment) -> Deci
         usage_id=usage_id,
         counters=_counters_public([("token", row.id)], [counter], moment),
     )
+
+
+@retry_once
+def decide_together(db: Database, hashed: str, checks: Sequence[Check], moment: Moment) -> list[Decision | None]:
+    """The fast-path decisions of `checks` (one token, action and cost; see `batching`): all of
+    them in one statement when the total fits, else each in its own. None for a check the fast
+    path cannot allow alone: `decide(..., fast_tried=True)` finds out why."""
+    if db.hot is None:
+        raise ValueError("deciding together needs PostgreSQL's hot-path engine")
+    together = _spend_together(db.hot, hashed, checks, moment)
+    if together is not None:
+        return list(together)
+    if len(checks) == 1:
+        return [None]
+    alone = (_spend_together(db.hot, hashed, [check], moment) for check in checks)
+    return [decisions[0] if decisions else None for decisions in alone]
+
+
+def _fast_spend(db: Database, hashed: str, check: Check, moment: Moment) -> Decision | None:
+    if db.hot is not None:
+        decisions = _spend_together(db.hot, hashed, [check], moment)
+        return decisions[0] if decisions else None
+    usage_id = uuid.uuid4().hex
+    params = _params(check, moment, digest=hashed, usage_id=usage_id, group_ids="")
+    with db.engine.begin() as connection:
+        row = connection.execute(sql.FAST_SPEND_RETURNING, params).one_or_none()
+        if row is not None:
+            connection.execute(sql.INSERT_USAGE, {**params, "p_token_id": row.id})
+    if row is None:
+        return None
+    return _allowed(row, state_of(row), usage_id, moment)
 
 
 def _read_token(connection: Connection, hashed: str, *, prepared: bool = False) -> Row[Any] | None:
@@ -216,14 +259,15 @@ def _general(db: Database, hashed: str, check: Check, moment: Moment) -> Decisio
 
 
 @retry_once
-def decide(db: Database, check: Check, moment: Moment) -> Decision:
-    """The decision for `check` at `moment`; refusals are stored before returning."""
+def decide(db: Database, check: Check, moment: Moment, *, fast_tried: bool = False) -> Decision:
+    """The decision for `check` at `moment`; refusals are stored before returning. `fast_tried`:
+    the one-statement spend already matched nothing for this check alone (`decide_together`)."""
     if kind_of(check.token) is None:
         decision = Decision(allowed=False, code="invalid_token")
     else:
         hashed = digest(check.token)
         fast = None
-        if check.cost > 0 and check.idempotency is None:
+        if fast_path_applies(check) and not fast_tried:
             fast = _fast_spend(db, hashed, check, moment)
         decision = fast or idempotency.retry_on_conflict(lambda: _general(db, hashed, check, moment))
     if not decision.allowed and decision.idempotency is None:

@@ -17,10 +17,11 @@ from sqlalchemy import text
 from cartero_common.http import Problem
 from cartero_common.metrics import LATENCY_BUCKETS
 from token_validator import idempotency, usage
+from token_validator.batching import SpendBatcher
 from token_validator.deps import DatabaseDep, EngineDep, MomentDep, ServiceAuth, ZoneDep
 from token_validator.idempotency import IdempotencyRequest
-from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH
-from token_validator.validation import Check, Decision, decide
+from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH, digest
+from token_validator.validation import Check, Decision, decide, fast_path_applies
 
 router = APIRouter()
 
@@ -132,7 +133,13 @@ async def validate(
         if body.idempotency is None
         else IdempotencyRequest(body.idempotency.key, body.idempotency.fingerprint, body.idempotency.response),
     )
-    decision = await run_in_threadpool(decide, db, check, moment)
+    decision = None
+    spender: SpendBatcher | None = request.app.state.spender
+    fast = spender is not None and fast_path_applies(check)
+    if spender is not None and fast:
+        decision = await spender.spend(digest(check.token), check, moment)
+    if decision is None:
+        decision = await run_in_threadpool(decide, db, check, moment, fast_tried=fast)
     DECISIONS.labels(decision.code).inc()
     DECISION_SECONDS.observe(time.perf_counter() - started)
     # Built by hand: on the hot path a second validation of our own answer costs more than it checks.
