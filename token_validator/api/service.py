@@ -18,7 +18,8 @@ from cartero_common.http import Problem
 from cartero_common.metrics import LATENCY_BUCKETS
 from token_validator import idempotency, usage
 from token_validator.batching import SpendBatcher
-from token_validator.deps import DatabaseDep, EngineDep, MomentDep, ServiceAuth, ZoneDep
+from token_validator.db import Database
+from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, ServiceKeyChecked, moment_of
 from token_validator.idempotency import IdempotencyRequest
 from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH, digest
 from token_validator.validation import Check, Decision, decide, fast_path_applies
@@ -116,13 +117,16 @@ def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
 @router.post(
     "/v1/validate",
     response_model=ValidateResponse,
-    dependencies=[ServiceAuth],
     summary="Decide whether a token may do an action now, and spend its quota if so",
+    dependencies=[ServiceKeyChecked],
+    openapi_extra={"security": SERVICE_SECURITY},
 )
-async def validate(
-    body: ValidateRequest, request: Request, db: DatabaseDep, moment: MomentDep, zone: ZoneDep
-) -> Response:
+async def validate(body: ValidateRequest, request: Request) -> Response:
+    # The hot path: what other routes take as dependencies is read here directly (see `deps`).
     started = time.perf_counter()
+    state = request.app.state
+    db: Database = state.db
+    moment = moment_of(request)
     check = Check(
         token=body.token,
         action=body.action,
@@ -143,7 +147,7 @@ async def validate(
     DECISIONS.labels(decision.code).inc()
     DECISION_SECONDS.observe(time.perf_counter() - started)
     # Built by hand: on the hot path a second validation of our own answer costs more than it checks.
-    return JSONResponse(_answer(decision, zone, moment.seconds_to))
+    return JSONResponse(_answer(decision, state.zone, moment.seconds_to))
 
 
 @router.post(
