@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,6 +16,20 @@ from sender.config import Settings
 from sender.metrics import CountRequests
 from sender.routes import router
 from sender.validator_client import ValidatorClient
+
+TOKEN_SCHEME = {"type": "http", "scheme": "bearer", "description": "A token: app_…, grp_… or usr_…"}
+
+
+def _with_token_scheme(app: FastAPI) -> None:
+    """Declare the routes' bearer scheme in the OpenAPI document (no dependency declares it)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["CarteroToken"] = TOKEN_SCHEME
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
@@ -43,6 +58,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     app.state.clock = clock
     install_problem_handlers(app)
     app.include_router(router)
+    _with_token_scheme(app)
 
     app.add_middleware(CountRequests)
 
