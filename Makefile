@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast lint typecheck bench clean system-test-deps
+.PHONY: help run test test-fast lint typecheck bench clean system-test-deps services
 
 help:
 	@echo "make run    start the whole suite locally (SQLite, local processes, local RabbitMQ)"
@@ -33,7 +33,11 @@ run: $(VENV)/.installed-local
 system-test-deps:
 	@local/install-test-deps.sh
 
-test: $(VENV)/.installed-dev system-test-deps
+# PostgreSQL and RabbitMQ (with its management API) up: started if installed but down.
+services:
+	@local/ensure-services.sh
+
+test: $(VENV)/.installed-dev system-test-deps services
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
@@ -47,7 +51,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev services
 	$(BIN)/python -m bench
 
 clean:
