@@ -242,3 +242,12 @@ def test_sql_looking_names_are_stored_as_written(api: TestClient) -> None:
         assert api.get(f"{A}/users", params=params, headers=ADMIN).status_code == 422
     assert api.get(f"{A}/users/{2**70}", headers=ADMIN).status_code == 422
     assert api.get(f"{A}/refusals", params={"since": "ayer"}, headers=ADMIN).status_code == 422
+
+
+@pytest.mark.parametrize("raw", [b"", b"{bad", b"[]", b'"token"', b"\xff\xfe", b'{"token": "x", "action": "sms.send"'])
+def test_a_body_that_is_not_a_json_object_is_422_and_the_key_is_checked_first(api: TestClient, raw: bytes) -> None:
+    answer = api.post("/v1/validate", content=raw, headers={**SERVICE, "Content-Type": "application/json"})
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "invalid_request" and answer.json()["errors"]
+    anonymous = api.post("/v1/validate", content=raw, headers={"Content-Type": "application/json"})
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"

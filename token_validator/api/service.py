@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import text
 
-from cartero_common.http import Problem
+from cartero_common.http import Problem, field_errors
 from cartero_common.metrics import LATENCY_BUCKETS
 from token_validator import idempotency, usage
 from token_validator.batching import SpendBatcher
 from token_validator.db import Database
-from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, ServiceKeyChecked, moment_of
+from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, check_service_key, moment_of
 from token_validator.idempotency import IdempotencyRequest
 from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH, digest
 from token_validator.validation import Check, Decision, decide, fast_path_applies
@@ -114,15 +116,8 @@ def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/v1/validate",
-    response_model=ValidateResponse,
-    summary="Decide whether a token may do an action now, and spend its quota if so",
-    dependencies=[ServiceKeyChecked],
-    openapi_extra={"security": SERVICE_SECURITY},
-)
 async def validate(body: ValidateRequest, request: Request) -> Response:
-    # The hot path: what other routes take as dependencies is read here directly (see `deps`).
+    """Served by `_ServedDirectly`; its signature is what the OpenAPI document shows."""
     started = time.perf_counter()
     state = request.app.state
     db: Database = state.db
@@ -148,6 +143,37 @@ async def validate(body: ValidateRequest, request: Request) -> Response:
     DECISION_SECONDS.observe(time.perf_counter() - started)
     # Built by hand: on the hot path a second validation of our own answer costs more than it checks.
     return JSONResponse(_answer(decision, state.zone, moment.seconds_to))
+
+
+class _ServedDirectly(APIRoute):
+    """`/v1/validate`, the hot path: documented from the endpoint's signature like any route, but
+    served without FastAPI's per-request dependency solving, which cost a quarter of a decision's
+    CPU (cProfile): the key is checked, then the body parsed, as the dependencies would."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        async def handle(request: Request) -> Response:
+            await check_service_key(request)
+            try:
+                body = ValidateRequest.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise Problem(
+                    422, "invalid_request", "The request has invalid fields.", errors=field_errors(exc.errors())
+                ) from None
+            return await validate(body, request)
+
+        return handle
+
+
+router.add_api_route(
+    "/v1/validate",
+    validate,
+    methods=["POST"],
+    response_model=ValidateResponse,
+    summary="Decide whether a token may do an action now, and spend its quota if so",
+    openapi_extra={"security": SERVICE_SECURITY},
+    responses={401: {"description": "Missing or wrong service credential (VALIDATOR_SERVICE_KEY)."}},
+    route_class_override=_ServedDirectly,
+)
 
 
 @router.post(
