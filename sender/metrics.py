@@ -14,6 +14,12 @@ PUBLISH_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+VALIDATOR_BATCH_SIZE = Histogram(
+    "sender_validator_batch_size",
+    "Validations sent to the token validator in one request.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+
 
 class CountRequests:
     """Pure ASGI middleware (no per-request task, unlike BaseHTTPMiddleware) counting `/v1/`

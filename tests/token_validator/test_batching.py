@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from cartero_common.clock import FixedClock
-from tests.token_validator.conftest import SERVICE
+from tests.token_validator.conftest import ADMIN, SERVICE
 from tests.token_validator.support import Tokens, migrated, settings_for
 from token_validator.app import create_app
 from token_validator.batching import BATCH_SIZE
@@ -87,3 +88,52 @@ def test_different_actions_and_costs_are_not_mixed_and_a_bad_token_is_refused_al
     assert {a["code"] for a in answers[20:30]} == {"action_forbidden"}
     assert {a["code"] for a in answers[30:]} == {"invalid_token"}
     assert tokens.used(token_id) == 40
+
+
+def test_the_batch_endpoint_answers_each_check_in_order_as_if_sent_alone(api: TestClient, tokens: Tokens) -> None:
+    limited, limited_id = tokens.make("application", "batch-limited", restriction="max_uses", limit=2)
+    unlimited, _ = tokens.make("application", "batch-unlimited")
+    checks = [
+        {"token": limited, "action": "sms.send"},
+        {"token": unlimited, "action": "email.send", "request_id": "r-2"},
+        {"token": "app_" + "x" * 40, "action": "sms.send"},
+        {"token": unlimited, "action": "sms.send", "cost": 0},
+        {"token": limited, "action": "sms.send"},
+        {"token": limited, "action": "sms.send"},
+    ]
+    answer = api.post("/v1/validate/batch", json={"checks": checks}, headers=SERVICE)
+    assert answer.status_code == 200, answer.text
+    answers = answer.json()["answers"]
+    assert [a["code"] for a in answers[1:4]] == ["ok", "invalid_token", "ok"]
+    assert answers[1]["owner"] == "batch-unlimited" and answers[1]["remaining"] is None
+    # The three spends of `limited` race each other: two are allowed, whichever they are.
+    spends = [answers[0], answers[4], answers[5]]
+    assert sorted(a["code"] for a in spends) == ["ok", "ok", "usage_exhausted"]
+    assert tokens.used(limited_id) == 2
+    refusals = api.get("/v1/admin/refusals", headers=ADMIN).json()["items"]
+    assert sorted(r["code"] for r in refusals) == ["invalid_token", "usage_exhausted"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"checks": []}, 422),
+        ({"checks": [{"token": "t", "action": "sms.send"}] * 257}, 422),
+        ({"checks": [{"token": "t", "action": "sms.delete"}]}, 422),
+        ({"checks": {"token": "t", "action": "sms.send"}}, 422),
+        ({}, 422),
+    ],
+)
+def test_a_bad_batch_is_a_422_and_decides_nothing(
+    api: TestClient, tokens: Tokens, body: dict[str, Any], status: int
+) -> None:
+    answer = api.post("/v1/validate/batch", json=body, headers=SERVICE)
+    assert answer.status_code == status and answer.json()["code"] == "invalid_request"
+    assert api.get("/v1/admin/refusals", headers=ADMIN).json()["total"] == 0
+
+
+def test_the_batch_endpoint_needs_the_service_key(api: TestClient) -> None:
+    body = {"checks": [{"token": "t", "action": "sms.send"}]}
+    for headers in ({}, ADMIN, {"Authorization": "Bearer nope"}):
+        answer = api.post("/v1/validate/batch", json=body, headers=headers)
+        assert answer.status_code == 401 and answer.json()["code"] == "unauthorized"

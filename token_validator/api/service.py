@@ -1,12 +1,13 @@
-"""The senders' side: `POST /v1/validate`, refunds and idempotency confirmations, health."""
+"""The senders' side: `POST /v1/validate` (and `/v1/validate/batch`), refunds and idempotency confirmations, health."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,6 +24,7 @@ from token_validator.batching import SpendBatcher
 from token_validator.db import Database
 from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, check_service_key, moment_of
 from token_validator.idempotency import IdempotencyRequest
+from token_validator.moment import Moment
 from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH, digest
 from token_validator.validation import Check, Decision, decide, fast_path_applies
 
@@ -31,6 +33,7 @@ router = APIRouter()
 DECISIONS = Counter("validator_decisions_total", "Validation decisions, by code.", ["code"])
 DECISION_SECONDS = Histogram("validator_decision_seconds", "Time to decide one validation.", buckets=LATENCY_BUCKETS)
 
+MAX_BATCH = 256
 UsageId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The `usage_id` of an allowed validation.")]
 _PRINTABLE = r"^[\x21-\x7e]+$"
 
@@ -79,6 +82,11 @@ class IdempotencyOut(BaseModel):
     response: dict[str, Any] | None
 
 
+class ValidateBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    checks: list[ValidateRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 class ValidateResponse(BaseModel):
     allowed: bool
     code: str
@@ -93,6 +101,13 @@ class ValidateResponse(BaseModel):
     usage_id: str | None
     counters: list[CounterOut]
     idempotency: IdempotencyOut | None
+
+
+class ValidateBatchResponse(BaseModel):
+    answers: list[ValidateResponse]
+
+
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
@@ -116,12 +131,10 @@ def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
     }
 
 
-async def validate(body: ValidateRequest, request: Request) -> Response:
-    """Served by `_ServedDirectly`; its signature is what the OpenAPI document shows."""
+async def _decide(body: ValidateRequest, request: Request, moment: Moment) -> dict[str, Any]:
     started = time.perf_counter()
     state = request.app.state
     db: Database = state.db
-    moment = moment_of(request)
     check = Check(
         token=body.token,
         action=body.action,
@@ -133,7 +146,7 @@ async def validate(body: ValidateRequest, request: Request) -> Response:
         else IdempotencyRequest(body.idempotency.key, body.idempotency.fingerprint, body.idempotency.response),
     )
     decision = None
-    spender: SpendBatcher | None = request.app.state.spender
+    spender: SpendBatcher | None = state.spender
     fast = spender is not None and fast_path_applies(check)
     if spender is not None and fast:
         decision = await spender.spend(digest(check.token), check, moment)
@@ -142,28 +155,48 @@ async def validate(body: ValidateRequest, request: Request) -> Response:
     DECISIONS.labels(decision.code).inc()
     DECISION_SECONDS.observe(time.perf_counter() - started)
     # Built by hand: on the hot path a second validation of our own answer costs more than it checks.
-    return JSONResponse(_answer(decision, state.zone, moment.seconds_to))
+    return _answer(decision, state.zone, moment.seconds_to)
 
 
-class _ServedDirectly(APIRoute):
-    """`/v1/validate`, the hot path: documented from the endpoint's signature like any route, but
-    served without FastAPI's per-request dependency solving, which cost a quarter of a decision's
-    CPU (cProfile): the key is checked, then the body parsed, as the dependencies would."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        async def handle(request: Request) -> Response:
-            await check_service_key(request)
-            try:
-                body = ValidateRequest.model_validate_json(await request.body())
-            except ValidationError as exc:
-                raise Problem(
-                    422, "invalid_request", "The request has invalid fields.", errors=field_errors(exc.errors())
-                ) from None
-            return await validate(body, request)
-
-        return handle
+async def validate(body: ValidateRequest, request: Request) -> Response:
+    """Served by `_served_directly`; its signature is what the OpenAPI document shows."""
+    return JSONResponse(await _decide(body, request, moment_of(request)))
 
 
+async def validate_batch(body: ValidateBatch, request: Request) -> Response:
+    """Served by `_served_directly`; its signature is what the OpenAPI document shows."""
+    moment = moment_of(request)
+    # Concurrently, so the checks of one token go to the database together (`batching`).
+    answers = await asyncio.gather(*(_decide(check, request, moment) for check in body.checks))
+    return JSONResponse({"answers": answers})
+
+
+def _served_directly(model: type[Body], serve: Callable[[Body, Request], Awaitable[Response]]) -> type[APIRoute]:
+    """A route class for the hot path: documented from the endpoint's signature like any route,
+    but served without FastAPI's per-request dependency solving, which cost a quarter of a
+    decision's CPU (cProfile). The key is checked, then the body parsed, as the dependencies
+    would."""
+
+    class ServedDirectly(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            async def handle(request: Request) -> Response:
+                await check_service_key(request)
+                try:
+                    body = model.model_validate_json(await request.body())
+                except ValidationError as exc:
+                    raise Problem(
+                        422, "invalid_request", "The request has invalid fields.", errors=field_errors(exc.errors())
+                    ) from None
+                return await serve(body, request)
+
+            return handle
+
+    return ServedDirectly
+
+
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong service credential (VALIDATOR_SERVICE_KEY)."}
+}
 router.add_api_route(
     "/v1/validate",
     validate,
@@ -171,8 +204,20 @@ router.add_api_route(
     response_model=ValidateResponse,
     summary="Decide whether a token may do an action now, and spend its quota if so",
     openapi_extra={"security": SERVICE_SECURITY},
-    responses={401: {"description": "Missing or wrong service credential (VALIDATOR_SERVICE_KEY)."}},
-    route_class_override=_ServedDirectly,
+    responses=_UNAUTHORIZED,
+    route_class_override=_served_directly(ValidateRequest, validate),
+)
+router.add_api_route(
+    "/v1/validate/batch",
+    validate_batch,
+    methods=["POST"],
+    response_model=ValidateBatchResponse,
+    summary="Several validations in one request: answers in the order of the checks",
+    description="Each check is decided as `POST /v1/validate` decides it alone; the sender sends the "
+    "validations that arrive while its previous request is in flight together.",
+    openapi_extra={"security": SERVICE_SECURITY},
+    responses=_UNAUTHORIZED,
+    route_class_override=_served_directly(ValidateBatch, validate_batch),
 )
 
 
