@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
@@ -50,7 +51,16 @@ def declare_shared_queues(channel: BlockingChannel, queues: Iterable[str] = SHAR
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON. orjson writes the same bytes as `json.dumps(ensure_ascii=False,
+    separators=(",", ":"))` for what a message holds, several times faster (one event per
+    consumed message); what it refuses (integers over 64 bits, keys that are not strings) goes
+    through the standard encoder. The one difference: a NaN or infinity (only a lenient parse
+    of a foreign message can produce one) is written as `null`, which every JSON reader takes,
+    where the standard encoder wrote a bare `NaN` that PHP's `json_decode` refuses."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def message_properties(

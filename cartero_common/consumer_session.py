@@ -1,9 +1,9 @@
 """One broker connection's life for the consume loop: connect, declare, consume, settle, ack,
 stop.
 
-Built on pika's `SelectConnection`: handlers run on the I/O loop's thread between reads, in
-slices of at most `SLICE_SECONDS`, so heartbeats keep flowing. A handler must therefore bound
-its own blocking calls (provider timeouts) well below the heartbeat timeout.
+Built on pika's `SelectConnection`: handlers run on the I/O loop's thread between reads, one
+batch per turn of the loop, so heartbeats keep flowing. A handler must therefore bound its own
+blocking calls (provider timeouts) well below the heartbeat timeout.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cartero_common.consumer")
 
-SLICE_SECONDS = 0.2  # longest run of handler work before the I/O loop gets a turn
 WATCH_SECONDS = 0.1  # how often the I/O loop looks for a stop request
 
 
@@ -227,20 +226,26 @@ class Session:
             self.connection.ioloop.call_later(0, self._drain)
 
     def _drain(self) -> None:
-        """Handle what is in hand, a batch at a time, for at most `SLICE_SECONDS`."""
+        """Handle one batch of what is in hand, then give the I/O loop a turn before the next.
+
+        pika only queues what a batch publishes and acks; the socket is written when the loop
+        polls. Handling batch after batch in one go held the first batch's events back until
+        the last was done, and the acks behind their confirms with them: the broker's window
+        (prefetch) stayed full of work already finished. A turn per batch sends each batch as it
+        is done and takes in the confirms and deliveries that arrived meanwhile.
+        """
         self.draining = False
-        started = time.monotonic()
-        while self.pending and not self.closing:
-            if self.loop.stopping:
-                self._begin_stop()
-                return
-            size = min(self.loop.batch_size, len(self.pending))
-            self._process([self.pending.popleft() for _ in range(size)])
-            if self.pending and time.monotonic() - started > SLICE_SECONDS:
-                self.draining = True
-                assert self.connection is not None
-                self.connection.ioloop.call_later(0, self._drain)
-                return
+        if not self.pending or self.closing:
+            return
+        if self.loop.stopping:
+            self._begin_stop()
+            return
+        size = min(self.loop.batch_size, len(self.pending))
+        self._process([self.pending.popleft() for _ in range(size)])
+        if self.pending and not self.closing:
+            self.draining = True
+            assert self.connection is not None
+            self.connection.ioloop.call_later(0, self._drain)
 
     def _process(self, batch: list[Delivery]) -> None:
         loop = self.loop

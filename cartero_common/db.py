@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -122,13 +122,17 @@ def insert_ignoring_duplicates(
     if not rows:
         return
     dialect = (target.dialect if isinstance(target, Connection) else target.get_bind().dialect).name
+    target.execute(insert_ignoring_duplicates_statement(dialect, table, unique=unique), rows)
+
+
+def insert_ignoring_duplicates_statement(dialect: str, table: Any, *, unique: list[str]) -> Executable:
+    """The statement `insert_ignoring_duplicates` runs, to build once where it runs per batch."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        target.execute(pg_insert(table).on_conflict_do_nothing(index_elements=unique), rows)
-    elif dialect == "sqlite":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=unique)
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        target.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=unique), rows)
-    else:
-        raise NotImplementedError(f"no insert-ignoring-duplicates for {dialect}")
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=unique)
+    raise NotImplementedError(f"no insert-ignoring-duplicates for {dialect}")

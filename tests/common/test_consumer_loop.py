@@ -3,6 +3,7 @@ and what happens when a handler blows up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -109,3 +110,28 @@ def test_a_handler_that_raises_is_retried_not_fatal(url: str) -> None:
     found = events(url)
     assert [e["evento"] for e in found] == ["reintento", "consumido"]
     assert "database is on fire" in found[0]["motivo"]
+
+
+def test_each_batch_is_on_its_way_to_the_broker_before_the_next_is_handled(url: str) -> None:
+    """A batch's events leave while later batches are handled, so its ack is not held back by
+    work that came after it (the prefetch window would stay full of finished messages)."""
+    seen_before: dict[str, int] = {}
+
+    class Watcher(Recorder):
+        def __call__(self, batch: Sequence[Delivery]) -> list[Outcome]:
+            message_id = json.loads(batch[0].body)["id"]
+            if message_id != "m0":
+                # The I/O loop waits for this handler: m0's event can only be on `logs` if it was
+                # written before this batch started.
+                with contextlib.suppress(AssertionError):
+                    wait_until(lambda: queue_depth(url, "logs") >= 1, timeout=5, what="m0's event")
+            seen_before[message_id] = queue_depth(url, "logs")
+            return super().__call__(batch)
+
+    for n in range(2):
+        publish(url, "cola_sms", sms(f"m{n}"))
+    handler = Watcher()
+    with running(make_loop(url, handler, prefetch=10, batch_size=1)):
+        wait_until(lambda: queue_depth(url, "logs") == 2, timeout=10, what="two events")
+    assert handler.seen == ["m0", "m1"]
+    assert seen_before == {"m0": 0, "m1": 1}

@@ -71,6 +71,47 @@ def test_sigkill_after_the_send_before_the_ack_does_not_send_again(url: str, tmp
     assert "already delivered before; not sent again" in log.read_text()
 
 
+def test_sigkill_with_batches_unacked_sends_each_sms_once_and_loses_none(url: str, tmp_path: Path) -> None:
+    """The log provider takes batches and commits the ledger once per batch: a crash after the
+    commits, with every ack still held, costs redeliveries that are all recognised."""
+    log = tmp_path / "consumer.log"
+    env = {
+        "AMQP_URL": url,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/consumer_sms.db",
+        "SMS_PROVIDER": "log",
+        "CONSUMER_SMS_METRICS_PORT": "0",
+        "CONSUMER_SMS_PREFETCH": "50",
+        "CONSUMER_BATCH_SIZE": "4",
+    }
+    ids = [f"batch-{n}" for n in range(10)]
+    for message_id in ids:
+        publish(url, "cola_sms", sms(message_id))
+    first = start_consumer("consumer_sms", log, **env, CONSUMER_PAUSE_BEFORE_ACK_SECONDS="60")
+    try:
+        wait_until(lambda: queue_depth(url, "logs") == len(ids), timeout=20, what="every consumido event")
+    finally:
+        first.kill()
+        first.wait(10)
+    wait_until(lambda: queue_depth(url, "cola_sms") == len(ids), timeout=10, what="the broker taking all back")
+
+    second = start_consumer("consumer_sms", log, **env)
+    try:
+        wait_until(lambda: queue_depth(url, "logs") == 2 * len(ids), timeout=20, what="the redeliveries settled")
+        wait_until(lambda: queue_depth(url, "cola_sms") == 0, timeout=10, what="all acked")
+    finally:
+        stop_process(second)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    sent = sorted(line["id"] for line in lines if line["msg"] == "sms sent")
+    assert sent == sorted(ids)  # each SMS sent once, none lost
+    duplicates = sorted(line["id"] for line in lines if line["msg"] == "already delivered before; not sent again")
+    assert duplicates == sorted(ids)
+    found: dict[str, list[bytes]] = {}
+    for _, body in drain(url, "logs"):
+        found.setdefault(json.loads(body)["id"], []).append(body)
+    assert sorted(found) == sorted(ids)
+    assert all(len(bodies) == 2 and bodies[0] == bodies[1] for bodies in found.values())
+
+
 def test_sigterm_finishes_the_message_in_hand_and_leaves_the_rest(url: str, tmp_path: Path) -> None:
     with Gateway(delay=1.0) as gateway:
         process = start_consumer(
