@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -57,6 +57,24 @@ def test_concurrent_sends_share_validator_requests_and_each_spends_its_own_use(
     assert requests - requests_before < SENDS  # they really went together
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@asynccontextmanager
+async def stub_validator(path: str, handler: Handler) -> AsyncIterator[str]:
+    """A validator that only answers `path` (another release, or a broken one); yields its URL."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 @asynccontextmanager
 async def older_validator(answers: dict[str, Any]) -> AsyncIterator[tuple[str, list[str]]]:
     """A validator of an earlier release: `/v1/validate` only."""
@@ -67,16 +85,8 @@ async def older_validator(answers: dict[str, Any]) -> AsyncIterator[tuple[str, l
         assert request.headers["Authorization"] == f"Bearer {SERVICE_KEY}"
         return web.json_response(answers[(await request.json())["token"]])
 
-    app = web.Application()
-    app.router.add_post("/v1/validate", validate)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", paths
-    finally:
-        await runner.cleanup()
+    async with stub_validator("/v1/validate", validate) as url:
+        yield url, paths
 
 
 def test_a_validator_without_the_batch_endpoint_is_asked_one_check_at_a_time() -> None:
@@ -115,21 +125,18 @@ def test_a_validator_that_answers_a_batch_wrongly_is_unavailable_for_each_check(
             checks = (await request.json())["checks"]
             return web.json_response({"answers": [{"allowed": True, "code": "ok"}] * (len(checks) + 1)})
 
-        app = web.Application()
-        app.router.add_post("/v1/validate/batch", wrong)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        client = ValidatorClient(f"http://127.0.0.1:{port}", SERVICE_KEY, timeout=2)
-        try:
-            results = await asyncio.gather(
-                *(client.validate(token="t", action="sms.send", request_id=str(i), client_ip=None) for i in range(5)),
-                return_exceptions=True,
-            )
-        finally:
-            await client.close()
-            await runner.cleanup()
+        async with stub_validator("/v1/validate/batch", wrong) as url:
+            client = ValidatorClient(url, SERVICE_KEY, timeout=2)
+            try:
+                results = await asyncio.gather(
+                    *(
+                        client.validate(token="t", action="sms.send", request_id=str(i), client_ip=None)
+                        for i in range(5)
+                    ),
+                    return_exceptions=True,
+                )
+            finally:
+                await client.close()
         # Never an answer meant for another request: every check of a misanswered batch fails closed.
         assert all(isinstance(r, ValidatorUnavailable) for r in results), results
 
