@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -58,13 +59,34 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _validate(model: type[SmsRequest] | type[EmailRequest], data: dict[str, Any]) -> Any:
+Model = TypeVar("Model", SmsRequest, EmailRequest)
+
+
+async def _send(
+    request: Request, model: type[Model], action: str, queue: str, fields_of: Callable[[Model], dict[str, Any]]
+) -> JSONResponse:
+    """The token's presence first (401 without one), then the body (bad input spends nothing),
+    then `intake.accept`."""
+    token = bearer_token(request)
+    state = request.app.state
+    data = await parse_fields(request, state.settings.max_body_bytes)
     try:
-        return model.model_validate(data)
+        body = model.model_validate(data)
     except ValidationError as exc:
         raise Problem(
             422, "invalid_request", "The request has invalid fields.", errors=field_errors(exc.errors())
         ) from None
+    return await accept(
+        request,
+        token=token,
+        action=action,
+        queue=queue,
+        fields=fields_of(body),
+        settings=state.settings,
+        publisher=state.publisher,
+        validator=state.validator,
+        clock=state.clock,
+    )
 
 
 @router.post(
@@ -76,19 +98,8 @@ def _validate(model: type[SmsRequest] | type[EmailRequest], data: dict[str, Any]
     summary="Queue an SMS",
 )
 async def send_sms(request: Request) -> JSONResponse:
-    token = bearer_token(request)
-    state = request.app.state
-    sms: SmsRequest = _validate(SmsRequest, await parse_fields(request, state.settings.max_body_bytes))
-    return await accept(
-        request,
-        token=token,
-        action="sms.send",
-        queue=QUEUE_SMS,
-        fields={"mensaje": sms.mensaje, "telefono": sms.telefono},
-        settings=state.settings,
-        publisher=state.publisher,
-        validator=state.validator,
-        clock=state.clock,
+    return await _send(
+        request, SmsRequest, "sms.send", QUEUE_SMS, lambda sms: {"mensaje": sms.mensaje, "telefono": sms.telefono}
     )
 
 
@@ -101,19 +112,12 @@ async def send_sms(request: Request) -> JSONResponse:
     summary="Queue an email",
 )
 async def send_email(request: Request) -> JSONResponse:
-    token = bearer_token(request)
-    state = request.app.state
-    email: EmailRequest = _validate(EmailRequest, await parse_fields(request, state.settings.max_body_bytes))
-    return await accept(
+    return await _send(
         request,
-        token=token,
-        action="email.send",
-        queue=QUEUE_EMAIL,
-        fields={"destinatario": email.destinatario, "asunto": email.asunto, "cuerpo": email.cuerpo},
-        settings=state.settings,
-        publisher=state.publisher,
-        validator=state.validator,
-        clock=state.clock,
+        EmailRequest,
+        "email.send",
+        QUEUE_EMAIL,
+        lambda email: {"destinatario": email.destinatario, "asunto": email.asunto, "cuerpo": email.cuerpo},
     )
 
 

@@ -17,7 +17,6 @@ and the row lock still arbitrates between processes and replicas: no overspend.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 
 from prometheus_client import Histogram
@@ -25,8 +24,6 @@ from prometheus_client import Histogram
 from token_validator.db import Database
 from token_validator.moment import Moment
 from token_validator.validation import Check, Decision, decide_together
-
-log = logging.getLogger(__name__)
 
 BATCH_SIZE = Histogram(
     "validator_spend_batch_size",

@@ -107,7 +107,7 @@ def _allowed(row: Row[Any], counter: CounterState, usage_id: str, moment: Moment
 
 
 @retry_once
-def decide_together(db: Database, hashed: str, checks: Sequence[Check], moment: Moment) -> list[Decision | None]:
+def decide_together(db: Database, hashed: str, checks: Sequence[Check], moment: Moment) -> Sequence[Decision | None]:
     """The fast-path decisions of `checks` (one token, action and cost; see `batching`): all of
     them in one statement when the total fits, else each in its own. None for a check the fast
     path cannot allow alone: `decide(..., fast_tried=True)` finds out why."""
@@ -115,7 +115,7 @@ def decide_together(db: Database, hashed: str, checks: Sequence[Check], moment: 
         raise ValueError("deciding together needs PostgreSQL's hot-path engine")
     together = _spend_together(db.hot, hashed, checks, moment)
     if together is not None:
-        return list(together)
+        return together
     if len(checks) == 1:
         return [None]
     alone = (_spend_together(db.hot, hashed, [check], moment) for check in checks)

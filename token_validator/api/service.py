@@ -146,12 +146,11 @@ async def _decide(body: ValidateRequest, request: Request, moment: Moment) -> di
         else IdempotencyRequest(body.idempotency.key, body.idempotency.fingerprint, body.idempotency.response),
     )
     decision = None
-    spender: SpendBatcher | None = state.spender
-    fast = spender is not None and fast_path_applies(check)
-    if spender is not None and fast:
+    spender: SpendBatcher | None = state.spender if fast_path_applies(check) else None
+    if spender is not None:
         decision = await spender.spend(digest(check.token), check, moment)
     if decision is None:
-        decision = await run_in_threadpool(decide, db, check, moment, fast_tried=fast)
+        decision = await run_in_threadpool(decide, db, check, moment, fast_tried=spender is not None)
     DECISIONS.labels(decision.code).inc()
     DECISION_SECONDS.observe(time.perf_counter() - started)
     # Built by hand: on the hot path a second validation of our own answer costs more than it checks.
