@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,22 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+@contextmanager
+def _sqlite_migration_lock(database: str | None) -> Iterator[None]:
+    """Processes that start together on one SQLite file (consumers the monitor scales up at once)
+    would race to create the same tables, and all but one fail: an exclusive lock on a file
+    beside the database lets one migrate while the others wait and then find nothing to do."""
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def migrate(*, script_location: Path, url: str, version_table: str) -> None:
     """`alembic upgrade head` for one service; each keeps its own version table so services can
     share one database."""
@@ -65,8 +84,10 @@ def migrate(*, script_location: Path, url: str, version_table: str) -> None:
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["version_table"] = version_table
     config.attributes["configure_logger"] = False
-    if make_url(url).get_backend_name() != "postgresql":
-        command.upgrade(config, "head")
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        with _sqlite_migration_lock(parsed.database):
+            command.upgrade(config, "head")
         return
     # Replicas that start together (consumers scaled up at once) would race to create the same
     # tables: the first takes this lock and migrates, the others wait and find nothing to do.
