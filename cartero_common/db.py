@@ -29,11 +29,19 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _sqlite_file(database: str | None) -> Path | None:
+    """The SQLite database's file, its folder created if missing; None in memory."""
+    if not database or database == ":memory:":
+        return None
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_file(parsed.database)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -62,10 +70,11 @@ def _sqlite_migration_lock(database: str | None) -> Iterator[None]:
     """Processes that start together on one SQLite file (consumers the monitor scales up at once)
     would race to create the same tables, and all but one fail: an exclusive lock on a file
     beside the database lets one migrate while the others wait and then find nothing to do."""
-    if not database or database == ":memory:":
+    path = _sqlite_file(database)
+    if path is None:
         yield
         return
-    with open(f"{database}.migrate-lock", "a") as lock:
+    with open(f"{path}.migrate-lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -28,7 +28,8 @@ def test_replicas_migrating_together_do_not_collide() -> None:
 
 
 def test_processes_migrating_one_sqlite_file_together_do_not_collide(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/consumer_sms.db"
+    # A folder that does not exist yet, as `var/` in a fresh checkout.
+    url = f"sqlite:///{tmp_path}/var/consumer_sms.db"
     code = f"from cartero_common.ledger import migrate_ledger; migrate_ledger({url!r})"
     processes = [
         subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=python_env(), stderr=subprocess.PIPE)
