@@ -125,7 +125,16 @@ class Usage(Base):
     period: Mapped[int] = mapped_column(Integer)  # YYYYMM in TIMEZONE
     group_ids: Mapped[str] = mapped_column(String(500), default="")  # limited groups also spent from
     refunded_at: Mapped[datetime | None] = _when(nullable=True)
-    __table_args__ = (Index("ix_usages_token_id_day", "token_id", "day"), Index("ix_usages_day", "day"))
+    # Set while the sender could not learn whether the broker took the message (no confirm in
+    # time, or the connection dropped with the publish in flight): the use stays counted until
+    # it is settled, as delivered or refunded (`token_validator.reconcile`).
+    message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    unconfirmed_at: Mapped[datetime | None] = _when(nullable=True)
+    __table_args__ = (
+        Index("ix_usages_token_id_day", "token_id", "day"),
+        Index("ix_usages_day", "day"),
+        Index("ix_usages_unconfirmed_at", "unconfirmed_at"),
+    )
 
 
 class Refusal(Base):
