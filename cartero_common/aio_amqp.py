@@ -3,17 +3,28 @@
 The sender answers 202 only after `publish` returned, i.e. after the broker confirmed a
 persistent, routed message. Every wait is bounded so a broker outage becomes a quick 503, not a
 hung request.
+
+A publish that did not return ends one of two ways, and they must not be confused:
+
+- `BrokerUnavailable`: the broker certainly does not hold the message. There was no connection to
+  send it on, or the broker answered `basic.nack`, or it returned the message as unroutable.
+- `PublishUnconfirmed`: the message went out and no answer came within the timeout, or the
+  connection dropped while it was in flight. The broker may hold it (a broker under a memory or
+  disk alarm, or behind a slow link, takes it late). The wait for the confirm goes on after the
+  caller gave up: `PublishUnconfirmed.late` resolves when the broker answers at last.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Iterable
 from datetime import datetime
 
 import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aiormq.exceptions import DeliveryError, PublishError
 from pamqp import commands
 
 from cartero_common.schemas import SHARED_QUEUES
@@ -21,8 +32,31 @@ from cartero_common.schemas import SHARED_QUEUES
 log = logging.getLogger(__name__)
 
 
+# How long a confirm is still awaited after the caller stopped waiting. A broker that answers
+# later than this is treated like a lost connection: the outcome stays unknown, for
+# reconciliation to settle.
+LATE_CONFIRM_WINDOW_S = 120.0
+
+
 class BrokerUnavailable(Exception):
-    """The broker did not take the message (down, unreachable, refused or too slow)."""
+    """The broker certainly did not take the message (no connection, nack, unroutable)."""
+
+
+class LateAnswer(enum.StrEnum):
+    """What finally became of a publish that had no answer in time."""
+
+    ACK = "ack"  # the broker holds the message
+    NACK = "nack"  # it refused it
+    RETURNED = "returned"  # unroutable: not queued
+    LOST = "lost"  # the connection dropped, or no answer within LATE_CONFIRM_WINDOW_S
+
+
+class PublishUnconfirmed(Exception):
+    """The broker may hold the message: no confirm within the timeout, or the connection dropped."""
+
+    def __init__(self, reason: str, late: asyncio.Future[LateAnswer]) -> None:
+        super().__init__(reason)
+        self.late = late
 
 
 class AsyncPublisher:
@@ -76,6 +110,8 @@ class AsyncPublisher:
         return True
 
     async def publish(self, queue: str, body: bytes, *, message_id: str | None, now: datetime) -> None:
+        """Return once the broker confirmed the message; else `BrokerUnavailable` (certainly not
+        taken) or `PublishUnconfirmed` (it may have been)."""
         message = aio_pika.Message(
             body,
             content_type="application/json",
@@ -84,16 +120,34 @@ class AsyncPublisher:
             message_id=message_id,
             timestamp=now,
         )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 channel = await self._ensure_channel()
-                confirmation = await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
         except TimeoutError as exc:
-            raise BrokerUnavailable(f"no confirm from the broker within {self.timeout}s") from exc
+            raise BrokerUnavailable(f"no connection to the broker within {self.timeout}s") from exc
         except Exception as exc:
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
-        if not isinstance(confirmation, commands.Basic.Ack):
-            raise BrokerUnavailable(f"the broker refused the message: {type(confirmation).__name__}")
+        # Its own task, never cancelled: once the frames may have gone out, only the broker's
+        # answer tells what happened, and that answer is wanted even after the caller gave up.
+        sending = loop.create_task(channel.default_exchange.publish(message, routing_key=queue, mandatory=True))
+        done, _ = await asyncio.wait({sending}, timeout=max(0.0, deadline - loop.time()))
+        if not done:
+            raise PublishUnconfirmed(f"no confirm from the broker within {self.timeout}s", _late_answer(sending))
+        failure = sending.exception()
+        if failure is None:
+            if isinstance(sending.result(), commands.Basic.Ack):
+                return
+            raise BrokerUnavailable(f"the broker refused the message: {type(sending.result()).__name__}")
+        if isinstance(failure, PublishError):
+            raise BrokerUnavailable("the broker returned the message as unroutable") from failure
+        if isinstance(failure, DeliveryError):
+            raise BrokerUnavailable("the broker refused the message (basic.nack)") from failure
+        # The connection or channel went away with the publish in flight.
+        lost: asyncio.Future[LateAnswer] = loop.create_future()
+        lost.set_result(LateAnswer.LOST)
+        raise PublishUnconfirmed(str(failure) or type(failure).__name__, lost) from failure
 
     async def _close_quietly(self) -> None:
         if self._connection is not None:
@@ -107,3 +161,32 @@ class AsyncPublisher:
     async def close(self) -> None:
         async with self._lock:
             await self._close_quietly()
+
+
+def _late_answer(sending: asyncio.Task[object]) -> asyncio.Future[LateAnswer]:
+    """The broker's answer to a publish still in flight, once it comes (or LOST)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[LateAnswer] = loop.create_future()
+
+    def settle(result: LateAnswer) -> None:
+        if not answer.done():
+            answer.set_result(result)
+
+    def on_done(task: asyncio.Task[object]) -> None:
+        if task.cancelled():
+            settle(LateAnswer.LOST)
+            return
+        failure = task.exception()
+        if failure is None:
+            settle(LateAnswer.ACK if isinstance(task.result(), commands.Basic.Ack) else LateAnswer.NACK)
+        elif isinstance(failure, PublishError):
+            settle(LateAnswer.RETURNED)
+        elif isinstance(failure, DeliveryError):
+            settle(LateAnswer.NACK)
+        else:
+            settle(LateAnswer.LOST)
+
+    sending.add_done_callback(on_done)
+    give_up = loop.call_later(LATE_CONFIRM_WINDOW_S, settle, LateAnswer.LOST)
+    answer.add_done_callback(lambda _: give_up.cancel())
+    return answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
         yield
+        # Late confirms still awaited are given a moment; past it, reconciliation settles them.
+        if background:
+            await asyncio.wait(set(background), timeout=settings.publish_timeout)
         await publisher.close()
         await validator.close()
 
@@ -56,6 +60,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     app.state.publisher = publisher
     app.state.validator = validator
     app.state.clock = clock
+    # Background work a request started and must not lose: late confirms, event retries.
+    background: set[asyncio.Task[None]] = set()
+    app.state.background = background
     install_problem_handlers(app)
     app.include_router(router)
     _with_token_scheme(app)

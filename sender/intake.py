@@ -1,24 +1,36 @@
 """From a checked request to an answer: validate the token (spending a use), publish, answer.
 
-The body was validated before this runs, so bad input never spends a use. A use counted for a
-message the broker did not confirm is refunded. With an Idempotency-Key, the validator keeps the
-first answer: a repeat is answered from it, with nothing published and no use counted.
+The body was validated before this runs, so bad input never spends a use. After the publish:
+
+- confirmed: 202;
+- certainly not taken (no connection, nack, unroutable): the use is refunded, the Idempotency-Key
+  released, and the answer is 503 `broker_unavailable`;
+- unknown (no confirm in time, or the connection dropped in flight): the use is kept, the key stays
+  claimed, and the answer is 503 `publish_unconfirmed` with the message id. A retry with the same
+  key republishes the same id, which the consumers' dedupe absorbs (`sender.settlement`).
+
+With an Idempotency-Key, the validator keeps the first answer: a repeat is answered from it, with
+nothing published and no use counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from cartero_common.aio_amqp import AsyncPublisher, BrokerUnavailable
+from cartero_common.aio_amqp import AsyncPublisher, BrokerUnavailable, LateAnswer, PublishUnconfirmed
 from cartero_common.clock import Clock
 from cartero_common.http import Problem
 from sender.auth import fingerprint, idempotency_key, rate_limit_headers, refusal
 from sender.config import Settings
+from sender.metrics import UNCONFIRMED_PUBLISHES
 from sender.publishing import new_message, publish_with_event
+from sender.settlement import Unconfirmed, watch
 from sender.validator_client import ValidatorClient, ValidatorUnavailable, Verdict
 
 log = logging.getLogger(__name__)
@@ -89,21 +101,64 @@ async def accept(
             status_code=int(stored.get("status", ACCEPTED)),
             headers={**headers, "Idempotent-Replayed": "true"},
         )
-    if verdict.idempotency == "retry":
+    retry = verdict.idempotency == "retry"
+    if retry:
         # The first attempt's fate is unknown: publish again under its id (consumers dedupe by id).
         message["id"] = stored.get("body", {}).get("id", message["id"])
     token_fields = {"token_id": verdict.token_id, "token_kind": verdict.kind, "token_prefix": verdict.prefix}
+    background: set[asyncio.Task[None]] = request.app.state.background
     try:
-        await publish_with_event(publisher, queue=queue, message=message, now=now, event_extra=token_fields)
-    except BrokerUnavailable as exc:
-        refunded = await validator.refund(verdict.usage_id) if verdict.usage_id else False
-        log.warning(
-            "publish failed", extra={"id": message["id"], "queue": queue, "error": str(exc), "refunded": refunded}
+        await publish_with_event(
+            publisher, queue=queue, message=message, now=now, event_extra=token_fields, background=background
         )
-        raise Problem(
-            503, "broker_unavailable", "The message broker did not confirm the message; nothing was queued."
+    except BrokerUnavailable as exc:
+        if not retry:
+            refunded = await validator.refund(verdict.usage_id) if verdict.usage_id else False
+            log.warning(
+                "publish failed", extra={"id": message["id"], "queue": queue, "error": str(exc), "refunded": refunded}
+            )
+            raise Problem(
+                503, "broker_unavailable", "The message broker did not take the message; nothing was queued."
+            ) from None
+        # A refused republish says nothing of the earlier copy, which the broker may hold.
+        lost: asyncio.Future[LateAnswer] = asyncio.get_running_loop().create_future()
+        lost.set_result(LateAnswer.LOST)
+        unknown = PublishUnconfirmed(str(exc), lost)
+        raise await _kept(
+            unknown, validator, verdict.usage_id, message["id"], queue, False, settings, background
+        ) from None
+    except PublishUnconfirmed as exc:
+        raise await _kept(
+            exc, validator, verdict.usage_id, message["id"], queue, not retry, settings, background
         ) from None
     if key is not None and verdict.usage_id:
         await validator.confirm(verdict.usage_id)
     log.info("queued", extra={"id": message["id"], "queue": queue, "token_prefix": verdict.prefix})
     return JSONResponse(_queued(message["id"], queue), status_code=ACCEPTED, headers=headers)
+
+
+async def _kept(
+    unknown: PublishUnconfirmed,
+    validator: ValidatorClient,
+    usage_id: str | None,
+    message_id: str,
+    queue: str,
+    first_attempt: bool,
+    settings: Settings,
+    background: set[asyncio.Task[None]],
+) -> Problem:
+    """Keep the use of a publish with an unknown outcome, have it settled later, and say so."""
+    UNCONFIRMED_PUBLISHES.inc()
+    log.warning("publish unconfirmed: the use is kept", extra={"id": message_id, "queue": queue, "error": str(unknown)})
+    if usage_id is not None:
+        if not await validator.mark_unconfirmed(usage_id, message_id):
+            log.error("the validator was not told of a kept use", extra={"id": message_id, "usage_id": usage_id})
+        watch(background, validator, Unconfirmed(usage_id, message_id, queue, first_attempt), unknown.late)
+    return Problem(
+        503,
+        "publish_unconfirmed",
+        "The broker did not confirm the message in time; it may have been queued."
+        " Retry with the same Idempotency-Key: the same message id is published again and delivered once.",
+        headers={"Retry-After": str(max(1, math.ceil(settings.publish_timeout)))},
+        id=message_id,
+    )

@@ -13,6 +13,20 @@ PUBLISH_SECONDS = Histogram(
     "Time from publish to broker confirm (message and log event).",
     buckets=LATENCY_BUCKETS,
 )
+LATE_CONFIRMS = Counter(
+    "sender_late_confirms_total",
+    "Broker answers to publishes that had no confirm when the client was answered, by result"
+    " (ack, nack, returned, lost).",
+    ["result"],
+)
+EVENT_PUBLISH_FAILURES = Counter(
+    "sender_event_publish_failures_total",
+    "Confirmed messages whose `enviado` event the broker did not confirm with them.",
+)
+UNCONFIRMED_PUBLISHES = Counter(
+    "sender_publish_unconfirmed_total",
+    "Publishes answered 503 publish_unconfirmed: the broker may hold the message, the use is kept.",
+)
 
 VALIDATOR_BATCH_SIZE = Histogram(
     "sender_validator_batch_size",

@@ -201,14 +201,29 @@ class ValidatorClient:
             log.error("refund refused", extra={"usage_id": usage_id, "status": response.status_code})
         return response.status_code == 200
 
-    async def confirm(self, usage_id: str) -> None:
-        """Best effort: an unconfirmed key is retried safely by the next request with it."""
+    async def confirm(self, usage_id: str) -> bool:
+        """The broker confirmed the use's message: its Idempotency-Key replays the 202, and a use
+        kept unconfirmed is settled. Best effort: an unconfirmed key is retried safely by the next
+        request with it, and an unconfirmed use is settled by reconciliation."""
         try:
             response = await self._post(f"/v1/usage/{usage_id}/confirm")
-            if response.status_code != 200:
-                log.warning("idempotency confirm refused", extra={"usage_id": usage_id, "status": response.status_code})
         except ValidatorUnavailable as exc:
-            log.warning("idempotency confirm failed", extra={"usage_id": usage_id, "error": str(exc)})
+            log.warning("confirm failed", extra={"usage_id": usage_id, "error": str(exc)})
+            return False
+        if response.status_code != 200:
+            log.warning("confirm refused", extra={"usage_id": usage_id, "status": response.status_code})
+        return response.status_code == 200
+
+    async def mark_unconfirmed(self, usage_id: str, message_id: str) -> bool:
+        """The broker may hold the use's message: keep the use until it is settled."""
+        try:
+            response = await self._post(f"/v1/usage/{usage_id}/unconfirmed", {"message_id": message_id})
+        except ValidatorUnavailable as exc:
+            log.error("unconfirmed use not recorded", extra={"usage_id": usage_id, "error": str(exc)})
+            return False
+        if response.status_code != 200:
+            log.error("unconfirmed use refused", extra={"usage_id": usage_id, "status": response.status_code})
+        return response.status_code == 200
 
     async def ping(self) -> bool:
         try:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -15,11 +16,12 @@ from sqlalchemy import Engine
 from cartero_common.clock import Clock, system_clock
 from cartero_common.db import make_sessionmaker
 from cartero_common.http import install_problem_handlers
-from token_validator import idempotency
+from token_validator import idempotency, reconcile
 from token_validator.api import admin_owners, admin_records, admin_tokens, service
 from token_validator.batching import SpendBatcher
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
+from token_validator.moment import Moment
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
@@ -37,6 +39,20 @@ async def _prune_forever(engine: Engine, clock: Clock) -> None:
         await asyncio.sleep(PRUNE_EVERY_S)
 
 
+async def _reconcile_forever(engine: Engine, clock: Clock, settings: Settings, zone: ZoneInfo) -> None:
+    """Settle the uses kept for unconfirmed publishes, now and then (`token_validator.reconcile`)."""
+    events_of = reconcile.message_log_lookup(settings.consumer_logs_url)
+    after = timedelta(seconds=settings.reconcile_after_seconds)
+    while True:
+        try:
+            report = await asyncio.to_thread(reconcile.reconcile, engine, events_of, Moment.at(clock(), zone), after)
+            if report.settled or report.refunded:
+                log.info("reconciled kept uses", extra={"settled": report.settled, "refunded": report.refunded})
+        except Exception as exc:  # noqa: BLE001 - try again next round
+            log.warning("reconciliation failed", extra={"error": str(exc)})
+        await asyncio.sleep(settings.reconcile_every_seconds)
+
+
 def create_app(settings: Settings | None = None, clock: Clock = system_clock, db: Database | None = None) -> FastAPI:
     settings = settings or Settings()
     db = db or open_database(settings.database_url, synchronous_commit=settings.token_validator_synchronous_commit)
@@ -44,11 +60,14 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        pruner = asyncio.create_task(_prune_forever(engine, clock))
+        tasks = [asyncio.create_task(_prune_forever(engine, clock))]
+        if settings.reconcile_after_seconds > 0:
+            tasks.append(asyncio.create_task(_reconcile_forever(engine, clock, settings, ZoneInfo(settings.timezone))))
         yield
-        pruner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pruner
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app = FastAPI(
         title="Cartero token validator",

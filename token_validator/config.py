@@ -15,3 +15,9 @@ class Settings(ServiceSettings):
     # of the database can forget the last fraction of a second of spends; on, a busy token is
     # limited by the disk's flush latency. Admin changes (revocations included) always wait.
     token_validator_synchronous_commit: bool = True
+    # Uses kept for a publish the broker did not confirm in time are settled against the message
+    # log once they are this old (`token_validator.reconcile`); it must exceed the longest time
+    # a queued message can wait before a consumer reports it. 0 turns reconciliation off.
+    consumer_logs_url: str = "http://127.0.0.1:8003"
+    reconcile_after_seconds: float = 600.0
+    reconcile_every_seconds: float = 30.0

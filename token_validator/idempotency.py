@@ -7,9 +7,11 @@ fails on the unique key and, retried, finds the claim. Later requests with the k
 
 - `replay`: the claim is `done` (the sender confirmed the publish): the stored answer again;
 - `in_progress`: still `pending` and recent: the first request is publishing right now;
-- `retry`: `pending` for longer than any publish can take (the sender died or lost the validator
-  between publishing and confirming): the stored answer is handed over to be published again
-  with the same message id (consumers dedupe by id), still without counting a second use;
+- `retry`: `unconfirmed` (the sender published but the broker did not confirm in time, so it may
+  hold the message), or `pending` for longer than any publish can take (the sender died or lost
+  the validator between publishing and confirming): the stored answer is handed over to be
+  published again with the same message id (consumers dedupe by id), still without counting a
+  second use;
 - `mismatch`: the key was used with a different request body.
 
 A refund (the publish failed) deletes the claim, so the client's retry starts afresh. Keys older
@@ -31,7 +33,7 @@ from token_validator.moment import Moment, as_utc
 from token_validator.tokens import digest
 
 NEW, REPLAY, IN_PROGRESS, RETRY, MISMATCH = "new", "replay", "in_progress", "retry", "mismatch"
-PENDING, DONE = "pending", "done"
+PENDING, UNCONFIRMED, DONE = "pending", "unconfirmed", "done"
 KEY_TTL = timedelta(hours=24)
 # Longer than a sender can take between spending and confirming (validator + publish timeouts).
 STALE_AFTER = timedelta(seconds=30)
@@ -95,7 +97,7 @@ def claim(connection: Connection, token_id: int, request: IdempotencyRequest, us
         return Claim(MISMATCH)
     if row.state == DONE:
         return Claim(REPLAY, response=row.response, usage_id=row.usage_id)
-    if not _older(row.claimed_at, STALE_AFTER, moment.now):
+    if row.state != UNCONFIRMED and not _older(row.claimed_at, STALE_AFTER, moment.now):
         return Claim(IN_PROGRESS)
     connection.execute(update(IdempotencyKey).where(*where).values(claimed_at=moment.now))
     return Claim(RETRY, response=row.response, usage_id=row.usage_id)
@@ -122,6 +124,11 @@ def confirm(engine: Engine, usage_id: str) -> bool:
             update(IdempotencyKey).where(IdempotencyKey.usage_id == usage_id).values(state=DONE)
         )
     return bool(result.rowcount)
+
+
+def mark_key(connection: Connection, usage_id: str, state: str) -> None:
+    """Move the key claimed with this use (if any) to `state`."""
+    connection.execute(update(IdempotencyKey).where(IdempotencyKey.usage_id == usage_id).values(state=state))
 
 
 def release(connection: Connection, usage_id: str) -> None:

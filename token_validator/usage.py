@@ -25,7 +25,7 @@ def refund(engine: Engine, usage_id: str, moment: Moment) -> RefundOutcome:
         row = connection.execute(
             update(Usage)
             .where(Usage.id == usage_id, Usage.refunded_at.is_(None))
-            .values(refunded_at=moment.now)
+            .values(refunded_at=moment.now, unconfirmed_at=None)
             .returning(Usage.token_id, Usage.cost, Usage.period, Usage.group_ids)
         ).one_or_none()
         if row is None:

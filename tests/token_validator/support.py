@@ -137,11 +137,11 @@ class RunningValidator:
 
 
 @contextmanager
-def serve_validator(database_url: str, clock: Clock = system_clock) -> Iterator[RunningValidator]:
+def serve_validator(database_url: str, clock: Clock = system_clock, **settings: Any) -> Iterator[RunningValidator]:
     """The validator app served by uvicorn on a free port, in a thread of this process."""
     db = migrated(database_url)
     try:
-        with served(create_app(settings_for(database_url), clock=clock, db=db)) as url:
+        with served(create_app(settings_for(database_url, **settings), clock=clock, db=db)) as url:
             yield RunningValidator(url, db, Tokens(db, clock))
     finally:
         db.dispose()

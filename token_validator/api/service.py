@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from cartero_common.http import Problem, field_errors
 from cartero_common.metrics import LATENCY_BUCKETS
-from token_validator import idempotency, usage
+from token_validator import idempotency, reconcile, usage
 from token_validator.batching import SpendBatcher
 from token_validator.db import Database
 from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, check_service_key, moment_of
@@ -235,12 +235,32 @@ def refund(usage_id: UsageId, engine: EngineDep, moment: MomentDep) -> dict[str,
 @router.post(
     "/v1/usage/{usage_id}/confirm",
     dependencies=[ServiceAuth],
-    summary="The use was published: its Idempotency-Key now replays the stored answer",
+    summary="The broker confirmed the use's message: its Idempotency-Key replays the stored answer,"
+    " and a use kept unconfirmed is settled",
 )
 def confirm(usage_id: UsageId, engine: EngineDep) -> dict[str, str]:
-    if not idempotency.confirm(engine, usage_id):
-        raise Problem(404, "not_found", "No idempotency key is waiting on this usage.")
+    settled = reconcile.settle(engine, usage_id)
+    if not idempotency.confirm(engine, usage_id) and not settled:
+        raise Problem(404, "not_found", "No idempotency key or unconfirmed use is waiting on this usage.")
     return {"usage_id": usage_id, "status": "confirmed"}
+
+
+class UnconfirmedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    message_id: str = Field(min_length=1, max_length=64, pattern=_PRINTABLE)
+
+
+@router.post(
+    "/v1/usage/{usage_id}/unconfirmed",
+    dependencies=[ServiceAuth],
+    summary="The broker may hold the use's message (no confirm in time): keep the use until it is settled",
+    description="The use stays counted. It is settled by the broker's late answer (confirm or refund),"
+    " by a retry with the same Idempotency-Key, or by reconciliation against the message log.",
+)
+def unconfirmed(usage_id: UsageId, body: UnconfirmedIn, engine: EngineDep, moment: MomentDep) -> dict[str, str]:
+    if not reconcile.mark(engine, usage_id, body.message_id, moment):
+        raise Problem(404, "not_found", "No counted use with this id.")
+    return {"usage_id": usage_id, "status": "unconfirmed"}
 
 
 @router.get("/healthz", include_in_schema=False)

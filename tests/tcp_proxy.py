@@ -1,0 +1,129 @@
+"""A TCP proxy for the tests, between a client and the real broker, that can misbehave on cue.
+
+What a broker under a memory or disk alarm, under flow control, or behind a congested link looks
+like from the client: its frames are held (`hold`), or the connection drops with a publish in
+flight, before the frames reach the broker (`drop_next`) or after, with the broker's answer
+swallowed (`cut_after`). Toxiproxy does this too, but it is a Go binary that no registry reachable
+here ships; the few lines below need nothing but asyncio.
+
+It runs its own event loop in a thread, so a test (or an app under test, in its own loop) can
+use it from anywhere; the knobs are plain attributes read on each chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Proxy:
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = 0
+        self.hold_s = 0.0  # client→broker chunks are delivered this much later (order kept)
+        self.drop_next = False  # the next client chunk is thrown away and the connection closed
+        self.cut_after: float | None = None  # on the next client chunk: forward, swallow answers, close after this
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tcp-proxy", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> Proxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        def shut() -> None:
+            for writer in list(self._writers):
+                writer.close()
+            if self._server is not None:
+                self._server.close()
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(shut)
+        self._thread.join(10)
+
+    def url(self, vhost_path: str) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost_path}"
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            broker_reader, broker_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            client_writer.close()
+            return
+        self._writers.update({client_writer, broker_writer})
+        answers_flow = asyncio.Event()
+        answers_flow.set()
+        closing = False
+
+        def close_both() -> None:
+            client_writer.close()
+            broker_writer.close()
+
+        async def upstream() -> None:
+            nonlocal closing
+            # Chunks wait in order for their release time, so holding never reorders frames.
+            pending: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+            async def deliver() -> None:
+                while True:
+                    release, chunk = await pending.get()
+                    await asyncio.sleep(max(0.0, release - time.monotonic()))
+                    broker_writer.write(chunk)
+                    await broker_writer.drain()
+
+            delivering = asyncio.create_task(deliver())
+            try:
+                while chunk := await client_reader.read(65536):
+                    if closing:
+                        continue
+                    if self.drop_next:
+                        self.drop_next, closing = False, True
+                        close_both()
+                        return
+                    if self.cut_after is not None:
+                        delay, self.cut_after, closing = self.cut_after, None, True
+                        answers_flow.clear()
+                        self._loop.call_later(delay, close_both)
+                    pending.put_nowait((time.monotonic() + self.hold_s, chunk))
+            finally:
+                # Let what was accepted reach the broker before the pump stops.
+                while not pending.empty() and not broker_writer.is_closing():
+                    await asyncio.sleep(0.05)
+                delivering.cancel()
+                if not closing:
+                    close_both()
+
+        async def downstream() -> None:
+            while chunk := await broker_reader.read(65536):
+                if answers_flow.is_set():
+                    client_writer.write(chunk)
+                    await client_writer.drain()
+
+        try:
+            await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+        finally:
+            close_both()
+            self._writers.difference_update({client_writer, broker_writer})
+
+
+@contextmanager
+def proxy_to(host: str, port: int) -> Iterator[Proxy]:
+    proxy = Proxy(host, port).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
