@@ -125,7 +125,7 @@ class Sender:
 
 
 @contextmanager
-def running_sender(amqp_url: str, validator: RunningValidator) -> Iterator[Sender]:
+def running_sender(amqp_url: str, validator: RunningValidator, *, ready: bool = True) -> Iterator[Sender]:
     settings = Settings(
         amqp_url=amqp_url,
         validator_url=validator.url,
@@ -133,7 +133,8 @@ def running_sender(amqp_url: str, validator: RunningValidator) -> Iterator[Sende
         publish_timeout=PUBLISH_TIMEOUT,
     )
     with served(create_app(settings)) as url:
-        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, timeout=15, what="sender ready")
+        if ready:
+            wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, timeout=15, what="sender ready")
         yield Sender(url)
 
 
@@ -306,3 +307,31 @@ def test_a_confirmed_message_whose_event_is_refused_is_still_accepted(suite: Sui
             assert limited.used() == 1, "never refunded for the event's sake"
             assert queue_depth(url, "cola_sms") == 1
             assert _metric("sender_event_publish_failures_total") - failures_before == 1
+
+
+def test_a_refused_republish_keeps_the_use_for_the_copy_the_broker_may_hold(
+    suite: Suite, proxy: Proxy, sender: Sender
+) -> None:
+    limited = _limited(suite.validator, "max_uses", "republish-refused")
+    proxy.hold_s = HOLD
+    first = _unconfirmed(sender.sms(limited.token, "republish-key"))
+    # The retry reaches a sender whose broker is down: its copy is certainly not taken, but the
+    # first one may be, so nothing is refunded.
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    with running_sender(dead, suite.validator, ready=False) as cut_off:
+        assert _unconfirmed(cut_off.sms(limited.token, "republish-key")) == first
+    assert limited.used() == 1
+    proxy.hold_s = 0.0
+    wait_until(lambda: suite.gateway.calls_for(first) == 1, timeout=20, what="the held copy delivered")
+    wait_until(lambda: _kept(suite.validator) == 0, timeout=20, what="its late confirm settles the use")
+    assert limited.used() == 1
+
+
+def test_an_unroutable_message_is_refunded(suite: Suite) -> None:
+    limited = _limited(suite.validator, "max_uses", "unroutable")
+    with isolated_vhost("cartero-unroutable") as url, running_sender(url, suite.validator) as sender:
+        vhost = urlparse(url).path.lstrip("/")
+        rabbit_api("DELETE", f"/queues/{quote(vhost, safe='')}/cola_sms").raise_for_status()
+        answer = sender.sms(limited.token)
+        assert answer.status_code == 503 and answer.json()["code"] == "broker_unavailable", answer.text
+        assert limited.used() == 0 and _kept(suite.validator) == 0
