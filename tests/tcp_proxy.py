@@ -45,15 +45,20 @@ class Proxy:
         return self
 
     def stop(self) -> None:
-        def shut() -> None:
-            for writer in list(self._writers):
-                writer.close()
+        async def shut() -> None:
             if self._server is not None:
                 self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            pumps = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
             self._loop.stop()
 
-        self._loop.call_soon_threadsafe(shut)
+        asyncio.run_coroutine_threadsafe(shut(), self._loop)
         self._thread.join(10)
+        self._loop.close()
 
     def url(self, vhost_path: str) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost_path}"
@@ -94,8 +99,9 @@ class Proxy:
                         self.drop_next, closing = False, True
                         close_both()
                         return
-                    if self.cut_after is not None:
-                        delay, self.cut_after, closing = self.cut_after, None, True
+                    if self.cut_after is not None and answers_flow.is_set():
+                        # The client's frames still flow; only the broker's answers are lost.
+                        delay, self.cut_after = self.cut_after, None
                         answers_flow.clear()
                         self._loop.call_later(delay, close_both)
                     pending.put_nowait((time.monotonic() + self.hold_s, chunk))
