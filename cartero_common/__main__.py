@@ -1,5 +1,5 @@
-"""`python -m cartero_common wait-broker | rabbitmq-setup`: operator helpers shared by the run
-scripts and the compose stack."""
+"""`python -m cartero_common wait-broker | wait-ready | rabbitmq-setup`: operator helpers shared by
+the run scripts and the compose stack."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     wait = sub.add_parser("wait-broker", help="exit 0 once AMQP_URL accepts a connection")
     wait.add_argument("--timeout", type=float, default=5.0)
+    ready = sub.add_parser(
+        "wait-ready",
+        help="exit 0 once every name=URL answers 200; else name each one that did not, with its log's tail",
+    )
+    ready.add_argument("services", nargs="+", metavar="name=url")
+    ready.add_argument("--timeout", type=float, default=60.0)
+    ready.add_argument("--log-dir", type=Path, help="where <name>.log is, for the report")
+    ready.add_argument("--pid", type=int, help="stop waiting if this process (the supervisor) exits")
     setup = sub.add_parser(
         "rabbitmq-setup",
         help="apply rabbitmq/definitions.json (vhost, queues, policies) and the users from the environment",
@@ -27,9 +35,34 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "wait-broker":
         return 0 if wait_for_broker(ServiceSettings().amqp_url, timeout=args.timeout) else 1
+    if args.command == "wait-ready":
+        return wait_ready(args.services, args.timeout, args.log_dir, args.pid)
     if args.command == "rabbitmq-setup":
         return rabbitmq_setup(args.definitions, args.vhost)
     return 2
+
+
+def wait_ready(specs: list[str], timeout: float, log_dir: Path | None, pid: int | None) -> int:
+    from cartero_common import readiness
+
+    try:
+        services = [readiness.parse(spec, log_dir) for spec in specs]
+    except ValueError as exc:
+        print(f"wait-ready: {exc}", file=sys.stderr)
+        return 2
+
+    def alive() -> bool:
+        return pid is None or Path(f"/proc/{pid}").exists()
+
+    try:
+        missing = readiness.wait_ready(services, timeout=timeout, alive=alive)
+    except KeyboardInterrupt:
+        return 130
+    for not_ready in missing:
+        print(not_ready.describe(), file=sys.stderr)
+    if missing and not alive():
+        print("the supervisor exited before every service was ready", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def rabbitmq_setup(definitions: Path | None, vhost: str | None) -> int:

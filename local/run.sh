@@ -76,8 +76,35 @@ DATABASE_URL=$TOKEN_VALIDATOR_DATABASE_URL "$CARTERO_PYTHON" -m token_validator 
 "$CARTERO_PYTHON" -m consumer_sms migrate
 "$CARTERO_PYTHON" -m consumer_email migrate
 
+echo "Cartero is starting (logs in $CARTERO_VAR/log/; Ctrl-C stops everything) …"
+"$root/.venv/bin/supervisord" -c "$root/local/supervisord.conf" &
+supervisor=$!
+# Ctrl-C or a TERM stops supervisord, which stops every service; its exit status is ours.
+stop_suite() {
+  kill -TERM "$supervisor" 2>/dev/null || true
+  local status=0
+  wait "$supervisor" || status=$?
+  return "$status"
+}
+trap 'stop_suite; exit $?' INT TERM
+
+# One line once every service answers its readiness check, so a curl run right after it works.
+ready_url() { echo "$1=http://$2/$3"; }
+if ! "$CARTERO_PYTHON" -m cartero_common wait-ready --timeout "${READY_TIMEOUT_SECONDS:-60}" \
+    --log-dir "$CARTERO_VAR/log" --pid "$supervisor" \
+    "$(ready_url sender "$SENDER_HOST:$SENDER_PORT" readyz)" \
+    "$(ready_url token_validator "$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT" readyz)" \
+    "$(ready_url token_panel "$TOKEN_PANEL_HOST:$TOKEN_PANEL_PORT" healthz)" \
+    "$(ready_url consumer_logs "$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT" readyz)" \
+    "$(ready_url monitor_sms "127.0.0.1:$MONITOR_SMS_METRICS_PORT" metrics)" \
+    "$(ready_url monitor_email "127.0.0.1:$MONITOR_EMAIL_METRICS_PORT" metrics)"; then
+  echo "make run: Cartero did not come up within ${READY_TIMEOUT_SECONDS:-60} s (above: who, and the end of its log); stopping." >&2
+  stop_suite || true
+  exit 1
+fi
+
 cat <<MSG
-Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):
+Cartero is ready:
   sender        http://$SENDER_HOST:$SENDER_PORT        (API docs: /docs)
   validator     http://$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT        (API docs: /docs; admin API /v1/admin/)
   admin panel   http://$TOKEN_PANEL_HOST:$TOKEN_PANEL_PORT        (sign in with the first admin below)
@@ -87,4 +114,4 @@ Cartero is starting (logs in $CARTERO_VAR/log/, Ctrl-C stops everything):
   credentials   $secrets_file · first admin and demo token: $CARTERO_VAR/first-run.txt
 MSG
 
-exec "$root/.venv/bin/supervisord" -c "$root/local/supervisord.conf"
+wait "$supervisor"

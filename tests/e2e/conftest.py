@@ -8,10 +8,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.monitor.helpers import consumers_on
-from tests.support import ROOT, free_port, isolated_vhost, wait_http, wait_until
+from tests.support import ROOT, free_port, isolated_vhost, wait_until
+
+READY_LINE = "Cartero is ready"
 
 
 @dataclass(frozen=True)
@@ -36,34 +39,40 @@ class Suite:
         return {"Authorization": f"Bearer {self.first_run()['DEMO_TOKEN']}"}
 
 
+def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment `make run` gets in these tests: free ports, its own vhost and var/."""
+    names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email", "validator", "panel")
+    ports = {name: free_port() for name in names}
+    env = dict(
+        os.environ,
+        AMQP_URL=amqp_url,
+        CARTERO_VAR=str(var),
+        SENDER_PORT=str(ports["sender"]),
+        CONSUMER_LOGS_PORT=str(ports["logs"]),
+        CONSUMER_SMS_METRICS_PORT=str(ports["sms_metrics"]),
+        CONSUMER_EMAIL_METRICS_PORT=str(ports["email_metrics"]),
+        MONITOR_SMS_METRICS_PORT=str(ports["monitor_sms"]),
+        MONITOR_EMAIL_METRICS_PORT=str(ports["monitor_email"]),
+        TOKEN_VALIDATOR_PORT=str(ports["validator"]),
+        TOKEN_PANEL_PORT=str(ports["panel"]),
+    )
+    for inherited in (
+        "VALIDATOR_SERVICE_KEY",
+        "VALIDATOR_ADMIN_KEY",
+        "VALIDATOR_URL",
+        "DATABASE_URL",
+        "CONSUMER_LOGS_URL",
+        "PANEL_SECRET_KEY",
+    ):
+        env.pop(inherited, None)
+    return env, ports
+
+
 @contextmanager
 def started_suite(var: Path, vhost_prefix: str = "cartero-e2e") -> Iterator[Suite]:
     """The suite started exactly as `make run` starts it, on free ports and its own vhost."""
     with isolated_vhost(vhost_prefix) as amqp_url:
-        names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email", "validator", "panel")
-        ports = {name: free_port() for name in names}
-        env = dict(
-            os.environ,
-            AMQP_URL=amqp_url,
-            CARTERO_VAR=str(var),
-            SENDER_PORT=str(ports["sender"]),
-            CONSUMER_LOGS_PORT=str(ports["logs"]),
-            CONSUMER_SMS_METRICS_PORT=str(ports["sms_metrics"]),
-            CONSUMER_EMAIL_METRICS_PORT=str(ports["email_metrics"]),
-            MONITOR_SMS_METRICS_PORT=str(ports["monitor_sms"]),
-            MONITOR_EMAIL_METRICS_PORT=str(ports["monitor_email"]),
-            TOKEN_VALIDATOR_PORT=str(ports["validator"]),
-            TOKEN_PANEL_PORT=str(ports["panel"]),
-        )
-        for inherited in (
-            "VALIDATOR_SERVICE_KEY",
-            "VALIDATOR_ADMIN_KEY",
-            "VALIDATOR_URL",
-            "DATABASE_URL",
-            "CONSUMER_LOGS_URL",
-            "PANEL_SECRET_KEY",
-        ):
-            env.pop(inherited, None)
+        env, ports = run_env(var, amqp_url)
         log = (var / "run.out").open("wb")
         process = subprocess.Popen([str(ROOT / "local" / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT)
         suite = Suite(
@@ -78,8 +87,11 @@ def started_suite(var: Path, vhost_prefix: str = "cartero-e2e") -> Iterator[Suit
             ports=ports,
         )
         try:
-            for url in (suite.sender, suite.events, suite.validator, suite.panel):
-                wait_http(f"{url}/healthz", timeout=60)
+            # The ready line comes only once every service answers: a request right after it works.
+            wait_until(lambda: READY_LINE in (var / "run.out").read_text(), timeout=90, what="make run's ready line")
+            for url in (suite.sender, suite.events, suite.validator):
+                assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200, url
+            assert httpx.get(f"{suite.panel}/healthz", timeout=5).status_code == 200
             # consumer_sms is started by monitor_sms on its first tick.
             wait_until(lambda: consumers_on(amqp_url, "cola_sms") >= 1, timeout=60, what="a consumer on cola_sms")
             yield suite

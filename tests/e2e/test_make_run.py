@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import signal
+import socket
 import stat
 import subprocess
 import time
 from functools import partial
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Suite
+from tests.e2e.conftest import Suite, run_env
 from tests.monitor.helpers import consumers_on
-from tests.support import ROOT, free_port, python_env, wait_until
+from tests.support import ROOT, free_port, isolated_vhost, python_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -114,6 +116,29 @@ def test_run_refuses_to_start_without_a_broker(tmp_path: object) -> None:
     assert result.returncode != 0
     assert "RabbitMQ is not reachable" in result.stderr
     assert "rabbitmq-server" in result.stderr
+
+
+def test_a_service_that_never_answers_is_named_and_run_exits(tmp_path: Path) -> None:
+    """The panel's port is taken by a socket that never answers: make run names the panel, shows
+    its log's tail, stops everything and exits non-zero within READY_TIMEOUT_SECONDS."""
+    with isolated_vhost("cartero-e2e-unready") as amqp_url, socket.socket() as squatter:
+        env, ports = run_env(tmp_path, amqp_url)
+        squatter.bind(("127.0.0.1", ports["panel"]))
+        squatter.listen()
+        env["READY_TIMEOUT_SECONDS"] = "15"
+        started = time.monotonic()
+        result = subprocess.run([str(ROOT / "local" / "run.sh")], env=env, capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Cartero is ready" not in result.stdout
+    assert "token_panel did not become ready" in result.stderr
+    assert "last lines of" in result.stderr and "token_panel.log" in result.stderr
+    assert "address already in use" in result.stderr.lower(), result.stderr
+    for other in ("sender", "token_validator", "consumer_logs"):
+        assert f"{other} did not become ready" not in result.stderr
+    assert took < 15 + 60, took
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{ports['sender']}/healthz", timeout=2)
 
 
 def test_ctrl_c_stops_every_process(tmp_path_factory: object, suite: Suite) -> None:
