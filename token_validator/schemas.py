@@ -18,7 +18,9 @@ T = TypeVar("T")
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
-Username = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
+# An admin's name is also the audit trail's `target_id` (64 characters) of what is done to the account.
+USERNAME_MAX = 64
+Username = Annotated[str, StringConstraints(min_length=1, max_length=USERNAME_MAX, pattern=r"^[A-Za-z0-9._@-]+$")]
 Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 TokenStatus = Literal["active", "revoked", "expired"]
 
@@ -203,6 +205,8 @@ class AuditPublic(BaseModel):
 
 
 class SessionCreate(Strict):
+    # Longer than an admin's name may be, so a sign-in with a too long one is still a failed
+    # sign-in, audited (then refused with 422), not a bare validation error.
     username: Annotated[str, StringConstraints(max_length=100)]
     password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)]
 
