@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from cartero_common.clock import Clock, system_clock
@@ -17,6 +17,7 @@ from cartero_common.db import make_sessionmaker
 from cartero_common.http import install_problem_handlers
 from token_validator import idempotency
 from token_validator.api import admin_owners, admin_records, admin_tokens, service
+from token_validator.api.common import no_nul_in_query
 from token_validator.batching import SpendBatcher
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
         version="0.1.0",
         summary="Bearer tokens, quotas and every decision about them; the admin API behind the panel.",
         lifespan=lifespan,
+        # Request bodies are refused NUL by their models (`schemas.Strict`), queries here.
+        dependencies=[Depends(no_nul_in_query)],
     )
     app.state.settings = settings
     app.state.db = db

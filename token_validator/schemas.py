@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic import Strict as PydanticStrict
 
 from token_validator.passwords import MAX_LENGTH as PASSWORD_MAX
 from token_validator.passwords import MIN_LENGTH as PASSWORD_MIN
@@ -25,8 +34,48 @@ Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=
 TokenStatus = Literal["active", "revoked", "expired"]
 
 
+def _no_nul(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL: refused here, never a 500 from the database.
+            raise ValueError("must not contain NUL (\\x00) characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(item)
+
+
+def no_nul(value: T) -> T:
+    """`value` unchanged if no string in it (nested in lists and dicts too) holds a NUL."""
+    _no_nul(value)
+    return value
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body from outside: no unknown field, no coercion (`"1"` is not 1, `0` is not
+    false; JSON's own types only), and no NUL in any string."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_anywhere(cls, value: Any) -> Any:
+        # A nested model checked its own fields already.
+        return value if isinstance(value, BaseModel) else no_nul(value)
+
+
+def _iso_text(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO-8601 date and time")
+    return value
+
+
+# Strict models take JSON's types only, and JSON has no datetime: an ISO-8601 text is read as one
+# (and nothing else, not a number of seconds).
+Instant = Annotated[datetime, BeforeValidator(_iso_text), PydanticStrict(False)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -106,7 +155,7 @@ class TokenCreate(Strict):
     owner_id: int = Field(ge=1)
     actions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(min_length=1, max_length=20)
     restriction: RestrictionIn = RestrictionIn(type="unlimited")
-    expires_at: datetime | None = Field(None, description="ISO-8601; without an offset it is read in TIMEZONE.")
+    expires_at: Instant | None = Field(None, description="ISO-8601; without an offset it is read in TIMEZONE.")
     name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
 
     @field_validator("actions")
