@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from cartero_common.settings import ServiceSettings
 
 
@@ -15,3 +17,5 @@ class Settings(ServiceSettings):
     # of the database can forget the last fraction of a second of spends; on, a busy token is
     # limited by the disk's flush latency. Admin changes (revocations included) always wait.
     token_validator_synchronous_commit: bool = True
+    # Refusals older than this are deleted by the validator itself, every few minutes.
+    refusal_retention_days: int = Field(default=90, ge=1)

@@ -239,6 +239,10 @@ class RefusalPublic(BaseModel):
     code: str
     client_ip: str | None
     request_id: str | None
+    count: int = Field(
+        description="Refusals the row stands for: values without a token's shape are counted per client "
+        "address, action and minute (`at` and `request_id` are the first one's); others are 1."
+    )
 
 
 class AuditPublic(BaseModel):
