@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -67,10 +68,14 @@ class Strict(BaseModel):
         return value if isinstance(value, BaseModel) else no_nul(value)
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _iso_text(value: Any) -> Any:
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an ISO-8601 date and time")
-    return value
+    # pydantic would also read a number of seconds, even in a string: not a documented form.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("must be an ISO-8601 date and time")
 
 
 # Strict models take JSON's types only, and JSON has no datetime: an ISO-8601 text is read as one

@@ -114,6 +114,7 @@ def test_admin_bodies_take_the_documented_json_types_only(api: TestClient, token
         ("post", "tokens", {**token_body, "owner_id": True}),
         ("post", "tokens", {**token_body, "actions": "sms.send"}),
         ("post", "tokens", {**token_body, "expires_at": 4_102_444_800}),
+        ("post", "tokens", {**token_body, "expires_at": "4102444800"}),
         ("post", "tokens", {**token_body, "restriction": {"type": "max_uses", "limit": "1"}}),
         ("put", f"tokens/{token_id}/restriction", {"type": "max_uses", "limit": "9"}),
         ("post", f"tokens/{token_id}/remaining", {"grant": True}),
