@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -18,17 +19,22 @@ def main() -> int:
         for problem in problems:
             print(f"token_panel: {problem}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        "token_panel.app:create_app",
-        factory=True,
-        host=settings.token_panel_host,
-        port=settings.token_panel_port,
-        # One process: failed sign-ins and signed-out sessions are counted in its memory.
-        workers=1,
-        log_config=None,
-        access_log=False,
-    )
+    uvicorn.run("token_panel.app:create_app", factory=True, **server_options(settings))
     return 0
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.token_panel_host,
+        "port": settings.token_panel_port,
+        # One process: failed sign-ins and signed-out sessions are counted in its memory.
+        "workers": 1,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS); the app
+        # believes it from TRUSTED_PROXIES only (`app.create_app`).
+        "proxy_headers": False,
+        "log_config": None,
+        "access_log": False,
+    }
 
 
 if __name__ == "__main__":

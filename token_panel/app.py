@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cartero_common.clock import Clock, system_clock
 from cartero_common.http import field_errors, problem_response
@@ -154,8 +155,10 @@ def create_app(
     app.state.zone = zone
     app.state.signer = signer
     app.state.signed_out = SignedOut(clock, lifetime)
-    app.state.throttle = SignInThrottle(
-        clock, max_failures=settings.panel_signin_max_failures, window_seconds=settings.panel_signin_window_seconds
+    window = settings.panel_signin_window_seconds
+    app.state.throttle = SignInThrottle(clock, max_failures=settings.panel_signin_max_failures, window_seconds=window)
+    app.state.address_throttle = SignInThrottle(
+        clock, max_failures=settings.panel_signin_max_failures_per_address, window_seconds=window
     )
     app.state.sent_forms = tokens.SentForms()
     app.state.templates = make_templates(zone)
@@ -164,4 +167,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
         app.include_router(router)
+    if proxies := settings.trusted_proxy_list():
+        # The client's address (what sign-ins are throttled by) from X-Forwarded-For, as far
+        # back as the chain passes through these proxies; anyone else's header is ignored.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from cartero_common.clock import Clock, system_clock
 from cartero_common.db import make_sessionmaker
 from cartero_common.http import install_problem_handlers
-from token_validator import idempotency, reconcile
+from token_validator import idempotency, reconcile, refusals
 from token_validator.api import admin_owners, admin_records, admin_tokens, service
+from token_validator.api.common import no_nul_in_query
 from token_validator.batching import SpendBatcher
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
@@ -27,15 +28,26 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
 
 
-async def _prune_forever(engine: Engine, clock: Clock) -> None:
-    """Forget idempotency keys older than 24 h, now and then."""
-    while True:
+def prune_once(engine: Engine, now: datetime, *, refusal_retention: timedelta) -> None:
+    """Forget idempotency keys older than 24 h and refusals older than `refusal_retention`; a
+    failure of one is logged and tried again next round, and does not stop the other."""
+    chores: list[tuple[str, Callable[[], int]]] = [
+        ("idempotency keys", lambda: idempotency.prune(engine, now)),
+        ("refusals", lambda: refusals.prune(engine, now, refusal_retention)),
+    ]
+    for what, chore in chores:
         try:
-            removed = await asyncio.to_thread(idempotency.prune, engine, clock())
-            if removed:
-                log.info("forgot old idempotency keys", extra={"count": removed})
+            removed = chore()
         except Exception as exc:  # noqa: BLE001 - try again next round
-            log.warning("pruning idempotency keys failed", extra={"error": str(exc)})
+            log.warning(f"pruning old {what} failed", extra={"error": str(exc)})
+            continue
+        if removed:
+            log.info(f"forgot old {what}", extra={"count": removed})
+
+
+async def _prune_forever(engine: Engine, clock: Clock, refusal_retention: timedelta) -> None:
+    while True:
+        await asyncio.to_thread(prune_once, engine, clock(), refusal_retention=refusal_retention)
         await asyncio.sleep(PRUNE_EVERY_S)
 
 
@@ -60,7 +72,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_prune_forever(engine, clock))]
+        retention = timedelta(days=settings.refusal_retention_days)
+        tasks = [asyncio.create_task(_prune_forever(engine, clock, retention))]
         if settings.reconcile_after_seconds > 0:
             tasks.append(asyncio.create_task(_reconcile_forever(engine, clock, settings, ZoneInfo(settings.timezone))))
         yield
@@ -74,6 +87,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
         version="0.1.0",
         summary="Bearer tokens, quotas and every decision about them; the admin API behind the panel.",
         lifespan=lifespan,
+        # Request bodies are refused NUL by their models (`schemas.Strict`), queries here.
+        dependencies=[Depends(no_nul_in_query)],
     )
     app.state.settings = settings
     app.state.db = db

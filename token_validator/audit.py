@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from token_validator.models import AuditEvent
 
 CLI_ACTOR = "cli"
+# The actor of what nobody signed in did: a failed sign-in.
+ANONYMOUS = "anonymous"
 
 
 def record(

@@ -25,7 +25,7 @@ from token_validator.passwords import MIN_LENGTH, new_password
 from token_validator.quota import MAX_QUOTA
 from token_validator.repository import admins, owners
 from token_validator.repository.owners import OWNER_MODELS, OwnerModel
-from token_validator.schemas import AdminCreate, OwnerCreate, RestrictionIn
+from token_validator.schemas import USERNAME_MAX, AdminCreate, OwnerCreate, RestrictionIn
 from token_validator.tokens import ALL_ACTIONS, Kind, normalize_actions
 
 DEMO_APPLICATION = "demo"
@@ -136,7 +136,8 @@ def create_admin(settings: Settings, username: str, password_line: str, clock: C
         AdminCreate(username=username, password=password)
     except ValidationError:
         raise CommandError(
-            f"need a username of A-Z a-z 0-9 . _ @ - and a password of at least {MIN_LENGTH} characters on stdin"
+            f"need a username of at most {USERNAME_MAX} characters A-Z a-z 0-9 . _ @ - and a password of at least"
+            f" {MIN_LENGTH} characters on stdin"
         ) from None
     moment = Moment.at(clock(), ZoneInfo(settings.timezone))
     with _sessions(settings).begin() as session:

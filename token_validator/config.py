@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from cartero_common.settings import ServiceSettings
 
 
@@ -21,3 +23,5 @@ class Settings(ServiceSettings):
     consumer_logs_url: str = "http://127.0.0.1:8003"
     reconcile_after_seconds: float = 600.0
     reconcile_every_seconds: float = 30.0
+    # Refusals older than this are deleted by the validator itself, every few minutes.
+    refusal_retention_days: int = Field(default=90, ge=1)

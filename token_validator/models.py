@@ -147,10 +147,14 @@ class Refusal(Base):
     code: Mapped[str] = mapped_column(String(40))
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # How many refusals the row stands for: values without a token's shape are counted on one
+    # row per client address, action and minute (`refusals.record_malformed`), others are 1.
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     __table_args__ = (
         Index("ix_refusals_at", "at"),
         Index("ix_refusals_token_id_at", "token_id", "at"),
         Index("ix_refusals_code_at", "code", "at"),
+        Index("ix_refusals_client_ip_at", "client_ip", "at"),
     )
 
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic import Strict as PydanticStrict
 
 from token_validator.passwords import MAX_LENGTH as PASSWORD_MAX
 from token_validator.passwords import MIN_LENGTH as PASSWORD_MIN
@@ -18,13 +28,59 @@ T = TypeVar("T")
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
-Username = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
+# An admin's name is also the audit trail's `target_id` (64 characters) of what is done to the account.
+USERNAME_MAX = 64
+Username = Annotated[str, StringConstraints(min_length=1, max_length=USERNAME_MAX, pattern=r"^[A-Za-z0-9._@-]+$")]
 Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 TokenStatus = Literal["active", "revoked", "expired"]
 
 
+def _no_nul(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL: refused here, never a 500 from the database.
+            raise ValueError("must not contain NUL (\\x00) characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(item)
+
+
+def no_nul(value: T) -> T:
+    """`value` unchanged if no string in it (nested in lists and dicts too) holds a NUL."""
+    _no_nul(value)
+    return value
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body from outside: no unknown field, no coercion (`"1"` is not 1, `0` is not
+    false; JSON's own types only), and no NUL in any string."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_anywhere(cls, value: Any) -> Any:
+        # A nested model checked its own fields already.
+        return value if isinstance(value, BaseModel) else no_nul(value)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    # pydantic would also read a number of seconds, even in a string: not a documented form.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("must be an ISO-8601 date and time")
+
+
+# Strict models take JSON's types only, and JSON has no datetime: an ISO-8601 text is read as one
+# (and nothing else, not a number of seconds).
+Instant = Annotated[datetime, BeforeValidator(_iso_text), PydanticStrict(False)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -104,7 +160,7 @@ class TokenCreate(Strict):
     owner_id: int = Field(ge=1)
     actions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(min_length=1, max_length=20)
     restriction: RestrictionIn = RestrictionIn(type="unlimited")
-    expires_at: datetime | None = Field(None, description="ISO-8601; without an offset it is read in TIMEZONE.")
+    expires_at: Instant | None = Field(None, description="ISO-8601; without an offset it is read in TIMEZONE.")
     name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
 
     @field_validator("actions")
@@ -188,6 +244,10 @@ class RefusalPublic(BaseModel):
     code: str
     client_ip: str | None
     request_id: str | None
+    count: int = Field(
+        description="Refusals the row stands for: values without a token's shape are counted per client "
+        "address, action and minute (`at` and `request_id` are the first one's); others are 1."
+    )
 
 
 class AuditPublic(BaseModel):
@@ -203,6 +263,8 @@ class AuditPublic(BaseModel):
 
 
 class SessionCreate(Strict):
+    # Longer than an admin's name may be, so a sign-in with a too long one is still a failed
+    # sign-in, audited (then refused with 422), not a bare validation error.
     username: Annotated[str, StringConstraints(max_length=100)]
     password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)]
 

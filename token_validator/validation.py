@@ -263,13 +263,16 @@ def decide(db: Database, check: Check, moment: Moment, *, fast_tried: bool = Fal
     """The decision for `check` at `moment`; refusals are stored before returning. `fast_tried`:
     the one-statement spend already matched nothing for this check alone (`decide_together`)."""
     if kind_of(check.token) is None:
-        decision = Decision(allowed=False, code="invalid_token")
-    else:
-        hashed = digest(check.token)
-        fast = None
-        if fast_path_applies(check) and not fast_tried:
-            fast = _fast_spend(db, hashed, check, moment)
-        decision = fast or idempotency.retry_on_conflict(lambda: _general(db, hashed, check, moment))
+        # Nothing to look up; counted per client and minute, so a flood of junk is a few rows.
+        refusals.record_malformed(
+            db, at=moment.now, action=check.action, client_ip=check.client_ip, request_id=check.request_id
+        )
+        return Decision(allowed=False, code=refusals.MALFORMED_CODE)
+    hashed = digest(check.token)
+    fast = None
+    if fast_path_applies(check) and not fast_tried:
+        fast = _fast_spend(db, hashed, check, moment)
+    decision = fast or idempotency.retry_on_conflict(lambda: _general(db, hashed, check, moment))
     if not decision.allowed and decision.idempotency is None:
         refusals.record(
             db,

@@ -55,7 +55,11 @@ class MessageLogDb:
 
     def add(self, body: dict[str, Any], stored_at: datetime) -> None:
         """Store an event the way consumer_logs' handler does with a delivery from `logs`."""
-        row = event_row(json.dumps(body).encode(), message_id=body.get("id"), now=stored_at)
+        self.add_raw(json.dumps(body).encode(), message_id=body.get("id"), stored_at=stored_at)
+
+    def add_raw(self, body: bytes, *, message_id: str | None, stored_at: datetime) -> None:
+        """Store any delivery body (JSON or not), as consumer_logs' handler does."""
+        row = event_row(body, message_id=message_id, now=stored_at)
         with self.sessions.begin() as session:
             add_events(session, [row])
 

@@ -67,6 +67,31 @@ def test_failed_sign_ins_are_rate_limited(validator: RunningValidator, message_l
         assert client.get("/").status_code == 303
 
 
+def test_a_too_long_username_is_a_failed_sign_in_audited_and_throttled(
+    validator: RunningValidator, message_log: MessageLogDb
+) -> None:
+    name = "n" * 70  # longer than an admin's username may be: the validator answers 422
+    before = _failed_sign_ins(validator)
+    settings = panel_settings(validator.url, message_log.url, panel_signin_max_failures=3)
+    with panel_client(settings) as client:
+        for _ in range(3):
+            refused = sign_in(client, username=name)
+            assert refused.status_code == 401 and "Wrong username or password." in refused.text
+        blocked = sign_in(client, username=name)
+        assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+    assert _failed_sign_ins(validator) == before + 3
+
+
+def _failed_sign_ins(validator: RunningValidator) -> int:
+    audit = httpx.get(
+        f"{validator.url}/v1/admin/audit",
+        params={"action": "admin.sign_in_failed"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
+    total: int = audit["total"]
+    return total
+
+
 def test_sign_in_needs_the_forms_csrf_token(anonymous: TestClient) -> None:
     anonymous.get("/signin")
     refused = anonymous.post("/signin", data={"username": ADMIN, "password": PASSWORD})

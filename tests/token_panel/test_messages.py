@@ -80,3 +80,19 @@ def test_message_log_down_is_a_clear_503(validator: RunningValidator) -> None:
         page = client.get("/messages")
         assert page.status_code == 503 and "The message log is not answering" in page.text
         assert client.get("/tokens").status_code == 200, "the rest of the panel still works"
+
+
+def test_events_missing_fields_are_listed_and_shown(admin: TestClient, message_log: MessageLogDb) -> None:
+    # consumer_logs keeps whatever came off `logs`: JSON without `cola` or `evento`, or no JSON at all.
+    at = datetime.now(UTC) - timedelta(minutes=2)
+    readable, unreadable = unique("nocola"), unique("raw")
+    message_log.add({"id": readable, "telefono": "+34600999888"}, at)
+    message_log.add_raw(b"not json \x00 at all", message_id=unreadable, stored_at=at + timedelta(seconds=1))
+    since = (at - timedelta(minutes=1)).astimezone(MADRID).strftime("%Y-%m-%dT%H:%M")
+    listed = admin.get("/messages", params={"since": since})
+    assert listed.status_code == 200, listed.text[:500]
+    assert readable in listed.text and unreadable in listed.text and "not json" in listed.text
+    for message_id in (readable, unreadable):
+        timeline = admin.get("/messages", params={"id": message_id})
+        assert timeline.status_code == 200, timeline.text[:500]
+        assert "(no event name)" in timeline.text

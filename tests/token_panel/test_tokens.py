@@ -158,3 +158,20 @@ def test_audit_trail_names_the_admin_who_acted(admin: TestClient) -> None:
     trail = admin.get("/audit", params={"action": "group.create", "actor": ADMIN}).text
     assert name in trail and f">{ADMIN}<" in trail
     assert "Nothing recorded for these filters." in admin.get("/audit", params={"actor": unique("nobody")}).text
+
+
+def test_junk_presented_as_a_token_is_one_counted_refusal(admin: TestClient, validator: RunningValidator) -> None:
+    for attempt in range(2):  # again if a minute turned over between the calls
+        client_ip = f"192.0.2.{attempt + 70}"
+        started = datetime.now().replace(second=0, microsecond=0)
+        for _ in range(3):
+            httpx.post(
+                f"{validator.url}/v1/validate",
+                json={"token": unique("junk"), "action": "sms.send", "client_ip": client_ip},
+                headers={"Authorization": f"Bearer {SERVICE_KEY}"},
+            ).raise_for_status()
+        if datetime.now().replace(second=0, microsecond=0) == started:
+            break
+    page = admin.get("/refusals", params={"code": "invalid_token"}).text
+    row = next(r for r in page.split("<tr>") if client_ip in r)
+    assert "× 3" in row

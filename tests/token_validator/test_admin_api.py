@@ -208,3 +208,40 @@ def test_admin_accounts_and_sign_in(api: TestClient) -> None:
     _problem(api.delete(f"{A}/admins/marta", headers=ADMIN), 409, "last_admin")
     failed = _ok(api.get(f"{A}/audit", params={"action": "admin.sign_in_failed"}, headers=ADMIN))
     assert failed["total"] == 2
+
+
+def _audit(api: TestClient, action: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = _ok(api.get(f"{A}/audit", params={"action": action}, headers=ADMIN))["items"]
+    return found
+
+
+def test_a_failed_sign_in_is_by_anonymous_and_names_what_was_typed(api: TestClient) -> None:
+    _ok(api.post(f"{A}/admins", json={"username": "marta", "password": "correct horse battery"}, headers=ADMIN), 201)
+    for typed in ("marta", "nobody"):
+        body = {"username": typed, "password": "wrong"}
+        _problem(api.post(f"{A}/sessions", json=body, headers=ADMIN), 401, "invalid_credentials")
+    failed = _audit(api, "admin.sign_in_failed")
+    assert [(e["actor"], e["target_id"], e["details"]) for e in failed] == [
+        ("anonymous", None, {"username": "nobody"}),
+        ("anonymous", None, {"username": "marta"}),
+    ]
+    assert _ok(api.get(f"{A}/audit", params={"actor": "marta"}, headers=ADMIN))["total"] == 0
+    _ok(api.post(f"{A}/sessions", json={"username": "marta", "password": "correct horse battery"}, headers=ADMIN))
+    signed = _audit(api, "admin.sign_in")
+    assert [(e["actor"], e["target_id"]) for e in signed] == [("marta", "marta")]
+
+
+def test_usernames_longer_than_the_audit_trail_holds_are_422_and_audited(api: TestClient) -> None:
+    fits = "m" * 64
+    _ok(api.post(f"{A}/admins", json={"username": fits, "password": "correct horse battery"}, headers=ADMIN), 201)
+    _ok(api.post(f"{A}/sessions", json={"username": fits, "password": "correct horse battery"}, headers=ADMIN))
+    for length in (65, 100):
+        name = "m" * length
+        created = api.post(f"{A}/admins", json={"username": name, "password": "correct horse battery"}, headers=ADMIN)
+        _problem(created, 422, "invalid_request")
+        signed = api.post(f"{A}/sessions", json={"username": name, "password": "correct horse battery"}, headers=ADMIN)
+        _problem(signed, 422, "invalid_request")
+        assert signed.json()["errors"][0]["field"] == "username"
+    failed = _audit(api, "admin.sign_in_failed")
+    assert [e["details"]["username"] for e in failed] == ["m" * 100, "m" * 65]
+    assert [a["username"] for a in _ok(api.get(f"{A}/admins", headers=ADMIN))] == [fits]

@@ -40,9 +40,13 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
 async def sign_in(request: Request, form: FormDep, api: ApiDep) -> Response:
     username, password = text(form, "username"), form.get("password")
     next_path = safe_next(text(form, "next"))
-    throttle: SignInThrottle = request.app.state.throttle
-    keys = [f"ip:{request.client.host if request.client else '-'}", f"user:{username.lower()}"]
-    wait = throttle.wait_seconds(keys)
+    by_name: SignInThrottle = request.app.state.throttle
+    by_address: SignInThrottle = request.app.state.address_throttle
+    # Per name *from this address*: guessing an admin's password locks the guesser out, not the
+    # admin everywhere. Per address too, so a client cannot try name after name instead.
+    address = request.client.host if request.client else "-"
+    name_key, address_key = f"{username.lower()[:100]}@{address}", address
+    wait = max(by_name.wait_seconds([name_key]), by_address.wait_seconds([address_key]))
     if wait:
         minutes = max(1, math.ceil(wait / 60))
         error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
@@ -55,10 +59,11 @@ async def sign_in(request: Request, form: FormDep, api: ApiDep) -> Response:
     try:
         signed_in = await api.sign_in(username, password)
     except ApiError:
-        throttle.failed(keys)
+        by_name.failed([name_key])
+        by_address.failed([address_key])
         error = "Wrong username or password."
         return _sign_in_page(request, 401, next_path=next_path, username=username, error=error)
-    throttle.succeeded(keys[1])
+    by_name.succeeded(name_key)
     session = visitor_session(request).signed_in(str(signed_in["username"]))
     use_session(request, session)
     return redirect(request, next_path, ok(f"Signed in as {session.user}."))

@@ -16,6 +16,7 @@ from token_validator.passwords import verify_password
 from token_validator.repository import admins
 from token_validator.repository.records import AuditFilter, RefusalFilter, audit_events, refusals
 from token_validator.schemas import (
+    USERNAME_MAX,
     AdminCreate,
     AdminPublic,
     AuditPublic,
@@ -91,25 +92,45 @@ def list_audit(
     responses={401: {"description": "Wrong username or password (`invalid_credentials`)."}},
 )
 def sign_in(body: SessionCreate, actor: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
+    typed = body.username
+    fits = len(typed) <= USERNAME_MAX
     with db.begin() as session:
-        admin = admins.by_username(session, body.username)
+        admin = admins.by_username(session, typed) if fits else None
         # Verified even for an unknown name, so the answer takes as long either way.
-        valid = verify_password(body.password, admin.password_hash if admin else None) and admin is not None
-        name = admin.username if admin is not None else body.username[:100]
-        audit.record(
-            session,
-            at=moment.now,
-            actor=name,
-            action="admin.sign_in" if valid else "admin.sign_in_failed",
-            target_type="admin",
-            target_id=name,
-            client_ip=actor.client_ip,
-        )
+        valid = fits and verify_password(body.password, admin.password_hash if admin else None) and admin is not None
         if admin is not None and valid:
             admin.last_sign_in_at = moment.now
-    if not valid:
+            audit.record(
+                session,
+                at=moment.now,
+                actor=admin.username,
+                action="admin.sign_in",
+                target_type="admin",
+                target_id=admin.username,
+                client_ip=actor.client_ip,
+            )
+        else:
+            # Nobody signed in: the name typed is what was tried, not who tried it.
+            audit.record(
+                session,
+                at=moment.now,
+                actor=audit.ANONYMOUS,
+                action="admin.sign_in_failed",
+                target_type="admin",
+                details={"username": typed},
+                client_ip=actor.client_ip,
+            )
+    # Answered after the audit event is committed: a refused sign-in is recorded either way.
+    if not fits:
+        raise Problem(
+            422,
+            "invalid_request",
+            f"An admin's username has at most {USERNAME_MAX} characters.",
+            errors=[{"field": "username", "message": f"at most {USERNAME_MAX} characters"}],
+        )
+    if admin is None or not valid:
         raise Problem(401, "invalid_credentials", "Wrong username or password.")
-    return SessionPublic(username=name, signed_in_at=local(moment.now, zone))
+    return SessionPublic(username=admin.username, signed_in_at=local(moment.now, zone))
 
 
 @router.get("/admins", response_model=list[AdminPublic], summary="Admin accounts")

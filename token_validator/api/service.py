@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import text
 
 from cartero_common.http import Problem, field_errors
@@ -25,6 +25,7 @@ from token_validator.db import Database
 from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, check_service_key, moment_of
 from token_validator.idempotency import IdempotencyRequest
 from token_validator.moment import Moment
+from token_validator.schemas import Strict
 from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH, digest
 from token_validator.validation import Check, Decision, decide, fast_path_applies
 
@@ -38,8 +39,7 @@ UsageId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The `usage
 _PRINTABLE = r"^[\x21-\x7e]+$"
 
 
-class IdempotencyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class IdempotencyIn(Strict):
     key: str = Field(min_length=1, max_length=255, pattern=_PRINTABLE)
     fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of what the request asks for.")
     response: dict[str, Any] = Field(description="The answer to give again for this key (status and body).")
@@ -52,8 +52,7 @@ class IdempotencyIn(BaseModel):
         return value
 
 
-class ValidateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ValidateRequest(Strict):
     token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
     action: str = Field(max_length=64, description=f"One of: {', '.join(sorted(KNOWN_ACTIONS))}.")
     request_id: str | None = Field(None, max_length=128)
@@ -82,8 +81,7 @@ class IdempotencyOut(BaseModel):
     response: dict[str, Any] | None
 
 
-class ValidateBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ValidateBatch(Strict):
     checks: list[ValidateRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -245,8 +243,7 @@ def confirm(usage_id: UsageId, engine: EngineDep) -> dict[str, str]:
     return {"usage_id": usage_id, "status": "confirmed"}
 
 
-class UnconfirmedIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class UnconfirmedIn(Strict):
     message_id: str = Field(min_length=1, max_length=64, pattern=_PRINTABLE)
 
 
