@@ -3,15 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The unit tier: every test that needs no live broker, database, served service, browser or engine
+# (tests/conftest.py marks the others by the fixtures they use).
+UNIT := not integration and not e2e and not browser and not docker
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast lint typecheck bench clean system-test-deps services
+.PHONY: help run test test-unit test-fast lint typecheck bench clean system-test-deps services
 
-help:
-	@echo "make run    start the whole suite locally (SQLite, local processes, local RabbitMQ)"
-	@echo "make test   install what the tests need and run every test"
-	@echo "make bench  run the benchmark harness (bench/results.json)"
-	@echo "make lint   ruff + mypy"
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "make %-17s %s\n", $$1, $$2}'
 
 # One virtualenv for the embedded mode; reinstalled when pyproject.toml changes.
 $(BIN)/python:
@@ -26,33 +26,36 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed-local
 
-run: $(VENV)/.installed-local
+run: $(VENV)/.installed-local ## start the whole suite locally (SQLite, local processes, local RabbitMQ)
 	@local/run.sh
 
-# Debian packages the tests drive for real (browser, PHP client, Prometheus); root installs them.
-system-test-deps:
+system-test-deps: ## install the Debian packages the tests drive for real (browser, PHP client, Prometheus)
 	@local/install-test-deps.sh
 
-# PostgreSQL and RabbitMQ (with its management API) up: started if installed but down.
-services:
+services: ## start PostgreSQL and RabbitMQ (with its management API) if installed but down
 	@local/ensure-services.sh
 
-test: $(VENV)/.installed-dev system-test-deps services
+test: $(VENV)/.installed-dev system-test-deps services ## lint, type-check and run every test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/pytest
 
-test-fast: $(VENV)/.installed-dev
-	$(BIN)/pytest -m "not e2e and not browser and not docker"
+test-unit: $(VENV)/.installed-dev ## the tests that need no live service (about a minute)
+	$(BIN)/pytest -m "$(UNIT)"
 
-lint: $(VENV)/.installed-dev
+test-fast: test-unit ## the former name of test-unit
+
+lint: $(VENV)/.installed-dev ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-bench: $(VENV)/.installed-dev services
+typecheck: $(VENV)/.installed-dev ## mypy --strict over the whole tree
+	$(BIN)/mypy .
+
+bench: $(VENV)/.installed-dev services ## run the benchmark harness (bench/results.json)
 	$(BIN)/python -m bench
 
-clean:
+clean: ## remove the virtualenv, var/ and every cache
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts
