@@ -8,22 +8,25 @@ BIN := $(VENV)/bin
 UNIT := not integration and not e2e and not browser and not docker
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-fast lint typecheck bench clean system-test-deps services
+.PHONY: help run test test-unit test-fast lint typecheck lock bench clean system-test-deps services
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "make %-17s %s\n", $$1, $$2}'
 
-# One virtualenv for the embedded mode; reinstalled when pyproject.toml changes.
+# One virtualenv for the embedded mode, installed from the lock (requirements/*.txt, hashed; see
+# `make lock`), then the project itself without dependencies. Reinstalled when the lock changes.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed-local: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[local]'
+$(VENV)/.installed-local: requirements/local.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements/local.txt
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: requirements/dev.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@ $(VENV)/.installed-local
 
 run: $(VENV)/.installed-local ## start the whole suite locally (SQLite, local processes, local RabbitMQ)
@@ -53,6 +56,9 @@ lint: $(VENV)/.installed-dev ## ruff (lint and format check) and mypy
 
 typecheck: $(VENV)/.installed-dev ## mypy --strict over the whole tree
 	$(BIN)/mypy .
+
+lock: $(VENV)/.installed-dev ## re-resolve pyproject.toml into the hashed lock files (requirements/*.txt)
+	@local/lock.sh
 
 bench: $(VENV)/.installed-dev services ## run the benchmark harness (bench/results.json)
 	$(BIN)/python -m bench

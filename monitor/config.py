@@ -18,7 +18,7 @@ from cartero_common.settings import ServiceSettings
 ServiceName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 
 # The source tree the consumer images are built from when they are missing: the repository root,
-# when the monitor runs from a checkout (it holds `<consumer>/Dockerfile`).
+# when the monitor runs from a checkout (its `Dockerfile` has a target per consumer).
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -96,7 +96,7 @@ class Settings(ServiceSettings):
     @property
     def build_context(self) -> Path | None:
         context = Path(self.monitor_docker_build_context) if self.monitor_docker_build_context else REPO_ROOT
-        return context if (context / self.monitor_consumer / "Dockerfile").is_file() else None
+        return context if (context / "Dockerfile").is_file() and (context / self.monitor_consumer).is_dir() else None
 
     @property
     def vhost(self) -> str:

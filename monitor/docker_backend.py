@@ -111,7 +111,8 @@ class DockerBackend:
         return exited
 
     def ensure_image(self) -> None:
-        """Use the image if the engine has it; build it from `<consumer>/Dockerfile` if not."""
+        """Use the image if the engine has it; build it (the `Dockerfile`'s target named after the
+        consumer) if not."""
         if self._image_ready:
             return
         try:
@@ -125,7 +126,7 @@ class DockerBackend:
     def _build(self) -> None:
         if self.build_context is None:
             raise BackendError(
-                f"image {self.image} is missing and there is no {self.consumer}/Dockerfile to build it from "
+                f"image {self.image} is missing and there is no Dockerfile (target {self.consumer}) to build it from "
                 "(set MONITOR_DOCKER_BUILD_CONTEXT, or build the image first)"
             )
         log.info("building the consumer image", extra={"image": self.image, "context": str(self.build_context)})
@@ -133,7 +134,8 @@ class DockerBackend:
         try:
             self.client.images.build(
                 path=str(self.build_context),
-                dockerfile=f"{self.consumer}/Dockerfile",
+                dockerfile="Dockerfile",
+                target=self.consumer,
                 tag=self.image,
                 rm=True,
                 forcerm=True,

@@ -34,8 +34,20 @@ BUILT: dict[str, Built] = {}
 
 
 def services_with_images() -> list[str]:
-    """Every service folder with a Dockerfile and code to run (`python -m <service>`)."""
-    return sorted(p.parent.name for p in ROOT.glob("*/Dockerfile") if (p.parent / "__main__.py").is_file())
+    """Every target of the root Dockerfile but its shared `base`: one per service."""
+    return sorted(set(dockerfile_targets()) - {"base"})
+
+
+def dockerfile_targets() -> dict[str, str]:
+    """Each `FROM … AS <target>` stage of the root Dockerfile and its text."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+    stages = re.split(r"^(?=FROM\s)", text, flags=re.MULTILINE)
+    found: dict[str, str] = {}
+    for stage in stages:
+        named = re.match(r"FROM\s+\S+\s+AS\s+(\w+)", stage)
+        if named:
+            found[named.group(1)] = stage
+    return found
 
 
 def connect() -> docker.DockerClient:
@@ -48,7 +60,7 @@ def connect() -> docker.DockerClient:
 
 
 def build(client: docker.DockerClient, service: str) -> Built:
-    """`docker build -f <service>/Dockerfile .` from the repository root, as compose does."""
+    """`docker build --target <service> .` from the repository root, as compose does."""
     if service in BUILT:
         return BUILT[service]
     started = time.monotonic()
@@ -58,9 +70,7 @@ def build(client: docker.DockerClient, service: str) -> Built:
     except DockerException:
         previous = None
     try:
-        image, _ = client.images.build(
-            path=str(ROOT), dockerfile=f"{service}/Dockerfile", tag=tag, rm=True, forcerm=True, pull=False
-        )
+        image, _ = client.images.build(path=str(ROOT), target=service, tag=tag, rm=True, forcerm=True, pull=False)
     except BuildError as exc:
         lines = [str(chunk.get("stream") or chunk.get("error") or "") for chunk in exc.build_log]
         raise AssertionError(f"{service} image did not build: {exc.msg}\n{''.join(lines)[-4000:]}") from None
@@ -86,7 +96,7 @@ def base_size(client: docker.DockerClient) -> int:
 def dockerfile_healthcheck(service: str) -> list[str] | None:
     """The exec-form command of the Dockerfile's HEALTHCHECK (Podman's default OCI image format
     drops it from the image, so it is read from the source and run by the test)."""
-    text = (ROOT / service / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+    text = dockerfile_targets()[service]
     found = re.search(r"^HEALTHCHECK\b.*?\bCMD\s+(\[.*\])\s*$", text, re.MULTILINE)
     if not found:
         return None

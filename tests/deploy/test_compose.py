@@ -19,6 +19,7 @@ from tests.deploy.compose_file import (
     unescape,
     write_env,
 )
+from tests.deploy.engine import services_with_images
 from tests.support import ROOT
 
 LONG_RUNNING_RESTARTS = {"unless-stopped", "always"}
@@ -200,7 +201,7 @@ def test_compose_runs_no_consumer_replicas_and_the_monitor_uses_its_network(conf
     services = config["services"]
     for consumer in ("consumer_sms", "consumer_email"):
         assert services[consumer]["deploy"]["replicas"] == 0
-        assert services[consumer]["build"]["dockerfile"] == f"{consumer}/Dockerfile"
+        assert services[consumer]["build"]["target"] == consumer
     network = services["monitor"]["environment"]["MONITOR_DOCKER_NETWORK"]
     assert config["networks"]["cartero"]["name"] == network
     assert "cartero" in services["monitor"]["networks"]
@@ -213,10 +214,13 @@ def test_images_used_by_jobs_are_built_by_the_stack(config: dict[str, Any]) -> N
             assert service["image"] in built, f"{name} uses {service['image']}, which no service builds"
 
 
-def test_every_service_with_a_dockerfile_is_built_by_compose(config: dict[str, Any]) -> None:
-    dockerfiles = {s["build"]["dockerfile"] for s in config["services"].values() if "build" in s}
-    for path in sorted(ROOT.glob("*/Dockerfile")):
-        assert f"{path.parent.name}/Dockerfile" in dockerfiles, f"{path} is not in docker-compose.yml"
+def test_every_image_target_is_built_by_compose_from_the_one_dockerfile(config: dict[str, Any]) -> None:
+    builds = [s["build"] for s in config["services"].values() if "build" in s]
+    assert all(build.get("dockerfile", "Dockerfile") == "Dockerfile" for build in builds)
+    assert not list(ROOT.glob("*/Dockerfile")), "one Dockerfile, at the root"
+    targets = {build["target"] for build in builds}
+    for target in services_with_images():
+        assert target in targets, f"the Dockerfile's target {target} is not built by docker-compose.yml"
 
 
 def test_state_lives_in_named_volumes(config: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ def build_monitor_image(client: docker.DockerClient) -> None:
     except docker.errors.ImageNotFound:
         previous = None
     image, _ = client.images.build(
-        path=str(ROOT), dockerfile="monitor/Dockerfile", tag=MONITOR_IMAGE, rm=True, forcerm=True, timeout=900
+        path=str(ROOT), target="monitor", tag=MONITOR_IMAGE, rm=True, forcerm=True, timeout=900
     )
     if previous is not None and previous != image.id:
         try:
@@ -98,6 +98,6 @@ def test_monitor_container_scales_consumer_containers(
             container.reload()
             output = container.logs().decode(errors="replace")
         assert container.attrs["State"]["ExitCode"] == 0, output[-3000:]
-        assert "consumer_email/Dockerfile" in output
+        assert "no Dockerfile (target consumer_email)" in output
         # Containers outlive their monitor: a new one adopts them.
         assert len(docker_client.containers.list(filters=ours)) == 2

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make lock`: resolve pyproject.toml's dependencies once and write the hashed requirement files
+# that `make run`, `make test` and every image install from (requirements/*.txt).
+#
+# requirements/all.txt is the one resolution (every extra); each other file is one install set,
+# constrained to it, so a package has the same version in every set. Hashes pin the files
+# themselves. `make lock` after editing pyproject.toml; `make test` fails while they disagree.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+uv=${UV:-$root/.venv/bin/uv}
+out=${LOCK_DIR:-requirements}
+mkdir -p "$out"
+export UV_PYTHON_DOWNLOADS=never UV_CUSTOM_COMPILE_COMMAND="make lock"
+
+compile() { # compile OUTPUT [uv pip compile options…]
+  local output=$1
+  shift
+  "$uv" pip compile pyproject.toml --generate-hashes --python-version 3.11 --python-platform linux \
+    --no-strip-extras --quiet --output-file "$out/$output" "$@"
+}
+
+compile all.txt --all-extras
+# What every service needs (the images' shared layer), then each install set.
+compile common.txt --constraint "$out/all.txt"
+for extra in sender token_validator token_panel consumer_logs consumer_sms consumer_email monitor local dev; do
+  compile "$extra.txt" --extra "$extra" --constraint "$out/all.txt"
+done
+echo "make lock: requirements/ written from pyproject.toml"
