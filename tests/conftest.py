@@ -23,7 +23,7 @@ LIVE_CALLS = (
     "BlockingConnection(",
     "psycopg2.connect(",
     "start_consumer(",
-    "getfixturevalue(\"pg_url\")",
+    'getfixturevalue("pg_url")',
 )
 
 
