@@ -10,7 +10,8 @@
   wait for its confirms and acks, give the rest back to the queue, close — within `grace` seconds.
 
 This module holds the loop's settings and its reconnect cycle; one connection's life (consume,
-settle, ack, stop) is `consumer_session.Session`.
+settle, ack, stop) is `consumer_session.Session`, which gets the settings (`SessionConfig`) and
+the stop control they share, never the loop itself.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import pika.exceptions
 
 from cartero_common.clock import Clock, system_clock
-from cartero_common.consumer_session import Session
+from cartero_common.consumer_session import Session, SessionConfig, StopControl
 from cartero_common.outcomes import BatchHandler, Delivery, Done, Failure, Outcome
 from cartero_common.schemas import QUEUE_LOGS
 from cartero_common.topology import RetryPolicy
@@ -52,18 +53,41 @@ class ConsumerLoop:
     pause_before_ack: float = 0.0  # fault injection for the crash tests; 0 in production
 
     def __post_init__(self) -> None:
-        self.connected = threading.Event()
-        self.stop_requested_at: float | None = None
+        self.control = StopControl()
+
+    @property
+    def connected(self) -> threading.Event:
+        """Set while a session is consuming."""
+        return self.control.connected
+
+    @property
+    def stop_requested_at(self) -> float | None:
+        return self.control.stop_requested_at
 
     def stop(self, *_: object) -> None:
-        """Ask the loop to stop; safe from a signal handler or another thread (it only sets a
-        value the I/O loop looks at every `WATCH_SECONDS`)."""
-        if self.stop_requested_at is None:
-            self.stop_requested_at = time.monotonic()
+        """Ask the loop to stop; safe from a signal handler or another thread."""
+        self.control.stop()
 
     @property
     def stopping(self) -> bool:
-        return self.stop_requested_at is not None
+        return self.control.stopping
+
+    def session_config(self) -> SessionConfig:
+        return SessionConfig(
+            url=self.url,
+            queue=self.queue,
+            handler=self.handler,
+            policy=self.policy,
+            report_to=self.report_to,
+            prefetch=self.prefetch,
+            batch_size=self.batch_size,
+            heartbeat=self.heartbeat,
+            grace=self.grace,
+            clock=self.clock,
+            timezone=self.timezone,
+            name=self.name,
+            pause_before_ack=self.pause_before_ack,
+        )
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -72,7 +96,7 @@ class ConsumerLoop:
     def run(self) -> None:
         backoff = 0.5
         while not self.stopping:
-            session = Session(self)
+            session = Session(self.session_config(), self.control)
             try:
                 session.run()
             except (pika.exceptions.AMQPError, OSError) as exc:

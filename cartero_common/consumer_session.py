@@ -9,11 +9,13 @@ blocking calls (provider timeouts) well below the heartbeat timeout.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -23,13 +25,11 @@ from pika.frame import Method
 
 from cartero_common.acks import AckTracker, Ticket
 from cartero_common.amqp import connect, connection_parameters
+from cartero_common.clock import Clock
 from cartero_common.metrics import ConsumerMetrics
-from cartero_common.outcomes import Delivery, Done, Failure, Outcome, TransientFailure
+from cartero_common.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure
 from cartero_common.settle import Publish, settle
-from cartero_common.topology import declare_topology
-
-if TYPE_CHECKING:
-    from cartero_common.consumer import ConsumerLoop
+from cartero_common.topology import RetryPolicy, declare_topology
 
 log = logging.getLogger("cartero_common.consumer")
 
@@ -60,17 +60,56 @@ class CorkedConnection(SelectConnection):  # type: ignore[misc]  # pika ships no
                 super()._adapter_emit_data(b"".join(held))
 
 
+@dataclass(frozen=True)
+class SessionConfig:
+    """What a session needs to know: the loop's settings, nothing of the loop itself."""
+
+    url: str
+    queue: str
+    handler: BatchHandler
+    policy: RetryPolicy
+    report_to: str | None
+    prefetch: int
+    batch_size: int
+    heartbeat: int
+    grace: float
+    clock: Clock
+    timezone: str
+    name: str
+    pause_before_ack: float
+
+
+class StopControl:
+    """Shared by the loop and its sessions: a stop request, and whether a session is consuming.
+
+    `stop()` only sets a value, so it is safe from a signal handler or another thread; the I/O
+    loop looks at it every `WATCH_SECONDS`."""
+
+    def __init__(self) -> None:
+        self.connected = threading.Event()
+        self.stop_requested_at: float | None = None
+
+    def stop(self) -> None:
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_requested_at is not None
+
+
 class Session:
     """One connection's life: connect, declare, consume, settle, until it closes."""
 
-    def __init__(self, loop: ConsumerLoop) -> None:
-        self.loop = loop
+    def __init__(self, config: SessionConfig, control: StopControl) -> None:
+        self.config = config
+        self.control = control
         self.connection: CorkedConnection | None = None
         self.channel: Channel | None = None
         self.consumer_tag: str | None = None
         self.pending: deque[Delivery] = deque()
         self.acks = AckTracker()
-        self.metrics = ConsumerMetrics(loop.queue)
+        self.metrics = ConsumerMetrics(config.queue)
         self.held_acks = 0
         self.draining = False
         self.closing = False
@@ -79,14 +118,14 @@ class Session:
 
     # --- lifecycle -------------------------------------------------------------------------
     def run(self) -> None:
-        loop = self.loop
-        setup = connect(loop.url, heartbeat=loop.heartbeat, name=f"{loop.name} (setup)")
+        config = self.config
+        setup = connect(config.url, heartbeat=config.heartbeat, name=f"{config.name} (setup)")
         try:
-            also = (loop.report_to,) if loop.report_to else ()
-            declare_topology(setup.channel(), loop.queue, loop.policy, also=also)
+            also = (config.report_to,) if config.report_to else ()
+            declare_topology(setup.channel(), config.queue, config.policy, also=also)
         finally:
             setup.close()
-        params = connection_parameters(loop.url, heartbeat=loop.heartbeat, name=loop.name)
+        params = connection_parameters(config.url, heartbeat=config.heartbeat, name=config.name)
         self.connection = CorkedConnection(
             params,
             on_open_callback=self._on_open,
@@ -99,7 +138,7 @@ class Session:
         except Exception as exc:
             # A bug in a callback: close this connection properly (its unacked deliveries go
             # back to the queue) and let the loop start over.
-            log.exception("consume loop failed; reconnecting", extra={"queue": loop.queue})
+            log.exception("consume loop failed; reconnecting", extra={"queue": config.queue})
             self.error = exc
             if self.connection.is_open:
                 self.closing = True
@@ -114,7 +153,7 @@ class Session:
         self._ioloop_stop()
 
     def _on_closed(self, _: Any, reason: BaseException) -> None:
-        self.loop.connected.clear()
+        self.control.connected.clear()
         if not self.closing:
             self.error = reason
         self._ioloop_stop()
@@ -132,32 +171,32 @@ class Session:
 
     def _qos(self) -> None:
         assert self.channel is not None
-        self.channel.basic_qos(prefetch_count=self.loop.prefetch, callback=lambda _: self._consume())
+        self.channel.basic_qos(prefetch_count=self.config.prefetch, callback=lambda _: self._consume())
 
     def _consume(self) -> None:
         assert self.channel is not None
-        if self.loop.stopping:
+        if self.control.stopping:
             self._close()
             return
         self.consumer_tag = self.channel.basic_consume(
-            self.loop.queue, self._on_message, auto_ack=False, callback=lambda _: self._consuming()
+            self.config.queue, self._on_message, auto_ack=False, callback=lambda _: self._consuming()
         )
 
     def _consuming(self) -> None:
         self.consumed = True
-        self.loop.connected.set()
-        log.info("consuming", extra={"queue": self.loop.queue, "prefetch": self.loop.prefetch})
+        self.control.connected.set()
+        log.info("consuming", extra={"queue": self.config.queue, "prefetch": self.config.prefetch})
 
     def _on_channel_closed(self, _: Channel, reason: BaseException) -> None:
         if not self.closing:
-            log.warning("channel closed by the broker", extra={"queue": self.loop.queue, "error": repr(reason)})
+            log.warning("channel closed by the broker", extra={"queue": self.config.queue, "error": repr(reason)})
             self.error = reason
         self._close()
 
     def _on_cancelled(self, _: Any) -> None:
         # The broker cancelled our subscription (the queue was deleted): start over.
         self.consumer_tag = None
-        self.error = pika.exceptions.AMQPError(f"the broker cancelled the subscription to {self.loop.queue!r}")
+        self.error = pika.exceptions.AMQPError(f"the broker cancelled the subscription to {self.config.queue!r}")
         self._close()
 
     def _on_return(self, _: Channel, method: Any, properties: Any, body: bytes) -> None:
@@ -171,7 +210,7 @@ class Session:
         if self.closing:
             return
         self.closing = True
-        self.loop.connected.clear()
+        self.control.connected.clear()
         if self.connection is not None and not (self.connection.is_closing or self.connection.is_closed):
             self.connection.close()
         else:
@@ -181,14 +220,14 @@ class Session:
     def _watch(self) -> None:
         if self.closing or self.connection is None:
             return
-        requested = self.loop.stop_requested_at
+        requested = self.control.stop_requested_at
         if requested is not None:
             if not self.draining:
                 self._begin_stop()
-            if time.monotonic() - requested >= self.loop.grace:
+            if time.monotonic() - requested >= self.config.grace:
                 log.warning(
                     "grace period over; closing with work unacknowledged (it returns to the queue)",
-                    extra={"queue": self.loop.queue, "unconfirmed": self.acks.unconfirmed},
+                    extra={"queue": self.config.queue, "unconfirmed": self.acks.unconfirmed},
                 )
                 self._close()
                 return
@@ -209,13 +248,13 @@ class Session:
         self._close_when_idle()
 
     def _close_when_idle(self) -> None:
-        if self.loop.stopping and not self.acks.unconfirmed and not self.held_acks and not self.pending:
+        if self.control.stopping and not self.acks.unconfirmed and not self.held_acks and not self.pending:
             self._close()
 
     # --- consuming -------------------------------------------------------------------------
     def _on_message(self, _: Channel, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
-        delivery = Delivery(self.loop.queue, body, properties, bool(method.redelivered), method.delivery_tag)
-        if self.loop.stopping:
+        delivery = Delivery(self.config.queue, body, properties, bool(method.redelivered), method.delivery_tag)
+        if self.control.stopping:
             assert self.channel is not None
             self.channel.basic_nack(delivery.delivery_tag, multiple=False, requeue=True)
             return
@@ -237,10 +276,10 @@ class Session:
         self.draining = False
         if not self.pending or self.closing:
             return
-        if self.loop.stopping:
+        if self.control.stopping:
             self._begin_stop()
             return
-        size = min(self.loop.batch_size, len(self.pending))
+        size = min(self.config.batch_size, len(self.pending))
         self._process([self.pending.popleft() for _ in range(size)])
         if self.pending and not self.closing:
             self.draining = True
@@ -248,22 +287,27 @@ class Session:
             self.connection.ioloop.call_later(0, self._drain)
 
     def _process(self, batch: list[Delivery]) -> None:
-        loop = self.loop
+        config = self.config
         started = time.perf_counter()
         try:
-            outcomes: list[Outcome] = list(loop.handler(batch))
+            outcomes: list[Outcome] = list(config.handler(batch))
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} deliveries")
         except Exception as exc:  # noqa: BLE001 - a bug or an outage must not kill the consumer
-            log.exception("handler failed; retrying the batch", extra={"queue": loop.queue, "size": len(batch)})
+            log.exception("handler failed; retrying the batch", extra={"queue": config.queue, "size": len(batch)})
             outcomes = [TransientFailure(f"unexpected error: {exc!r}") for _ in batch]
         per_message = (time.perf_counter() - started) / len(batch)
-        now = loop.clock()
+        now = config.clock()
         assert self.connection is not None
         with self.connection.corked():
             for delivery, outcome in zip(batch, outcomes, strict=True):
                 settled = settle(
-                    delivery, outcome, policy=loop.policy, report_to=loop.report_to, now=now, timezone=loop.timezone
+                    delivery,
+                    outcome,
+                    policy=config.policy,
+                    report_to=config.report_to,
+                    now=now,
+                    timezone=config.timezone,
                 )
                 self.metrics.settled(settled.outcome, per_message)
                 _log_outcome(delivery, outcome, settled.outcome, settled.reason)
@@ -296,10 +340,10 @@ class Session:
                 )
                 self.channel.basic_nack(ticket.delivery_tag, multiple=False, requeue=True)
             self.acks.forget(ticket.delivery_tag)
-        elif self.loop.pause_before_ack > 0:
+        elif self.config.pause_before_ack > 0:
             self.held_acks += 1
             assert self.connection is not None
-            self.connection.ioloop.call_later(self.loop.pause_before_ack, lambda: self._release(ticket))
+            self.connection.ioloop.call_later(self.config.pause_before_ack, lambda: self._release(ticket))
         else:
             self.acks.finished(ticket.delivery_tag)
 
