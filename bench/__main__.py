@@ -20,7 +20,7 @@ from bench import broker, consumer_drain
 from bench.load import LoadResult, Request, run_closed, run_paced
 from bench.report import machine, ratios, readme, table, versions
 from bench.services import Suite, create_token, running_suite
-from cartero_common.schemas import QUEUE_LOGS, QUEUE_SMS
+from cartero_common.wire import QUEUE_LOGS, QUEUE_SMS
 
 RESULTS = Path(__file__).with_name("results.json")
 

@@ -34,7 +34,7 @@ import pika
 from cartero_common.amqp import declare_shared_queues, encode, message_properties
 from cartero_common.clock import fecha, system_clock
 from cartero_common.logging import configure_logging
-from cartero_common.schemas import QUEUE_LOGS, QUEUE_SMS, SmsMessage, consumed_event
+from cartero_common.wire import QUEUE_LOGS, QUEUE_SMS, SmsMessage, consumed_event
 from tests.support import isolated_vhost
 
 ROOT = Path(__file__).resolve().parents[1]

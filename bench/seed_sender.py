@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from cartero_common.clock import fecha
-from cartero_common.schemas import QUEUE_LOGS, QUEUE_SMS, sent_event
+from cartero_common.wire import QUEUE_LOGS, QUEUE_SMS, sent_event
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/")
 app = FastAPI()

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from cartero_common.amqp import wait_for_broker
+from cartero_common.amqp.blocking import wait_for_broker
 from cartero_common.logging import configure_logging
 from cartero_common.settings import ServiceSettings
 
@@ -66,7 +66,7 @@ def wait_ready(specs: list[str], timeout: float, log_dir: Path | None, pid: int 
 
 
 def rabbitmq_setup(definitions: Path | None, vhost: str | None) -> int:
-    from cartero_common.rabbitmq_setup import SetupError, SetupSettings, run
+    from cartero_common.amqp.setup import SetupError, SetupSettings, run
 
     settings = SetupSettings()
     configure_logging("rabbitmq-setup", ServiceSettings().log_level)

@@ -41,7 +41,7 @@ class ConsumerSettings(ServiceSettings):
     @field_validator("consumer_retry_delays")
     @classmethod
     def _delays(cls, value: str) -> str:
-        from cartero_common.topology import parse_delays
+        from cartero_common.amqp.topology import parse_delays
 
         parse_delays(value)
         return value

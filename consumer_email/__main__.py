@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 from cartero_common.clock import system_clock
-from cartero_common.consumer_cli import main, run_delivering
-from cartero_common.ledger import migrate_ledger
-from cartero_common.schemas import QUEUE_EMAIL
+from cartero_common.consume import main, migrate_ledger, run_delivering
+from cartero_common.wire import QUEUE_EMAIL
 from consumer_email.config import Settings
 from consumer_email.handler import make_handler
 from consumer_email.providers import EmailProvider, FileProvider, SmtpProvider

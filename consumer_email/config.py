@@ -10,7 +10,7 @@ from cartero_common.settings import ConsumerSettings, service_database_url
 class Settings(ConsumerSettings):
     database_url: str = service_database_url("consumer_email")
     consumer_email_metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: no metrics endpoint
-    # Unset: chosen by provider (see cartero_common.consumer_cli.default_prefetch).
+    # Unset: chosen by provider (see cartero_common.consume.cli.default_prefetch).
     consumer_email_prefetch: int | None = Field(default=None, ge=1)
     email_provider: Literal["smtp", "file"] = "smtp"
     smtp_from: str = "Cartero <cartero@localhost>"

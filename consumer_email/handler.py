@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from cartero_common.clock import Clock
-from cartero_common.delivery import DEFAULT_MAX_BODY, sending_handler
-from cartero_common.ledger import Ledger
-from cartero_common.outcomes import BatchHandler, PermanentFailure
-from cartero_common.schemas import EmailMessage, normalize_email
+from cartero_common.consume import DEFAULT_MAX_BODY, BatchHandler, Ledger, PermanentFailure, sending_handler
+from cartero_common.wire import EmailMessage, normalize_email
 from consumer_email.message import build_email
 from consumer_email.providers import EmailProvider
 

@@ -8,7 +8,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
 from email.utils import format_datetime, parseaddr
 
-from cartero_common.schemas import EmailMessage
+from cartero_common.wire import EmailMessage
 
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 

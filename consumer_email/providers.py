@@ -13,7 +13,7 @@ from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 from typing import Literal, Protocol
 
-from cartero_common.outcomes import PermanentFailure, TransientFailure
+from cartero_common.consume import PermanentFailure, TransientFailure
 
 log = logging.getLogger("consumer_email.provider")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

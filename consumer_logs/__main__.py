@@ -11,9 +11,9 @@ from pathlib import Path
 import uvicorn
 
 from cartero_common.clock import system_clock
-from cartero_common.consumer_cli import loop_from_settings, main
+from cartero_common.consume import loop_from_settings, main
 from cartero_common.db import make_engine, make_sessionmaker, migrate
-from cartero_common.schemas import QUEUE_LOGS
+from cartero_common.wire import QUEUE_LOGS
 from consumer_logs.api import create_app
 from consumer_logs.config import Settings
 from consumer_logs.handler import make_handler

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import sessionmaker
 
 from cartero_common.clock import Clock
-from cartero_common.outcomes import BatchHandler, Delivery, Done, Outcome
+from cartero_common.consume import BatchHandler, Delivery, Done, Outcome
 from consumer_logs.repository import add_events, event_row
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 from cartero_common.clock import system_clock
-from cartero_common.consumer_cli import main, run_delivering
-from cartero_common.ledger import migrate_ledger
-from cartero_common.schemas import QUEUE_SMS
+from cartero_common.consume import main, migrate_ledger, run_delivering
+from cartero_common.wire import QUEUE_SMS
 from consumer_sms.config import Settings
 from consumer_sms.handler import make_handler
 from consumer_sms.providers import HttpGateway, LogProvider, SmsProvider

@@ -10,7 +10,7 @@ from cartero_common.settings import ConsumerSettings, service_database_url
 class Settings(ConsumerSettings):
     database_url: str = service_database_url("consumer_sms")
     consumer_sms_metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: no metrics endpoint
-    # Unset: chosen by provider (see cartero_common.consumer_cli.default_prefetch).
+    # Unset: chosen by provider (see cartero_common.consume.cli.default_prefetch).
     consumer_sms_prefetch: int | None = Field(default=None, ge=1)
     sms_provider: Literal["log", "http"] = "log"
     sms_gateway_url: str | None = None

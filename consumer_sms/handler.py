@@ -1,13 +1,11 @@
 """One SMS off the queue: a real phone number, then the provider (dedupe and events are the
-shared loop's and `cartero_common.delivery`'s)."""
+shared loop's and `cartero_common.consume.delivery`'s)."""
 
 from __future__ import annotations
 
 from cartero_common.clock import Clock
-from cartero_common.delivery import DEFAULT_MAX_BODY, sending_handler
-from cartero_common.ledger import Ledger
-from cartero_common.outcomes import BatchHandler, PermanentFailure
-from cartero_common.schemas import SmsMessage, normalize_phone
+from cartero_common.consume import DEFAULT_MAX_BODY, BatchHandler, Ledger, PermanentFailure, sending_handler
+from cartero_common.wire import SmsMessage, normalize_phone
 from consumer_sms.providers import SmsProvider
 
 

@@ -3,7 +3,7 @@
 `send` returns once the provider accepted the SMS, or raises `TransientFailure` (try again
 later) or `PermanentFailure` (never will work). `batchable` says whether sending one again is
 harmless, which lets the consumer record its dedupe ledger once per batch instead of once per
-message (see `cartero_common.delivery`).
+message (see `cartero_common.consume.delivery`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Protocol
 
 import httpx
 
-from cartero_common.outcomes import PermanentFailure, TransientFailure
-from cartero_common.schemas import SmsMessage
+from cartero_common.consume import PermanentFailure, TransientFailure
+from cartero_common.wire import SmsMessage
 
 log = logging.getLogger("consumer_sms.provider")
 

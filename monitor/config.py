@@ -12,8 +12,8 @@ import pika
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from cartero_common.schemas import QUEUE_SMS
 from cartero_common.settings import ServiceSettings
+from cartero_common.wire import QUEUE_SMS
 
 ServiceName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 

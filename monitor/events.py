@@ -9,7 +9,7 @@ from typing import Any
 
 from cartero_common.amqp import ConfirmedPublisher, connect, declare_shared_queues
 from cartero_common.clock import Clock
-from cartero_common.schemas import QUEUE_LOGS
+from cartero_common.wire import QUEUE_LOGS
 
 log = logging.getLogger(__name__)
 

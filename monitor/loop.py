@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from cartero_common.clock import Clock
-from cartero_common.schemas import scale_event
+from cartero_common.wire import scale_event
 from monitor import metrics
 from monitor.backend import Backend, BackendError, Replica, Stopped, free_slots
 from monitor.decision import Decision, Policy, State, decide

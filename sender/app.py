@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cartero_common.aio_amqp import AsyncPublisher
+from cartero_common.amqp.publisher import AsyncPublisher
 from cartero_common.clock import Clock, system_clock
 from cartero_common.http import install_problem_handlers
 from sender.config import Settings

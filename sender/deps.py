@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from cartero_common.aio_amqp import AsyncPublisher
+from cartero_common.amqp.publisher import AsyncPublisher
 from cartero_common.http import from_state
 from sender.validator_client import ValidatorClient
 

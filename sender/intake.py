@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from cartero_common.aio_amqp import AsyncPublisher, BrokerUnavailable, LateAnswer, PublishUnconfirmed
+from cartero_common.amqp.publisher import AsyncPublisher, BrokerUnavailable, LateAnswer, PublishUnconfirmed
 from cartero_common.clock import Clock
 from cartero_common.http import Problem
 from sender.auth import fingerprint, idempotency_key, rate_limit_headers, refusal

@@ -9,10 +9,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from cartero_common.aio_amqp import AsyncPublisher, BrokerUnavailable, LateAnswer, PublishUnconfirmed
 from cartero_common.amqp import encode
+from cartero_common.amqp.publisher import AsyncPublisher, BrokerUnavailable, LateAnswer, PublishUnconfirmed
 from cartero_common.clock import fecha
-from cartero_common.schemas import QUEUE_LOGS, sent_event
+from cartero_common.wire import QUEUE_LOGS, sent_event
 from sender.metrics import EVENT_PUBLISH_FAILURES, PUBLISH_SECONDS
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from cartero_common.http import Problem, field_errors
-from cartero_common.schemas import QUEUE_EMAIL, QUEUE_SMS, EmailRequest, SmsRequest
+from cartero_common.wire import QUEUE_EMAIL, QUEUE_SMS, EmailRequest, SmsRequest
 from sender.auth import bearer_token
 from sender.body import FORM_TYPE, JSON_TYPE, parse_fields
 from sender.deps import PublisherDep, ValidatorDep

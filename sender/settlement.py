@@ -17,7 +17,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from cartero_common.aio_amqp import LateAnswer
+from cartero_common.amqp.publisher import LateAnswer
 from sender.metrics import LATE_CONFIRMS
 from sender.validator_client import ValidatorClient
 

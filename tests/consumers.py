@@ -17,9 +17,8 @@ from urllib.parse import quote, unquote, urlparse
 
 import pika
 
-from cartero_common.consumer import ConsumerLoop
+from cartero_common.consume import ConsumerLoop, Ledger, migrate_ledger
 from cartero_common.db import make_engine
-from cartero_common.ledger import Ledger, migrate_ledger
 from tests.support import ROOT, consumer_count, drain, python_env, rabbit_api, wait_until
 
 FAST_DELAYS = "200ms,400ms"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cartero_common.acks import AckTracker, Ticket
+from cartero_common.consume.acks import AckTracker, Ticket
 
 
 def test_acks_wait_for_every_confirm_and_cover_only_the_finished_front() -> None:

@@ -13,9 +13,8 @@ from urllib.parse import quote
 
 import pytest
 
-from cartero_common.consumer import ConsumerLoop
-from cartero_common.outcomes import Delivery, Done, Outcome
-from cartero_common.topology import RetryPolicy, parse_delays
+from cartero_common.amqp import RetryPolicy, parse_delays
+from cartero_common.consume import ConsumerLoop, Delivery, Done, Outcome
 from tests.consumers import FAST_DELAYS, close_connections, connections, events, publish, running, sms, vhost_of
 from tests.support import isolated_vhost, queue_depth, rabbit_api, wait_until
 

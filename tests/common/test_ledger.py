@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from cartero_common.ledger import Ledger
+from cartero_common.consume import Ledger
 from tests.consumers import ledger_for
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
+from cartero_common.consume import migrate_ledger
 from cartero_common.db import make_engine
-from cartero_common.ledger import migrate_ledger
 from tests.support import ROOT, isolated_database, python_env
 
 
@@ -30,7 +30,7 @@ def test_replicas_migrating_together_do_not_collide() -> None:
 def test_processes_migrating_one_sqlite_file_together_do_not_collide(tmp_path: Path) -> None:
     # A folder that does not exist yet, as `var/` in a fresh checkout.
     url = f"sqlite:///{tmp_path}/var/consumer_sms.db"
-    code = f"from cartero_common.ledger import migrate_ledger; migrate_ledger({url!r})"
+    code = f"from cartero_common.consume.ledger import migrate_ledger; migrate_ledger({url!r})"
     processes = [
         subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=python_env(), stderr=subprocess.PIPE)
         for _ in range(6)

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from cartero_common.clock import FixedClock, fecha
-from cartero_common.schemas import EmailRequest, SmsRequest, consumed_event, normalize_phone, sent_event
+from cartero_common.wire import EmailRequest, SmsRequest, consumed_event, normalize_phone, sent_event
 
 
 @pytest.mark.parametrize(

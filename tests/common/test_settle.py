@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pika
 import pytest
 
-from cartero_common.outcomes import Delivery, Done, PermanentFailure, TransientFailure, Unreadable
-from cartero_common.settle import settle
-from cartero_common.topology import RetryPolicy, delay_label, parse_delays, retry_queue
+from cartero_common.amqp import RetryPolicy, delay_label, parse_delays, retry_queue
+from cartero_common.consume import Delivery, Done, PermanentFailure, TransientFailure, Unreadable
+from cartero_common.consume.settle import settle
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_attempts=3, delays=(5.0, 30.0))

@@ -13,9 +13,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from cartero_common.amqp import RetryPolicy, parse_delays
 from cartero_common.clock import FixedClock
-from cartero_common.consumer import ConsumerLoop
-from cartero_common.topology import RetryPolicy, parse_delays
+from cartero_common.consume import ConsumerLoop
 from consumer_email.handler import make_handler
 from consumer_email.providers import EmailProvider, FileProvider, SmtpProvider
 from tests.consumers import FAST_DELAYS, events, ledger_for, publish, running

@@ -15,7 +15,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 
 from cartero_common.clock import FixedClock
-from cartero_common.consumer import ConsumerLoop
+from cartero_common.consume import ConsumerLoop
 from cartero_common.db import make_engine, make_sessionmaker, migrate
 from consumer_logs.__main__ import ALEMBIC
 from consumer_logs.api import create_app

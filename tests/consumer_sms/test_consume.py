@@ -12,10 +12,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+from cartero_common.amqp import RetryPolicy, parse_delays
 from cartero_common.clock import FixedClock
-from cartero_common.consumer import ConsumerLoop
-from cartero_common.schemas import SmsMessage
-from cartero_common.topology import RetryPolicy, parse_delays
+from cartero_common.consume import ConsumerLoop
+from cartero_common.wire import SmsMessage
 from consumer_sms.handler import make_handler
 from consumer_sms.providers import HttpGateway
 from tests.consumers import FAST_DELAYS, Gateway, events, ledger_for, publish, running, sms, vhost_of

@@ -17,7 +17,7 @@ import pika
 import pytest
 from docker.models.containers import Container
 
-from cartero_common.schemas import QUEUE_EMAIL, QUEUE_LOGS, QUEUE_SMS
+from cartero_common.wire import QUEUE_EMAIL, QUEUE_LOGS, QUEUE_SMS
 from tests.deploy.engine import build, connect, dockerfile_healthcheck, services_with_images
 from tests.support import free_port, isolated_database, isolated_vhost, wait_until
 

@@ -17,7 +17,7 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import SecretStr
 
-from cartero_common.rabbitmq_setup import SetupSettings, run
+from cartero_common.amqp.setup import SetupSettings, run
 from tests.deploy.dashboards import Query, alert_rules, metric_names, queries, substitute, variable_values
 from tests.deploy.prometheus_server import ALERTS, PRODUCTION, Prometheus, binary, running_prometheus
 from tests.e2e.conftest import Suite, started_suite

@@ -16,7 +16,7 @@ import pika
 import pytest
 from pydantic import SecretStr
 
-from cartero_common.rabbitmq_setup import (
+from cartero_common.amqp.setup import (
     SetupError,
     SetupSettings,
     choose_queue_type,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pika
 
-from cartero_common.amqp import PERSISTENT, connect
-from cartero_common.topology import dead_letter_queue
+from cartero_common.amqp.blocking import PERSISTENT, connect
+from cartero_common.amqp.topology import dead_letter_queue
 
 REPLAYS_HEADER = "x-cartero-replays"
 PROGRESS_FROM = 100  # below this many, a progress bar is noise

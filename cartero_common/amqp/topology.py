@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pika.adapters.blocking_connection import BlockingChannel
 
-from cartero_common.amqp import declare_shared_queues
+from cartero_common.amqp.blocking import declare_shared_queues
 
 DEFAULT_DELAYS = (5.0, 30.0, 120.0, 600.0)
 

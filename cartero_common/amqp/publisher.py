@@ -27,7 +27,7 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq.exceptions import DeliveryError, PublishError
 from pamqp import commands
 
-from cartero_common.schemas import SHARED_QUEUES
+from cartero_common.wire import SHARED_QUEUES
 
 log = logging.getLogger(__name__)
 

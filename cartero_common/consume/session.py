@@ -23,13 +23,13 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 from pika.frame import Method
 
-from cartero_common.acks import AckTracker, Ticket
-from cartero_common.amqp import connect, connection_parameters
+from cartero_common.amqp.blocking import connect, connection_parameters
+from cartero_common.amqp.topology import RetryPolicy, declare_topology
 from cartero_common.clock import Clock
+from cartero_common.consume.acks import AckTracker, Ticket
+from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure
+from cartero_common.consume.settle import Publish, settle
 from cartero_common.metrics import ConsumerMetrics
-from cartero_common.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure
-from cartero_common.settle import Publish, settle
-from cartero_common.topology import RetryPolicy, declare_topology
 
 log = logging.getLogger("cartero_common.consumer")
 

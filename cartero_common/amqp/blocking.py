@@ -17,7 +17,7 @@ import orjson
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from cartero_common.schemas import SHARED_QUEUES
+from cartero_common.wire import SHARED_QUEUES
 
 log = logging.getLogger(__name__)
 

@@ -11,16 +11,16 @@ import threading
 import time
 from collections.abc import Callable
 
-from cartero_common.consumer import ConsumerLoop
+from cartero_common.amqp.topology import RetryPolicy, parse_delays
+from cartero_common.consume.dlq import replay_dead_letters
+from cartero_common.consume.ledger import Ledger, migrate_ledger
+from cartero_common.consume.loop import ConsumerLoop
+from cartero_common.consume.outcomes import BatchHandler
 from cartero_common.db import make_engine
-from cartero_common.dlq import replay_dead_letters
-from cartero_common.ledger import Ledger, migrate_ledger
 from cartero_common.logging import configure_logging
 from cartero_common.metrics import serve_metrics
-from cartero_common.outcomes import BatchHandler
-from cartero_common.schemas import QUEUE_LOGS
 from cartero_common.settings import ConsumerSettings
-from cartero_common.topology import RetryPolicy, parse_delays
+from cartero_common.wire import QUEUE_LOGS
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 
 import pika.exceptions
 
+from cartero_common.amqp.topology import RetryPolicy
 from cartero_common.clock import Clock, system_clock
-from cartero_common.consumer_session import Session, SessionConfig, StopControl
-from cartero_common.outcomes import BatchHandler, Delivery, Done, Failure, Outcome
-from cartero_common.schemas import QUEUE_LOGS
-from cartero_common.topology import RetryPolicy
+from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome
+from cartero_common.consume.session import Session, SessionConfig, StopControl
+from cartero_common.wire import QUEUE_LOGS
 
 __all__ = ["ConsumerLoop", "Delivery", "Done", "Failure", "Outcome"]
 

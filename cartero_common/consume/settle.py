@@ -12,11 +12,11 @@ from typing import Any
 
 import pika
 
-from cartero_common.amqp import PERSISTENT, encode, message_properties
+from cartero_common.amqp.blocking import PERSISTENT, encode, message_properties
+from cartero_common.amqp.topology import RetryPolicy, dead_letter_queue, retry_queue
 from cartero_common.clock import fecha
-from cartero_common.outcomes import ATTEMPT_HEADER, Delivery, Done, Failure, TransientFailure, Unreadable
-from cartero_common.schemas import consumed_event, failed_event, rejected_event, retry_event
-from cartero_common.topology import RetryPolicy, dead_letter_queue, retry_queue
+from cartero_common.consume.outcomes import ATTEMPT_HEADER, Delivery, Done, Failure, TransientFailure, Unreadable
+from cartero_common.wire import consumed_event, failed_event, rejected_event, retry_event
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cartero_common.clock import Clock
-from cartero_common.ledger import Ledger
-from cartero_common.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure, Unreadable
+from cartero_common.consume.ledger import Ledger
+from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure, Unreadable
 
 log = logging.getLogger(__name__)
 

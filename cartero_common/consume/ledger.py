@@ -1,7 +1,7 @@
 """The consumers' dedupe ledger: which message ids a consumer has already delivered.
 
 One table, `processed_messages`, keyed by (queue, message id), with its own Alembic history
-(`cartero_common/ledger_alembic`, version table `alembic_version_consumer_ledger`), so
+(`cartero_common/consume/ledger_alembic`, version table `alembic_version_consumer_ledger`), so
 consumer_sms and consumer_email can keep it in separate SQLite files or share one PostgreSQL
 database without stepping on each other.
 """
