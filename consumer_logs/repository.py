@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cartero_common.db import insert_ignoring_duplicates
+from cartero_common.json_input import NotJson, parse_json
 from consumer_logs.models import Event
 
 
@@ -29,8 +29,8 @@ def event_row(body: bytes, *, message_id: str | None, now: datetime) -> dict[str
     stored_at = now.astimezone(UTC)
     digest = hashlib.sha256(f"{message_id or ''}\n".encode() + body).hexdigest()
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = parse_json(body)
+    except NotJson:
         payload = None
     if not isinstance(payload, dict):
         return {

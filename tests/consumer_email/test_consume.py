@@ -18,9 +18,9 @@ from cartero_common.consumer import ConsumerLoop
 from cartero_common.topology import RetryPolicy, parse_delays
 from consumer_email.handler import make_handler
 from consumer_email.providers import EmailProvider, FileProvider, SmtpProvider
-from tests.consumers import FAST_DELAYS, events, ledger_for, publish, running
+from tests.consumers import FAST_DELAYS, events, ledger_for, odd_json, publish, running
 from tests.consumers import email as email_message
-from tests.support import free_port, isolated_vhost, queue_depth, wait_until
+from tests.support import drain, free_port, isolated_vhost, queue_depth, wait_until
 
 SENDER = "Cartero <avisos@cartero.example>"
 
@@ -175,3 +175,22 @@ def test_smtp_login_and_a_refused_login(url: str, tmp_path: Path) -> None:
         controller.stop()
     failed = [e for e in events(url) if e["evento"] == "fallido"]
     assert len(failed) == 1 and "535" in failed[0]["motivo"]  # a wrong password will not fix itself
+
+
+def test_json_past_the_parsers_limits_is_dead_lettered_at_once_without_failing_its_batch(
+    url: str, tmp_path: Path
+) -> None:
+    mail_dir = tmp_path / "mail"
+    odd = odd_json(email_message("odd"))
+    with running(loop_for(url, FileProvider(mail_dir), tmp_path)):  # batches of 10
+        publish(url, "correos", email_message("before"))
+        for body in odd:
+            publish(url, "correos", body)
+        publish(url, "correos", email_message("after"))
+        wait_until(lambda: queue_depth(url, "correos.dlq") == len(odd), timeout=10, what="the odd ones dead")
+        wait_until(lambda: queue_depth(url, "logs") == len(odd) + 2, timeout=10, what="every event")
+    assert sorted(p.name for p in mail_dir.iterdir()) == ["after.eml", "before.eml"]
+    assert sorted(e["evento"] for e in events(url)) == ["consumido"] * 2 + ["rechazado"] * len(odd)
+    dead = drain(url, "correos.dlq")
+    assert [body for _, body in dead] == odd
+    assert all(props.headers["x-cartero-attempt"] == 1 for props, _ in dead)

@@ -21,6 +21,7 @@ from consumer_logs.__main__ import ALEMBIC
 from consumer_logs.api import create_app
 from consumer_logs.handler import make_handler
 from consumer_logs.models import Event
+from tests.consumers import odd_json
 from tests.support import isolated_vhost, wait_until
 
 
@@ -133,3 +134,22 @@ def test_a_redelivered_event_is_stored_once(consuming: tuple[str, FixedClock], s
         ("reintento", 1),
         ("reintento", 2),
     ]
+
+
+def test_json_past_the_parsers_limits_is_stored_unreadable_with_its_batch(
+    consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]
+) -> None:
+    url, _ = consuming
+    api = TestClient(create_app(sessions))
+    odd = odd_json({"id": "odd", "evento": "enviado", "cola": "cola_sms"})
+    _publish(url, json.dumps({"id": "before", "evento": "enviado"}).encode())
+    for body in odd:
+        _publish(url, body)
+    _publish(url, json.dumps({"id": "after", "evento": "enviado"}).encode())
+    total = len(odd) + 2
+    found = wait_until(
+        lambda: (e := api.get("/v1/events").json()) and len(e) == total and e, timeout=10, what="every event"
+    )
+    assert [e["readable"] for e in found] == [True] + [False] * len(odd) + [True]
+    assert [found[0]["id"], found[-1]["id"]] == ["before", "after"]
+    assert [e["raw"].encode() for e in found[1:-1]] == odd
