@@ -26,6 +26,11 @@ MAX_EMAIL_BODY = 60_000  # stays inside the sender's 64 KiB body limit
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
 _PHONE = re.compile(r"\+?[0-9]{7,15}")
+# Every character `str.splitlines()` breaks a line at. A mail header may hold none of them (Python's
+# email package refuses each one), so a subject with one inside can never be sent.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+# The same set as a pattern written in escapes that ECMA-262, JSON Schema and Python all read alike.
+ONE_LINE_PATTERN = r"^[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*$"
 
 Evento = Literal["enviado", "consumido", "reintento", "fallido", "rechazado", "creacion", "eliminacion"]
 
@@ -52,10 +57,24 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _one_line(value: str) -> str:
+    if len(value.splitlines()) > 1:
+        raise ValueError("must be one line: no line, paragraph or record separators")
+    return value
+
+
 EmailAddress = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalize_email)]
 Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_phone)]
 SmsText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SMS_TEXT), AfterValidator(_not_blank)]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT), AfterValidator(_not_blank)]
+# The pattern is for the OpenAPI document (clients, schemathesis); `_one_line` is the check, with
+# a message that says what is wrong instead of repeating the pattern.
+Subject = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SUBJECT),
+    Field(json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+    AfterValidator(_not_blank),
+    AfterValidator(_one_line),
+]
 EmailBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EMAIL_BODY), AfterValidator(_not_blank)]
 
 

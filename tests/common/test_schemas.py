@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import re
+import sys
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from cartero_common.clock import FixedClock, fecha
-from cartero_common.schemas import EmailRequest, SmsRequest, consumed_event, normalize_phone, sent_event
+from cartero_common.schemas import (
+    LINE_BREAKS,
+    ONE_LINE_PATTERN,
+    EmailRequest,
+    SmsRequest,
+    consumed_event,
+    normalize_phone,
+    sent_event,
+)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +71,29 @@ def test_email_request_uses_a_real_parser() -> None:
     for bad in ["ana.example.com", "ana@", "@example.com", "ana@@example.com", "ana @example.com"]:
         with pytest.raises(ValidationError):
             EmailRequest.model_validate({"destinatario": bad, "asunto": "a", "cuerpo": "b"})
+
+
+def test_line_breaks_are_exactly_where_splitlines_breaks_and_the_pattern_agrees() -> None:
+    breaks = {c for c in map(chr, range(sys.maxunicode + 1)) if len(f"a{c}b".splitlines()) > 1}
+    assert set(LINE_BREAKS) == breaks
+    pattern = re.compile(ONE_LINE_PATTERN)
+    assert all(pattern.fullmatch(f"a{c}b") is None for c in breaks)
+    assert pattern.fullmatch("Cita — mañana\t🚀 \x1f\u2027\u202a") is not None
+
+
+@pytest.mark.parametrize("separator", LINE_BREAKS)
+def test_email_subject_must_be_one_line(separator: str) -> None:
+    with pytest.raises(ValidationError, match="must be one line"):
+        EmailRequest(destinatario="ana@example.com", asunto=f"Hola{separator}Bcc: x@evil.example", cuerpo="b")
+    body = {"destinatario": "ana@example.com", "asunto": f"{separator} Hola {separator}", "cuerpo": f"a{separator}b"}
+    if separator in "\x1c\x1d\x1e":
+        # pydantic strips Unicode White_Space, which leaves the information separators out: a
+        # subject that starts or ends with one is refused like any other.
+        with pytest.raises(ValidationError, match="must be one line"):
+            EmailRequest.model_validate(body)
+    else:
+        kept = EmailRequest.model_validate(body)
+        assert kept.asunto == "Hola" and kept.cuerpo == f"a{separator}b"
 
 
 def test_fecha_is_madrid_wall_time_in_winter_and_summer() -> None:

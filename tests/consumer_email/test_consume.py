@@ -194,3 +194,14 @@ def test_json_past_the_parsers_limits_is_dead_lettered_at_once_without_failing_i
     dead = drain(url, "correos.dlq")
     assert [body for _, body in dead] == odd
     assert all(props.headers["x-cartero-attempt"] == 1 for props, _ in dead)
+
+
+def test_a_php_queued_subject_with_any_line_break_is_sent_on_one_line(url: str, tmp_path: Path) -> None:
+    mail_dir = tmp_path / "mail"
+    subject = "Cita\u2028confirmada\x0bpara\x1cel\x85jueves\u2029\x0c\x1d\x1e\r\nya"
+    with running(loop_for(url, FileProvider(mail_dir), tmp_path)):
+        publish(url, "correos", {**email_message("lines"), "asunto": subject}, php=True)
+        wait_until(lambda: queue_depth(url, "logs") == 1, timeout=10, what="the event")
+    assert [e["evento"] for e in events(url)] == ["consumido"]
+    parsed = email.message_from_bytes((mail_dir / "lines.eml").read_bytes(), policy=email.policy.default)
+    assert parsed["Subject"] == "Cita confirmada para el jueves ya"

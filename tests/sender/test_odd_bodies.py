@@ -1,5 +1,5 @@
-"""Bodies at the edges of what a parser can hold: a 422 problem, before any use of the token is
-spent, whatever token came with them."""
+"""Bodies at the edges of what a parser or a mail header can hold: a 422 problem, before any
+use of the token is spent, whatever token came with them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cartero_common.schemas import LINE_BREAKS
 from sender.app import create_app
 from tests.sender.conftest import sender_settings
 from tests.support import queue_depth
@@ -80,3 +81,40 @@ def test_nesting_within_the_limit_is_accepted(
     )
     assert response.status_code == 202, response.text
     assert queue_depth(broker_url, "cola_sms") == 1
+
+
+@pytest.mark.parametrize("separator", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])
+@pytest.mark.parametrize("as_form", [False, True], ids=["json", "form"])
+def test_a_subject_that_would_split_is_a_422_and_spends_nothing(
+    anonymous: TestClient, broker_url: str, validator: RunningValidator, separator: str, as_form: bool
+) -> None:
+    token, token_id = validator.tokens.make("application", "subjects", restriction="max_uses", limit=3)
+    email = {"destinatario": "ana@example.com", "asunto": f"Cita{separator}Bcc: x@evil.example", "cuerpo": "B"}
+    headers = {"Authorization": f"Bearer {token}"}
+    response = (
+        anonymous.post("/v1/email", data=email, headers=headers)
+        if as_form
+        else anonymous.post("/v1/email", json=email, headers=headers)
+    )
+    problem = _invalid_request(response)
+    assert [error["field"] for error in problem["errors"]] == ["asunto"]
+    assert validator.tokens.used(token_id) == 0
+    _nothing_published(broker_url)
+
+
+def test_a_subject_with_separators_only_at_its_ends_is_trimmed_and_accepted(
+    anonymous: TestClient, broker_url: str, validator: RunningValidator
+) -> None:
+    token, token_id = validator.tokens.make("application", "subjects-ok", restriction="max_uses", limit=3)
+    email = {"destinatario": "ana@example.com", "asunto": "\u2028 Cita \u2029\r\n", "cuerpo": "línea 1\u2028línea 2"}
+    response = anonymous.post("/v1/email", json=email, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 202, response.text
+    assert validator.tokens.used(token_id) == 1
+
+
+def test_the_subject_rule_is_in_the_openapi(anonymous: TestClient) -> None:
+    document = anonymous.get("/openapi.json").json()
+    content = document["paths"]["/v1/email"]["post"]["requestBody"]["content"]
+    for media in ("application/json", "application/x-www-form-urlencoded"):
+        subject = content[media]["schema"]["properties"]["asunto"]
+        assert subject["pattern"] and subject["maxLength"] == 998
