@@ -32,6 +32,13 @@ LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 # The same set as a pattern written in escapes that ECMA-262, JSON Schema and Python all read alike.
 ONE_LINE_PATTERN = r"^[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*$"
 
+# What the validators below check, as JSON Schema patterns for the OpenAPI document, so that a
+# client (or schemathesis) can tell a valid request from its schema alone. A JSON Schema pattern
+# is searched for, not matched whole: `\S` reads "not blank".
+NOT_BLANK_PATTERN = r"\S"
+SUBJECT_PATTERN = r"^[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*\S[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*$"
+PHONE_PATTERN = r"^[\s\-.()]*(?:\+[\s\-.()]*)?(?:[0-9][\s\-.()]*){7,15}$"
+
 Evento = Literal["enviado", "consumido", "reintento", "fallido", "rechazado", "creacion", "eliminacion"]
 
 
@@ -63,19 +70,39 @@ def _one_line(value: str) -> str:
     return value
 
 
-EmailAddress = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalize_email)]
-Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_phone)]
-SmsText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SMS_TEXT), AfterValidator(_not_blank)]
-# The pattern is for the OpenAPI document (clients, schemathesis); `_one_line` is the check, with
-# a message that says what is wrong instead of repeating the pattern.
+EmailAddress = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    Field(json_schema_extra={"format": "email"}),
+    AfterValidator(normalize_email),
+]
+Phone = Annotated[
+    str,
+    StringConstraints(max_length=32),
+    Field(json_schema_extra={"pattern": PHONE_PATTERN}),
+    AfterValidator(normalize_phone),
+]
+# Each pattern documents the check after it, which stays the check: its message says what is
+# wrong instead of repeating a pattern.
+SmsText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SMS_TEXT),
+    Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN}),
+    AfterValidator(_not_blank),
+]
 Subject = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_SUBJECT),
-    Field(json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+    Field(json_schema_extra={"pattern": SUBJECT_PATTERN}),
     AfterValidator(_not_blank),
     AfterValidator(_one_line),
 ]
-EmailBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EMAIL_BODY), AfterValidator(_not_blank)]
+EmailBody = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_EMAIL_BODY),
+    Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN}),
+    AfterValidator(_not_blank),
+]
 
 
 class SmsRequest(BaseModel):

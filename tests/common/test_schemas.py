@@ -5,12 +5,19 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cartero_common.clock import FixedClock, fecha
 from cartero_common.schemas import (
     LINE_BREAKS,
+    MAX_SMS_TEXT,
+    MAX_SUBJECT,
+    NOT_BLANK_PATTERN,
     ONE_LINE_PATTERN,
+    PHONE_PATTERN,
+    SUBJECT_PATTERN,
     EmailRequest,
     SmsRequest,
     consumed_event,
@@ -129,3 +136,34 @@ def test_consumed_event() -> None:
     assert event["fecha_consumo"] == "2026-01-01 10:00:01"
     assert event["cuerpo"] == "Registro consumido por un consumidor"
     assert event["id"] == "m1" and event["cola"] == "cola_sms"
+
+
+PHONES_ACCEPTED = ["+34600111222", "600111222", "+34 600-111-222", "(91) 555.12.34", "1234567", "+123456789012345"]
+PHONES_REFUSED = ["", "123456", "1234567890123456", "+", "abcdefgh", "60011122a", "++34600111222", "34+600"]
+
+
+def test_the_documented_phone_pattern_agrees_with_the_check() -> None:
+    pattern = re.compile(PHONE_PATTERN)
+    assert all(pattern.search(raw) for raw in PHONES_ACCEPTED)
+    assert not any(pattern.search(raw) for raw in PHONES_REFUSED)
+
+
+@given(
+    text=st.from_regex(NOT_BLANK_PATTERN).filter(lambda s: len(s) <= MAX_SMS_TEXT),
+    asunto=st.from_regex(SUBJECT_PATTERN).filter(lambda s: len(s) <= MAX_SUBJECT),
+    telefono=st.from_regex(PHONE_PATTERN),  # its length is maxLength's, documented on its own
+)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+def test_what_the_document_allows_the_checks_accept(text: str, asunto: str, telefono: str) -> None:
+    """The OpenAPI patterns are no looser than the checks they document."""
+    SmsRequest.model_validate({"mensaje": text, "telefono": "600111222"})
+    EmailRequest.model_validate({"destinatario": "ana@example.com", "asunto": asunto, "cuerpo": text})
+    normalize_phone(telefono)
+
+
+def test_the_document_states_each_rule() -> None:
+    sms = SmsRequest.model_json_schema()["properties"]
+    email = EmailRequest.model_json_schema()["properties"]
+    assert sms["telefono"]["pattern"] == PHONE_PATTERN and sms["mensaje"]["pattern"] == NOT_BLANK_PATTERN
+    assert email["asunto"]["pattern"] == SUBJECT_PATTERN and email["cuerpo"]["pattern"] == NOT_BLANK_PATTERN
+    assert email["destinatario"]["format"] == "email"
