@@ -124,12 +124,27 @@ class EmailRequest(BaseModel):
     cuerpo: EmailBody
 
 
+# A message id is a ledger key, an AMQP message-id, a column of the message log and part of an
+# email's Message-ID header: a control character or a line break in it fails one of those on
+# every delivery (PostgreSQL refuses NUL, a mail header any line break), so it is not read.
+_CONTROL_OR_LINE_BREAK = re.compile(f"[\x00-\x1f\x7f-\x9f{re.escape(LINE_BREAKS)}]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL_OR_LINE_BREAK.search(value):
+        raise ValueError("must hold no control characters or line breaks")
+    return value
+
+
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_control_characters)]
+
+
 class SmsMessage(BaseModel):
     """What `cola_sms` carries: `{"id", "mensaje", "telefono", "fecha"}`."""
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, max_length=200)
+    id: MessageId
     mensaje: str
     telefono: str
     fecha: str | None = None
@@ -140,7 +155,7 @@ class EmailMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, max_length=200)
+    id: MessageId
     destinatario: str
     asunto: str
     cuerpo: str

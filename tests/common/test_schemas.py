@@ -18,7 +18,9 @@ from cartero_common.schemas import (
     ONE_LINE_PATTERN,
     PHONE_PATTERN,
     SUBJECT_PATTERN,
+    EmailMessage,
     EmailRequest,
+    SmsMessage,
     SmsRequest,
     consumed_event,
     normalize_phone,
@@ -167,3 +169,12 @@ def test_the_document_states_each_rule() -> None:
     assert sms["telefono"]["pattern"] == PHONE_PATTERN and sms["mensaje"]["pattern"] == NOT_BLANK_PATTERN
     assert email["asunto"]["pattern"] == SUBJECT_PATTERN and email["cuerpo"]["pattern"] == NOT_BLANK_PATTERN
     assert email["destinatario"]["format"] == "email"
+
+
+@pytest.mark.parametrize("message_id", ["a\x00b", "a\nb", "a\rb", "a\tb", "a\x7fb", "a\x85b", "a\u2028b", ""])
+def test_a_message_id_must_be_printable(message_id: str) -> None:
+    with pytest.raises(ValidationError, match="id"):
+        SmsMessage.model_validate({"id": message_id, "mensaje": "hola", "telefono": "600111222"})
+    with pytest.raises(ValidationError, match="id"):
+        EmailMessage.model_validate({"id": message_id, "destinatario": "a@b.es", "asunto": "a", "cuerpo": "b"})
+    assert SmsMessage.model_validate({"id": "65f1c2ab3d9e1 ñ-_.:/", "mensaje": "x", "telefono": "1"})

@@ -196,3 +196,24 @@ def test_json_past_the_parsers_limits_is_dead_lettered_at_once_without_failing_i
     assert all(props.headers["x-cartero-outcome"] == "rechazado" for props, _ in dead)
     assert all(props.headers["x-cartero-attempt"] == 1 for props, _ in dead)
     assert queue_depth(url, "cola_sms") == 0
+
+
+def test_an_id_with_a_control_character_is_dead_lettered_at_once_without_failing_its_batch(
+    url: str, database_url: str
+) -> None:
+    """PostgreSQL refuses NUL in the ledger's key: such an id would fail its batch on every try."""
+    provider = RecordingProvider()
+    clock = FixedClock(datetime(2026, 7, 1, 8, 0, tzinfo=UTC))
+    handler = make_handler(provider, ledger=ledger_for(database_url, "cola_sms"), clock=clock)
+    loop = ConsumerLoop(url=url, queue="cola_sms", handler=handler, policy=POLICY, batch_size=10, clock=clock)
+    odd = [sms("ctl-\x00-nul"), sms("ctl-\n-newline"), sms("ctl-\u2028-separator"), sms("ctl-\x7f-delete")]
+    with running(loop):
+        publish(url, "cola_sms", sms("ctl-before"))
+        for message in odd:
+            publish(url, "cola_sms", json.dumps(message).encode())  # as bytes: no AMQP message-id
+        publish(url, "cola_sms", sms("ctl-after"))
+        wait_until(lambda: queue_depth(url, "cola_sms.dlq") == len(odd), timeout=10, what="the odd ones dead")
+        wait_until(lambda: queue_depth(url, "logs") == len(odd) + 2, timeout=10, what="every event")
+    assert [m.id for m in provider.sent] == ["ctl-before", "ctl-after"]
+    assert sorted(e["evento"] for e in events(url)) == ["consumido"] * 2 + ["rechazado"] * len(odd)
+    assert all(props.headers["x-cartero-attempt"] == 1 for props, _ in drain(url, "cola_sms.dlq"))
