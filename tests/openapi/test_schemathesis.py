@@ -94,13 +94,13 @@ def _validator_headers(path: str) -> dict[str, str]:
 
 
 @SENDER.parametrize()
-@_bounded(15)
+@_bounded(10)
 def test_sender(case: schemathesis.Case[Any], sender_api: Target) -> None:
     """Every default check: the sender's document states its rules and its problems."""
     case.call_and_validate(base_url=sender_api.url, headers=sender_api.headers)
 
 
 @VALIDATOR.parametrize()
-@_bounded(6)
+@_bounded(4)
 def test_validator(case: schemathesis.Case[Any], validator_api: str) -> None:
     case.call_and_validate(base_url=validator_api, headers=_validator_headers(case.path), checks=VALIDATOR_CHECKS)
