@@ -26,6 +26,18 @@ MAX_EMAIL_BODY = 60_000  # stays inside the sender's 64 KiB body limit
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
 _PHONE = re.compile(r"\+?[0-9]{7,15}")
+# Every character `str.splitlines()` breaks a line at. A mail header may hold none of them (Python's
+# email package refuses each one), so a subject with one inside can never be sent.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+# The same set as a pattern written in escapes that ECMA-262, JSON Schema and Python all read alike.
+ONE_LINE_PATTERN = r"^[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*$"
+
+# What the validators below check, as JSON Schema patterns for the OpenAPI document, so that a
+# client (or schemathesis) can tell a valid request from its schema alone. A JSON Schema pattern
+# is searched for, not matched whole: `\S` reads "not blank".
+NOT_BLANK_PATTERN = r"\S"
+SUBJECT_PATTERN = r"^[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*\S[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*$"
+PHONE_PATTERN = r"^[\s\-.()]*(?:\+[\s\-.()]*)?(?:[0-9][\s\-.()]*){7,15}$"
 
 Evento = Literal["enviado", "consumido", "reintento", "fallido", "rechazado", "creacion", "eliminacion"]
 
@@ -52,11 +64,45 @@ def _not_blank(value: str) -> str:
     return value
 
 
-EmailAddress = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalize_email)]
-Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_phone)]
-SmsText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SMS_TEXT), AfterValidator(_not_blank)]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT), AfterValidator(_not_blank)]
-EmailBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EMAIL_BODY), AfterValidator(_not_blank)]
+def _one_line(value: str) -> str:
+    if len(value.splitlines()) > 1:
+        raise ValueError("must be one line: no line, paragraph or record separators")
+    return value
+
+
+EmailAddress = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    Field(json_schema_extra={"format": "email"}),
+    AfterValidator(normalize_email),
+]
+Phone = Annotated[
+    str,
+    StringConstraints(max_length=32),
+    Field(json_schema_extra={"pattern": PHONE_PATTERN}),
+    AfterValidator(normalize_phone),
+]
+# Each pattern documents the check after it, which stays the check: its message says what is
+# wrong instead of repeating a pattern.
+SmsText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SMS_TEXT),
+    Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN}),
+    AfterValidator(_not_blank),
+]
+Subject = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SUBJECT),
+    Field(json_schema_extra={"pattern": SUBJECT_PATTERN}),
+    AfterValidator(_not_blank),
+    AfterValidator(_one_line),
+]
+EmailBody = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_EMAIL_BODY),
+    Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN}),
+    AfterValidator(_not_blank),
+]
 
 
 class SmsRequest(BaseModel):
@@ -78,12 +124,27 @@ class EmailRequest(BaseModel):
     cuerpo: EmailBody
 
 
+# A message id is a ledger key, an AMQP message-id, a column of the message log and part of an
+# email's Message-ID header: a control character or a line break in it fails one of those on
+# every delivery (PostgreSQL refuses NUL, a mail header any line break), so it is not read.
+_CONTROL_OR_LINE_BREAK = re.compile(f"[\x00-\x1f\x7f-\x9f{re.escape(LINE_BREAKS)}]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL_OR_LINE_BREAK.search(value):
+        raise ValueError("must hold no control characters or line breaks")
+    return value
+
+
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_control_characters)]
+
+
 class SmsMessage(BaseModel):
     """What `cola_sms` carries: `{"id", "mensaje", "telefono", "fecha"}`."""
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, max_length=200)
+    id: MessageId
     mensaje: str
     telefono: str
     fecha: str | None = None
@@ -94,7 +155,7 @@ class EmailMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, max_length=200)
+    id: MessageId
     destinatario: str
     asunto: str
     cuerpo: str

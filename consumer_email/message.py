@@ -8,9 +8,10 @@ from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
 from email.utils import format_datetime, parseaddr
 
-from cartero_common.wire import EmailMessage
+from cartero_common.wire import LINE_BREAKS, EmailMessage
 
-_LINE_BREAKS = re.compile(r"[\r\n]+")
+# Every line break `str.splitlines()` knows: the email package refuses each one in a header.
+_LINE_BREAKS = re.compile(f"[{re.escape(LINE_BREAKS)}]+")
 
 
 def sender_domain(sender: str) -> str:
@@ -20,7 +21,8 @@ def sender_domain(sender: str) -> str:
 
 def build_email(email: EmailMessage, *, sender: str, now: datetime) -> MimeMessage:
     """The message id becomes the Message-ID, so a resent copy is recognisably the same mail.
-    A subject cannot carry line breaks (header injection); they become spaces."""
+    A subject cannot carry line breaks (header injection), of any kind: they become spaces. (The
+    sender refuses such a subject; a message the PHP senders queued may still hold one.)"""
     message = MimeMessage()
     message["From"] = sender
     message["To"] = Address(addr_spec=email.destinatario)

@@ -8,6 +8,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cartero_common.db import new_metadata
 
+# The lengths of the event's text columns; what comes off the queue is cut to them.
+ID_LENGTH = 200
+EVENTO_LENGTH = 40
+COLA_LENGTH = 200
+
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
@@ -19,9 +24,9 @@ class Event(Base):
     __tablename__ = "events"
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    message_id: Mapped[str | None] = mapped_column(String(200))
-    evento: Mapped[str | None] = mapped_column(String(40))
-    cola: Mapped[str | None] = mapped_column(String(200))
+    message_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    evento: Mapped[str | None] = mapped_column(String(EVENTO_LENGTH))
+    cola: Mapped[str | None] = mapped_column(String(COLA_LENGTH))
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     readable: Mapped[bool]
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)

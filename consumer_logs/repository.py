@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cartero_common.db import insert_ignoring_duplicates
-from consumer_logs.models import Event
+from cartero_common.json_input import NotJson, parse_json
+from consumer_logs.models import COLA_LENGTH, EVENTO_LENGTH, ID_LENGTH, Event
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,12 @@ def event_row(body: bytes, *, message_id: str | None, now: datetime) -> dict[str
     stored_at = now.astimezone(UTC)
     digest = hashlib.sha256(f"{message_id or ''}\n".encode() + body).hexdigest()
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = parse_json(body)
+    except NotJson:
         payload = None
     if not isinstance(payload, dict):
         return {
-            "message_id": message_id,
+            "message_id": _column_text(message_id, ID_LENGTH),
             "evento": None,
             "cola": None,
             "stored_at": stored_at,
@@ -46,9 +46,9 @@ def event_row(body: bytes, *, message_id: str | None, now: datetime) -> dict[str
         }
     found_id = payload.get("id")
     return {
-        "message_id": _short_str(found_id) if found_id is not None else message_id,
-        "evento": _short_str(payload.get("evento")),
-        "cola": _short_str(payload.get("cola")),
+        "message_id": _column_text(found_id if found_id is not None else message_id, ID_LENGTH),
+        "evento": _column_text(payload.get("evento"), EVENTO_LENGTH),
+        "cola": _column_text(payload.get("cola"), COLA_LENGTH),
         "stored_at": stored_at,
         "readable": True,
         "payload": payload,
@@ -57,8 +57,10 @@ def event_row(body: bytes, *, message_id: str | None, now: datetime) -> dict[str
     }
 
 
-def _short_str(value: Any) -> str | None:
-    return str(value)[:200] if value is not None else None
+def _column_text(value: Any, length: int) -> str | None:
+    """`value` as its column can hold it: cut to the column's length, NUL replaced (PostgreSQL
+    refuses both, and one refused row would fail the whole batch's transaction)."""
+    return str(value)[:length].replace("\x00", "\ufffd") if value is not None else None
 
 
 def add_events(session: Session, rows: list[dict[str, Any]]) -> None:

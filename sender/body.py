@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
 
 from cartero_common.http import Problem
+from cartero_common.json_input import NotJson, parse_json
 
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -57,9 +57,9 @@ async def parse_fields(request: Request, limit: int) -> dict[str, Any]:
         raise Problem(422, "invalid_request", "The body is not valid UTF-8.") from None
     if kind == JSON_TYPE:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise Problem(422, "invalid_request", f"The body is not valid JSON: {exc.msg}.") from None
+            data = parse_json(text)
+        except NotJson as exc:
+            raise Problem(422, "invalid_request", f"The body is not valid JSON: {exc}.") from None
         if not isinstance(data, dict):
             raise Problem(422, "invalid_request", "The body must be a JSON object.")
         return data

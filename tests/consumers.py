@@ -58,6 +58,24 @@ def email(message_id: str, destinatario: str = "ana@example.com") -> dict[str, A
     }
 
 
+def odd_json(good: dict[str, Any]) -> list[bytes]:
+    """Bodies past what a JSON parser holds: nested 30,000 deep, then `good`'s fields (an id of
+    their own) with a deep extra field, one nested a level past the accepted depth, a 5,000-digit
+    integer, a lone surrogate."""
+    fields = json.dumps({k: v for k, v in good.items() if k != "id"}, ensure_ascii=False)[1:-1]
+
+    def body(message_id: str, extra: str) -> bytes:
+        return ("{" + fields + f', "id": "{message_id}", ' + extra + "}").encode()
+
+    return [
+        b"[" * 30_000 + b"]" * 30_000,
+        body("odd-deep", '"x": ' + "[" * 5_000 + "]" * 5_000),
+        body("odd-65", '"x": ' + "[" * 64 + "]" * 64),
+        body("odd-int", '"n": ' + "7" * 5_000),
+        body("odd-surrogate", '"nota": "\\ud800"'),
+    ]
+
+
 def events(url: str) -> list[dict[str, Any]]:
     """Every event now on `logs` (removed from the queue)."""
     return [json.loads(body) for _, body in drain(url, "logs")]

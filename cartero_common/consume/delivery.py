@@ -17,7 +17,6 @@ commit; idempotent ones (log, file) take batches and commit once per batch.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from cartero_common.clock import Clock
 from cartero_common.consume.ledger import Ledger
 from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure, Unreadable
+from cartero_common.json_input import NotJson, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def read_message(delivery: Delivery, model: type[M], *, max_body: int = DEFAULT_
     if len(delivery.body) > max_body:
         raise Unreadable(f"body of {len(delivery.body)} bytes is over the {max_body}-byte limit")
     try:
-        payload = json.loads(delivery.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = parse_json(delivery.body)
+    except NotJson as exc:
         raise Unreadable(f"body is not UTF-8 JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise Unreadable(f"body is JSON but not an object ({type(payload).__name__})")

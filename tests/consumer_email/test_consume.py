@@ -18,9 +18,9 @@ from cartero_common.clock import FixedClock
 from cartero_common.consume import ConsumerLoop
 from consumer_email.handler import make_handler
 from consumer_email.providers import EmailProvider, FileProvider, SmtpProvider
-from tests.consumers import FAST_DELAYS, events, ledger_for, publish, running
+from tests.consumers import FAST_DELAYS, events, ledger_for, odd_json, publish, running
 from tests.consumers import email as email_message
-from tests.support import free_port, isolated_vhost, queue_depth, wait_until
+from tests.support import drain, free_port, isolated_vhost, queue_depth, wait_until
 
 SENDER = "Cartero <avisos@cartero.example>"
 
@@ -175,3 +175,33 @@ def test_smtp_login_and_a_refused_login(url: str, tmp_path: Path) -> None:
         controller.stop()
     failed = [e for e in events(url) if e["evento"] == "fallido"]
     assert len(failed) == 1 and "535" in failed[0]["motivo"]  # a wrong password will not fix itself
+
+
+def test_json_past_the_parsers_limits_is_dead_lettered_at_once_without_failing_its_batch(
+    url: str, tmp_path: Path
+) -> None:
+    mail_dir = tmp_path / "mail"
+    odd = odd_json(email_message("odd"))
+    with running(loop_for(url, FileProvider(mail_dir), tmp_path)):  # batches of 10
+        publish(url, "correos", email_message("before"))
+        for body in odd:
+            publish(url, "correos", body)
+        publish(url, "correos", email_message("after"))
+        wait_until(lambda: queue_depth(url, "correos.dlq") == len(odd), timeout=10, what="the odd ones dead")
+        wait_until(lambda: queue_depth(url, "logs") == len(odd) + 2, timeout=10, what="every event")
+    assert sorted(p.name for p in mail_dir.iterdir()) == ["after.eml", "before.eml"]
+    assert sorted(e["evento"] for e in events(url)) == ["consumido"] * 2 + ["rechazado"] * len(odd)
+    dead = drain(url, "correos.dlq")
+    assert [body for _, body in dead] == odd
+    assert all(props.headers["x-cartero-attempt"] == 1 for props, _ in dead)
+
+
+def test_a_php_queued_subject_with_any_line_break_is_sent_on_one_line(url: str, tmp_path: Path) -> None:
+    mail_dir = tmp_path / "mail"
+    subject = "Cita\u2028confirmada\x0bpara\x1cel\x85jueves\u2029\x0c\x1d\x1e\r\nya"
+    with running(loop_for(url, FileProvider(mail_dir), tmp_path)):
+        publish(url, "correos", {**email_message("lines"), "asunto": subject}, php=True)
+        wait_until(lambda: queue_depth(url, "logs") == 1, timeout=10, what="the event")
+    assert [e["evento"] for e in events(url)] == ["consumido"]
+    parsed = email.message_from_bytes((mail_dir / "lines.eml").read_bytes(), policy=email.policy.default)
+    assert parsed["Subject"] == "Cita confirmada para el jueves ya"

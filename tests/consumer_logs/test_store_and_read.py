@@ -11,7 +11,7 @@ from typing import Any
 import pika
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import sessionmaker
 
 from cartero_common.clock import FixedClock
@@ -21,6 +21,7 @@ from consumer_logs.__main__ import ALEMBIC
 from consumer_logs.api import create_app
 from consumer_logs.handler import make_handler
 from consumer_logs.models import Event
+from tests.consumers import odd_json
 from tests.support import isolated_vhost, wait_until
 
 
@@ -133,3 +134,50 @@ def test_a_redelivered_event_is_stored_once(consuming: tuple[str, FixedClock], s
         ("reintento", 1),
         ("reintento", 2),
     ]
+
+
+def test_json_past_the_parsers_limits_is_stored_unreadable_with_its_batch(
+    consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]
+) -> None:
+    url, _ = consuming
+    api = TestClient(create_app(sessions))
+    odd = odd_json({"id": "odd", "evento": "enviado", "cola": "cola_sms"})
+    _publish(url, json.dumps({"id": "before", "evento": "enviado"}).encode())
+    for body in odd:
+        _publish(url, body)
+    _publish(url, json.dumps({"id": "after", "evento": "enviado"}).encode())
+    total = len(odd) + 2
+    found = wait_until(
+        lambda: (e := api.get("/v1/events").json()) and len(e) == total and e, timeout=10, what="every event"
+    )
+    assert [e["readable"] for e in found] == [True] + [False] * len(odd) + [True]
+    assert [found[0]["id"], found[-1]["id"]] == ["before", "after"]
+    assert [e["raw"].encode() for e in found[1:-1]] == odd
+
+
+def test_text_a_column_cannot_hold_is_cut_to_fit_with_its_batch(
+    consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]
+) -> None:
+    """PostgreSQL refuses NUL in text and a value over a column's length; SQLite takes both."""
+    url, _ = consuming
+    api = TestClient(create_app(sessions))
+    _publish(url, json.dumps({"id": "before", "evento": "enviado"}).encode())
+    _publish(
+        url, json.dumps({"id": "nul\u0000id", "evento": "enviado\u0000", "cola": "c\u0000", "nota": "a\u0000"}).encode()
+    )
+    _publish(url, json.dumps({"id": "i" * 300, "evento": "e" * 100, "cola": "c" * 300}).encode())
+    _publish(url, b"not json", message_id="m" * 250)
+    _publish(url, b"not json either", message_id="nul\x00m")
+    _publish(url, json.dumps({"id": "after", "evento": "enviado"}).encode())
+    wait_until(lambda: len(api.get("/v1/events").json()) == 6, timeout=10, what="6 events")
+    with sessions() as session:
+        rows = session.execute(select(Event.message_id, Event.evento, Event.cola).order_by(Event.seq)).all()
+    assert [tuple(row) for row in rows] == [
+        ("before", "enviado", None),
+        ("nul\ufffdid", "enviado\ufffd", "c\ufffd"),
+        ("i" * 200, "e" * 40, "c" * 200),
+        ("m" * 200, None, None),
+        ("nul\ufffdm", None, None),
+        ("after", "enviado", None),
+    ]
+    assert api.get("/v1/events", params={"id": "nul\ufffdid"}).json()[0]["nota"] == "a\u0000"

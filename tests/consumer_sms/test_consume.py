@@ -18,7 +18,7 @@ from cartero_common.consume import ConsumerLoop
 from cartero_common.wire import SmsMessage
 from consumer_sms.handler import make_handler
 from consumer_sms.providers import HttpGateway
-from tests.consumers import FAST_DELAYS, Gateway, events, ledger_for, publish, running, sms, vhost_of
+from tests.consumers import FAST_DELAYS, Gateway, events, ledger_for, odd_json, publish, running, sms, vhost_of
 from tests.support import drain, isolated_vhost, queue_depth, unavailable, wait_until
 
 POLICY = RetryPolicy(max_attempts=3, delays=parse_delays(FAST_DELAYS))
@@ -173,3 +173,47 @@ def test_a_real_php_senders_message_is_processed(url: str, tmp_path: Path) -> No
         wait_until(lambda: queue_depth(url, "logs") == 1, timeout=10, what="its event")
     (event,) = events(url)
     assert event["evento"] == "consumido" and event["mensaje"] == "¡hola!"
+
+
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_json_past_the_parsers_limits_is_dead_lettered_at_once_without_failing_its_batch(
+    url: str, tmp_path: Path, batch_size: int
+) -> None:
+    provider = RecordingProvider()
+    odd = odd_json(sms("odd"))
+    with running(loop_for(url, provider, tmp_path, batch_size=batch_size)):
+        publish(url, "cola_sms", sms("before"))
+        for body in odd:
+            publish(url, "cola_sms", body)
+        publish(url, "cola_sms", sms("after"))
+        wait_until(lambda: queue_depth(url, "cola_sms.dlq") == len(odd), timeout=10, what="the odd ones dead")
+        wait_until(lambda: queue_depth(url, "logs") == len(odd) + 2, timeout=10, what="every event")
+    assert [m.id for m in provider.sent] == ["before", "after"]
+    found = events(url)
+    assert sorted(e["evento"] for e in found) == ["consumido"] * 2 + ["rechazado"] * len(odd)
+    dead = drain(url, "cola_sms.dlq")
+    assert [body for _, body in dead] == odd  # untouched, in order, each on its first attempt
+    assert all(props.headers["x-cartero-outcome"] == "rechazado" for props, _ in dead)
+    assert all(props.headers["x-cartero-attempt"] == 1 for props, _ in dead)
+    assert queue_depth(url, "cola_sms") == 0
+
+
+def test_an_id_with_a_control_character_is_dead_lettered_at_once_without_failing_its_batch(
+    url: str, database_url: str
+) -> None:
+    """PostgreSQL refuses NUL in the ledger's key: such an id would fail its batch on every try."""
+    provider = RecordingProvider()
+    clock = FixedClock(datetime(2026, 7, 1, 8, 0, tzinfo=UTC))
+    handler = make_handler(provider, ledger=ledger_for(database_url, "cola_sms"), clock=clock)
+    loop = ConsumerLoop(url=url, queue="cola_sms", handler=handler, policy=POLICY, batch_size=10, clock=clock)
+    odd = [sms("ctl-\x00-nul"), sms("ctl-\n-newline"), sms("ctl-\u2028-separator"), sms("ctl-\x7f-delete")]
+    with running(loop):
+        publish(url, "cola_sms", sms("ctl-before"))
+        for message in odd:
+            publish(url, "cola_sms", json.dumps(message).encode())  # as bytes: no AMQP message-id
+        publish(url, "cola_sms", sms("ctl-after"))
+        wait_until(lambda: queue_depth(url, "cola_sms.dlq") == len(odd), timeout=10, what="the odd ones dead")
+        wait_until(lambda: queue_depth(url, "logs") == len(odd) + 2, timeout=10, what="every event")
+    assert [m.id for m in provider.sent] == ["ctl-before", "ctl-after"]
+    assert sorted(e["evento"] for e in events(url)) == ["consumido"] * 2 + ["rechazado"] * len(odd)
+    assert all(props.headers["x-cartero-attempt"] == 1 for props, _ in drain(url, "cola_sms.dlq"))
