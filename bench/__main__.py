@@ -168,7 +168,9 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--sender-workers", type=int, default=2)
     parser.add_argument("--validator-workers", type=int, default=2)
-    parser.add_argument("--readme", action="store_true", help="print the README's Performance table from --output")
+    parser.add_argument(
+        "--readme", action="store_true", help="print docs/performance.md's Performance table from --output"
+    )
     args = parser.parse_args()
     if args.readme:
         print(readme(json.loads(args.output.read_text())))

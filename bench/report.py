@@ -95,7 +95,7 @@ UNITS = {
 
 
 def readme(results: dict[str, Any]) -> str:
-    """The README's Performance table, from a results.json as the harness wrote it."""
+    """The Performance table of docs/performance.md, from a results.json as the harness wrote it."""
     box, load, settings = results["machine"], results["load_average"], results["settings"]
     lines = [
         f"Run `{results['when']}` ({results['mode']}, {results['seconds']} s): {box['cores']} cores, {box['cpu']}, "

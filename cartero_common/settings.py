@@ -11,7 +11,7 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
 
 class ServiceSettings(BaseSettings):
-    """Names shared by every service (DESIGN §3). Field names are the env var names."""
+    """Names shared by every service (docs/design.md §3). Field names are the env var names."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 

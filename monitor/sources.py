@@ -2,7 +2,7 @@
 
 `prometheus` sees ready + unacknowledged (`rabbitmq_queue_messages`, the plugin's total depth).
 `amqp` sees only what a passive declare returns: the ready count and the number of consumers;
-messages delivered but not yet acked are invisible to it (README, "What each source sees").
+messages delivered but not yet acked are invisible to it (docs/monitor.md, "Depth sources").
 """
 
 from __future__ import annotations

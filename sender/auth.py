@@ -16,7 +16,7 @@ MAX_TOKEN_LENGTH = 256
 MAX_IDEMPOTENCY_KEY = 255
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
-# DESIGN §4: each refusal code and its status.
+# docs/design.md §4: each refusal code and its status.
 REFUSAL_STATUS = {
     "missing_token": 401,
     "invalid_token": 401,

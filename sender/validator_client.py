@@ -34,7 +34,7 @@ class ValidatorUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Verdict:
-    """The validator's answer to `POST /v1/validate` (DESIGN §6)."""
+    """The validator's answer to `POST /v1/validate` (docs/design.md §6)."""
 
     allowed: bool
     code: str

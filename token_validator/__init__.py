@@ -1,1 +1,1 @@
-"""token_validator: bearer tokens, their quotas, and every decision about them (DESIGN §6)."""
+"""token_validator: bearer tokens, their quotas, and every decision about them (docs/design.md §6)."""

@@ -1,6 +1,6 @@
 """One decision about one presented token (`POST /v1/validate`).
 
-Checks in the DESIGN's order: exists → revoked → expired → owner disabled → action → quota; a
+Checks in docs/design.md §6's order: exists → revoked → expired → owner disabled → action → quota; a
 refusal earlier in the list spends nothing, and every refusal is stored.
 
 The hot path is one statement: a conditional UPDATE of the token row that carries every check in

@@ -1,6 +1,6 @@
 """Each consumer's own queues next to the shared one: `<q>.retry.<delay>` and `<q>.dlq`.
 
-The shared queue stays durable with no arguments (DESIGN §5). The retry queues are ours, so
+The shared queue stays durable with no arguments (docs/design.md §5). The retry queues are ours, so
 they carry the arguments: a per-queue TTL and dead-lettering back to `<q>` through the default
 exchange. One retry queue per delay, not one queue with per-message expiry: RabbitMQ expires
 messages only from the head of a queue, so a 10-minute message would hold back a 5-second one

@@ -25,7 +25,7 @@ from cartero_common.wire import QUEUE_LOGS
 log = logging.getLogger(__name__)
 
 
-# Measured with the log provider (README, "Prefetch and drain rate"): the drain rate climbs up
+# Measured with the log provider (docs/consumers.md, "Prefetch and drain rate"): the drain rate climbs up
 # to about 500 in flight and is flat after. A provider that is slow per message (HTTP, SMTP)
 # gains nothing from a deep buffer, and a deep buffer on one process starves the others the
 # monitor starts, so those get a shallow one.

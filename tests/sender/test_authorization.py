@@ -1,4 +1,4 @@
-"""The sender's bearer tokens against a real validator and broker: DESIGN §4's codes and headers,
+"""The sender's bearer tokens against a real validator and broker: docs/design.md §4's codes and headers,
 fail closed, refunds, and nothing spent or published for a request that is refused."""
 
 from __future__ import annotations
