@@ -6,6 +6,8 @@ import logging
 
 from prometheus_client import Counter, Histogram, start_http_server
 
+from cartero_common.wire import Settled
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -60,7 +62,7 @@ class ConsumerMetrics:
         if counter is None:
             counter = self._outcomes[outcome] = CONSUMER_MESSAGES.labels(self.queue, outcome)
         counter.inc()
-        if outcome == "reintento":
+        if outcome == Settled.RETRYING:
             self._retries.inc()
-        elif outcome in ("fallido", "rechazado"):
+        elif outcome in (Settled.FAILED, Settled.REJECTED):
             CONSUMER_DEAD_LETTERS.labels(self.queue, outcome).inc()

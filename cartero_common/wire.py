@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -39,7 +40,33 @@ NOT_BLANK_PATTERN = r"\S"
 SUBJECT_PATTERN = r"^[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*\S[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*$"
 PHONE_PATTERN = r"^[\s\-.()]*(?:\+[\s\-.()]*)?(?:[0-9][\s\-.()]*){7,15}$"
 
-Evento = Literal["enviado", "consumido", "reintento", "fallido", "rechazado", "creacion", "eliminacion"]
+
+class Evento(StrEnum):
+    """The `evento` of a `logs` event, spelt as the wire (and the PHP side) spells it. Inside the
+    code each has an English name; the Spanish word exists only here."""
+
+    SENT = "enviado"  # a sender queued the message
+    CONSUMED = "consumido"  # a consumer delivered it (or found it already delivered)
+    RETRYING = "reintento"  # an attempt failed for a reason that may pass; it will be tried again
+    FAILED = "fallido"  # given up: moved to the dead-letter queue
+    REJECTED = "rechazado"  # unreadable: moved to the dead-letter queue untouched
+    SCALED_UP = "creacion"  # the monitor started a consumer
+    SCALED_DOWN = "eliminacion"  # the monitor removed one
+
+
+# Events only a consumer writes: each says the message was taken from its queue.
+CONSUMER_EVENTS = frozenset({Evento.CONSUMED, Evento.RETRYING, Evento.FAILED, Evento.REJECTED})
+
+
+class Settled(StrEnum):
+    """How a consumer settled a delivery: the `outcome` label of its metrics and log lines.
+    Each is the `evento` it reports, except a duplicate, reported as `consumido`."""
+
+    CONSUMED = Evento.CONSUMED.value
+    DUPLICATE = "duplicado"
+    RETRYING = Evento.RETRYING.value
+    FAILED = Evento.FAILED.value
+    REJECTED = Evento.REJECTED.value
 
 
 def normalize_phone(value: str) -> str:
@@ -168,7 +195,7 @@ def sent_event(message: dict[str, Any], *, queue: str, extra: dict[str, Any] | N
     event = dict(message)
     event.update(extra or {})
     event["cuerpo"] = "Petición enviada por un sender"
-    event["evento"] = "enviado"
+    event["evento"] = Evento.SENT
     event["cola"] = queue
     return event
 
@@ -178,7 +205,7 @@ def consumed_event(
     *,
     queue: str,
     fecha_consumo: str,
-    evento: Evento = "consumido",
+    evento: Evento = Evento.CONSUMED,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `logs` event a consumer writes about a message it handled."""
@@ -196,7 +223,7 @@ def retry_event(
 ) -> dict[str, Any]:
     """`reintento`: attempt `intento` failed for a reason that may pass; the next in `espera_s`."""
     extra = {"intento": intento, "motivo": motivo, "espera_s": espera_s}
-    return consumed_event(message, queue=queue, fecha_consumo=fecha_consumo, evento="reintento", extra=extra)
+    return consumed_event(message, queue=queue, fecha_consumo=fecha_consumo, evento=Evento.RETRYING, extra=extra)
 
 
 def failed_event(
@@ -204,18 +231,20 @@ def failed_event(
 ) -> dict[str, Any]:
     """`fallido`: given up after `intentos` attempts and moved to the dead-letter queue `dlq`."""
     extra = {"intentos": intentos, "motivo": motivo, "dlq": dlq}
-    return consumed_event(message, queue=queue, fecha_consumo=fecha_consumo, evento="fallido", extra=extra)
+    return consumed_event(message, queue=queue, fecha_consumo=fecha_consumo, evento=Evento.FAILED, extra=extra)
 
 
 def rejected_event(message_id: str | None, *, queue: str, fecha_consumo: str, motivo: str, dlq: str) -> dict[str, Any]:
     """`rechazado`: the message could not be read at all; moved to `dlq` untouched. Only its id
     (when there is one) is reported, never the body."""
     extra = {"motivo": motivo, "dlq": dlq}
-    return consumed_event({"id": message_id}, queue=queue, fecha_consumo=fecha_consumo, evento="rechazado", extra=extra)
+    return consumed_event(
+        {"id": message_id}, queue=queue, fecha_consumo=fecha_consumo, evento=Evento.REJECTED, extra=extra
+    )
 
 
 def scale_event(
-    evento: Literal["creacion", "eliminacion"],
+    evento: Literal[Evento.SCALED_UP, Evento.SCALED_DOWN],
     *,
     contenedor: str,
     cola: str,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from cartero_common.clock import Clock
-from cartero_common.wire import scale_event
+from cartero_common.wire import Evento, scale_event
 from monitor import metrics
 from monitor.backend import Backend, BackendError, Replica, Stopped, free_slots
 from monitor.decision import Decision, Policy, State, decide
@@ -125,7 +125,7 @@ class Monitor:
         """Bring the backend to `target`; also replaces consumers that ended on their own."""
         count = len(running)
         exited = self.backend.take_exited()
-        events = [self._event("eliminacion", s.name, count + len(exited) - i - 1) for i, s in enumerate(exited)]
+        events = [self._event(Evento.SCALED_DOWN, s.name, count + len(exited) - i - 1) for i, s in enumerate(exited)]
         self._note_crashes(exited, healthy=count == target, now=now)
         try:
             if target > count and (self._restart_at is None or now >= self._restart_at):
@@ -134,14 +134,14 @@ class Monitor:
                     replica = self.backend.start(next(slots))
                     count += 1
                     tick.started.append(replica.name)
-                    events.append(self._event("creacion", replica.name, count))
+                    events.append(self._event(Evento.SCALED_UP, replica.name, count))
             elif target < count:
                 # The newest (highest slot) go first, so the low slots and their ports stay put.
                 victims = sorted(running, key=lambda r: r.slot, reverse=True)[: count - target]
                 for stopped in self.backend.stop(victims):
                     count -= 1
                     tick.stopped.append(stopped)
-                    events.append(self._event("eliminacion", stopped.name, count))
+                    events.append(self._event(Evento.SCALED_DOWN, stopped.name, count))
         except BackendError as exc:
             metrics.BACKEND_ERRORS.labels(self.queue).inc()
             tick.error = str(exc)
@@ -163,8 +163,8 @@ class Monitor:
         elif healthy:
             self._crashes, self._restart_at = 0, None
 
-    def _event(self, evento: Literal["creacion", "eliminacion"], name: str, replicas: int) -> dict[str, Any]:
-        metrics.SCALE_EVENTS.labels(self.queue, "up" if evento == "creacion" else "down").inc()
+    def _event(self, evento: Literal[Evento.SCALED_UP, Evento.SCALED_DOWN], name: str, replicas: int) -> dict[str, Any]:
+        metrics.SCALE_EVENTS.labels(self.queue, "up" if evento == Evento.SCALED_UP else "down").inc()
         return scale_event(
             evento, contenedor=name, cola=self.queue, replicas=replicas, now=self.clock(), timezone=self.timezone
         )
@@ -195,7 +195,7 @@ class Monitor:
             events = []
             for s in stopped:
                 remaining -= 1
-                events.append(self._event("eliminacion", s.name, remaining))
+                events.append(self._event(Evento.SCALED_DOWN, s.name, remaining))
             metrics.REPLICAS.labels(self.queue, "running").set(0)
             self.events.publish(events)
         self.source.close()

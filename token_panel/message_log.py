@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 
+from cartero_common.wire import Evento
 from token_panel.admin_api import ApiError, ApiUnavailable
 
 QUEUES = ("cola_sms", "correos")
-EVENTS = ("enviado", "consumido", "reintento", "fallido", "rechazado", "creacion", "eliminacion")
+EVENTS = tuple(evento.value for evento in Evento)
 _META = ("seq", "stored_at", "readable")
 # Fields that say what a message was about, in the order a summary shows them.
 _SUMMARY = ("telefono", "destinatario", "asunto", "contenedor", "replicas", "motivo", "error")

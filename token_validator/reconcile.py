@@ -28,14 +28,13 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import Engine, func, select, update
 
+from cartero_common.wire import CONSUMER_EVENTS
 from token_validator import usage
 from token_validator.idempotency import DONE, UNCONFIRMED, mark_key
 from token_validator.models import Usage
 from token_validator.moment import Moment
 
 log = logging.getLogger(__name__)
-# Events only a consumer writes: each says the message was taken from its queue.
-CONSUMER_EVENTS = frozenset({"consumido", "reintento", "fallido", "rechazado"})
 BATCH = 200
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pika
 
+from cartero_common.wire import Settled
+
 ATTEMPT_HEADER = "x-cartero-attempt"
 
 
@@ -57,7 +59,7 @@ class Done:
 class Failure(Exception):
     """The work was not done; `reason` says why, for the log, the DLQ headers and the event."""
 
-    outcome = "fallido"
+    outcome = Settled.FAILED
 
     def __init__(self, reason: str, *, message: Mapping[str, Any] | None = None) -> None:
         super().__init__(reason)
@@ -81,7 +83,7 @@ class Unreadable(Failure):
     """Not a message we can read (not JSON, missing fields, wrong types, too big): dead-lettered
     at once and reported as `rechazado`."""
 
-    outcome = "rechazado"
+    outcome = Settled.REJECTED
 
 
 Outcome = Done | Failure

@@ -30,6 +30,7 @@ from cartero_common.consume.acks import AckTracker, Ticket
 from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure
 from cartero_common.consume.settle import Publish, settle
 from cartero_common.metrics import ConsumerMetrics
+from cartero_common.wire import Settled
 
 log = logging.getLogger("cartero_common.consumer")
 
@@ -363,7 +364,7 @@ class Session:
 def _log_outcome(delivery: Delivery, outcome: Done | Failure, label: str, reason: str | None) -> None:
     message_id = (outcome.message or {}).get("id")
     extra = {"id": message_id or delivery.message_id, "queue": delivery.queue, "outcome": label}
-    if label == "duplicado":
+    if label == Settled.DUPLICATE:
         log.info("already delivered before; not sent again", extra=extra)
         return
     if reason is None:

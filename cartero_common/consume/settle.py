@@ -16,7 +16,7 @@ from cartero_common.amqp.blocking import PERSISTENT, encode, message_properties
 from cartero_common.amqp.topology import RetryPolicy, dead_letter_queue, retry_queue
 from cartero_common.clock import fecha
 from cartero_common.consume.outcomes import ATTEMPT_HEADER, Delivery, Done, Failure, TransientFailure, Unreadable
-from cartero_common.wire import consumed_event, failed_event, rejected_event, retry_event
+from cartero_common.wire import Settled, consumed_event, failed_event, rejected_event, retry_event
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def settle(
             first = _fecha(int(consumed_at.timestamp()), timezone)
             event = consumed_event(dict(outcome.message), queue=delivery.queue, fecha_consumo=first)
             events.append(_event(report_to, event, delivery, now))
-        return Settlement("duplicado" if outcome.duplicate else "consumido", tuple(events))
+        return Settlement(Settled.DUPLICATE if outcome.duplicate else Settled.CONSUMED, tuple(events))
 
     when = _fecha(int(now.timestamp()), timezone)
     reason = outcome.reason[:MAX_REASON]
@@ -77,7 +77,7 @@ def settle(
                 message, queue=delivery.queue, fecha_consumo=when, intento=attempt, motivo=reason, espera_s=delay
             )
             publishes.append(_event(report_to, event, delivery, now))
-        return Settlement("reintento", tuple(publishes), reason)
+        return Settlement(Settled.RETRYING, tuple(publishes), reason)
 
     if isinstance(outcome, TransientFailure):
         reason = f"{reason} (gave up after {attempt} attempts)"
