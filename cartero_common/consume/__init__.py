@@ -1,9 +1,10 @@
 """The consumer framework: the one consume loop every consumer runs, and what it needs.
 
-- `loop` (`ConsumerLoop`): reconnects, and runs one `session` per broker connection (consume,
+- `loop` (`ConsumerLoop`): reconnects, and runs one `connection.BrokerConnection` per broker connection (consume,
   settle, ack, stop);
 - `outcomes`: what a handler returns for each delivery (`Done`, `TransientFailure`,
   `PermanentFailure`, `Unreadable`), and the `Delivery` it is handed;
+- `connection`: one broker connection's life (consume, settle, ack, stop);
 - `settle`: what each outcome publishes (retry copy, dead letter, `logs` event) before the ack;
 - `acks`: acks held until those publishes are confirmed;
 - `delivery`: a handler built from a message model and a send function (`sending_handler`);

@@ -10,7 +10,7 @@
   wait for its confirms and acks, give the rest back to the queue, close — within `grace` seconds.
 
 This module holds the loop's settings and its reconnect cycle; one connection's life (consume,
-settle, ack, stop) is `consumer_session.Session`, which gets the settings (`SessionConfig`) and
+settle, ack, stop) is `connection.BrokerConnection`, which gets the settings (`ConnectionConfig`) and
 the stop control they share, never the loop itself.
 """
 
@@ -26,8 +26,8 @@ import pika.exceptions
 
 from cartero_common.amqp.topology import RetryPolicy
 from cartero_common.clock import Clock, system_clock
+from cartero_common.consume.connection import BrokerConnection, ConnectionConfig, StopControl
 from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome
-from cartero_common.consume.session import Session, SessionConfig, StopControl
 from cartero_common.wire import QUEUE_LOGS
 
 __all__ = ["ConsumerLoop", "Delivery", "Done", "Failure", "Outcome"]
@@ -57,7 +57,7 @@ class ConsumerLoop:
 
     @property
     def connected(self) -> threading.Event:
-        """Set while a session is consuming."""
+        """Set while a broker connection is consuming."""
         return self.control.connected
 
     @property
@@ -72,8 +72,8 @@ class ConsumerLoop:
     def stopping(self) -> bool:
         return self.control.stopping
 
-    def session_config(self) -> SessionConfig:
-        return SessionConfig(
+    def connection_config(self) -> ConnectionConfig:
+        return ConnectionConfig(
             url=self.url,
             queue=self.queue,
             handler=self.handler,
@@ -96,19 +96,19 @@ class ConsumerLoop:
     def run(self) -> None:
         backoff = 0.5
         while not self.stopping:
-            session = Session(self.session_config(), self.control)
+            connection = BrokerConnection(self.connection_config(), self.control)
             try:
-                session.run()
+                connection.run()
             except (pika.exceptions.AMQPError, OSError) as exc:
-                session.error = session.error or exc
+                connection.error = connection.error or exc
             self.connected.clear()
             if self.stopping:
                 break
-            if session.consumed:
+            if connection.consumed:
                 backoff = 0.5
             log.warning(
                 "broker connection lost; reconnecting",
-                extra={"queue": self.queue, "error": repr(session.error), "retry_in_s": backoff},
+                extra={"queue": self.queue, "error": repr(connection.error), "retry_in_s": backoff},
             )
             deadline = time.monotonic() + backoff
             while not self.stopping and time.monotonic() < deadline:

@@ -62,8 +62,8 @@ class CorkedConnection(SelectConnection):  # type: ignore[misc]  # pika ships no
 
 
 @dataclass(frozen=True)
-class SessionConfig:
-    """What a session needs to know: the loop's settings, nothing of the loop itself."""
+class ConnectionConfig:
+    """What a broker connection needs to know: the loop's settings, nothing of the loop itself."""
 
     url: str
     queue: str
@@ -81,7 +81,7 @@ class SessionConfig:
 
 
 class StopControl:
-    """Shared by the loop and its sessions: a stop request, and whether a session is consuming.
+    """Shared by the loop and its connections: a stop request, and whether one is consuming.
 
     `stop()` only sets a value, so it is safe from a signal handler or another thread; the I/O
     loop looks at it every `WATCH_SECONDS`."""
@@ -99,10 +99,10 @@ class StopControl:
         return self.stop_requested_at is not None
 
 
-class Session:
+class BrokerConnection:
     """One connection's life: connect, declare, consume, settle, until it closes."""
 
-    def __init__(self, config: SessionConfig, control: StopControl) -> None:
+    def __init__(self, config: ConnectionConfig, control: StopControl) -> None:
         self.config = config
         self.control = control
         self.connection: CorkedConnection | None = None
