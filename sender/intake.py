@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from cartero_common.amqp.publisher import AsyncPublisher, BrokerUnavailable, LateAnswer, PublishUnconfirmed
+from cartero_common.amqp.publisher import AsyncPublisher, BrokerUnavailable, PublishUnconfirmed
 from cartero_common.clock import Clock
 from cartero_common.http import Problem
 from sender.auth import fingerprint, idempotency_key, rate_limit_headers, refusal
@@ -121,9 +121,7 @@ async def accept(
                 503, "broker_unavailable", "The message broker did not take the message; nothing was queued."
             ) from None
         # A refused republish says nothing of the earlier copy, which the broker may hold.
-        lost: asyncio.Future[LateAnswer] = asyncio.get_running_loop().create_future()
-        lost.set_result(LateAnswer.LOST)
-        unknown = PublishUnconfirmed(str(exc), lost)
+        unknown = PublishUnconfirmed.never_answered(str(exc))
         raise await _kept(
             unknown, validator, verdict.usage_id, message["id"], queue, False, settings, background
         ) from None

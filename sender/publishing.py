@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from cartero_common.amqp import encode
-from cartero_common.amqp.publisher import AsyncPublisher, BrokerUnavailable, LateAnswer, PublishUnconfirmed
+from cartero_common.amqp.publisher import AsyncPublisher, BrokerUnavailable, PublishUnconfirmed
 from cartero_common.clock import fecha
 from cartero_common.wire import QUEUE_LOGS, sent_event
 from sender.metrics import EVENT_PUBLISH_FAILURES, PUBLISH_SECONDS
@@ -58,9 +58,7 @@ async def publish_with_event(
         raise message_result
     if isinstance(message_result, BaseException):
         # Nothing says whether the frames went out: the outcome is unknown, not a refusal.
-        lost: asyncio.Future[LateAnswer] = asyncio.get_running_loop().create_future()
-        lost.set_result(LateAnswer.LOST)
-        raise PublishUnconfirmed(repr(message_result), lost) from message_result
+        raise PublishUnconfirmed.never_answered(repr(message_result)) from message_result
     if isinstance(event_result, BaseException):
         EVENT_PUBLISH_FAILURES.inc()
         log.warning("event not confirmed; trying again", extra={"id": message_id, "error": str(event_result)})

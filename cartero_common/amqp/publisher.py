@@ -58,6 +58,14 @@ class PublishUnconfirmed(Exception):
         super().__init__(reason)
         self.late = late
 
+    @classmethod
+    def never_answered(cls, reason: str) -> PublishUnconfirmed:
+        """An unknown outcome no broker answer will settle (the connection is gone, or the copy
+        that might be held went out earlier): its `late` is already LOST."""
+        lost: asyncio.Future[LateAnswer] = asyncio.get_running_loop().create_future()
+        lost.set_result(LateAnswer.LOST)
+        return cls(reason, lost)
+
 
 class AsyncPublisher:
     def __init__(self, url: str, *, timeout: float = 2.0, queues: Iterable[str] = SHARED_QUEUES) -> None:
@@ -145,9 +153,7 @@ class AsyncPublisher:
         if isinstance(failure, DeliveryError):
             raise BrokerUnavailable("the broker refused the message (basic.nack)") from failure
         # The connection or channel went away with the publish in flight.
-        lost: asyncio.Future[LateAnswer] = loop.create_future()
-        lost.set_result(LateAnswer.LOST)
-        raise PublishUnconfirmed(str(failure) or type(failure).__name__, lost) from failure
+        raise PublishUnconfirmed.never_answered(str(failure) or type(failure).__name__) from failure
 
     async def _close_quietly(self) -> None:
         if self._connection is not None:
