@@ -19,10 +19,10 @@ from cartero_common.http import install_problem_handlers
 from token_validator import idempotency, reconcile, refusals
 from token_validator.api import admin_owners, admin_records, admin_tokens, service
 from token_validator.api.common import no_nul_in_query
-from token_validator.batching import SpendBatcher
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
 from token_validator.moment import Moment
+from token_validator.quota import SpendBatcher
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0

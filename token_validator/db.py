@@ -35,11 +35,10 @@ def make_hot_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any)
     one round trip (no BEGIN, no COMMIT), with the hot path's statements prepared."""
     if url.startswith("sqlite"):
         return None
-    from token_validator.prepared import prepare_on_connect
-    from token_validator.statements import PREPARED
+    from token_validator.quota import PREPARED_STATEMENTS, prepare_on_connect
 
     engine = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, **kwargs)
-    prepare_on_connect(engine, list(PREPARED.values()), synchronous_commit=synchronous_commit)
+    prepare_on_connect(engine, PREPARED_STATEMENTS, synchronous_commit=synchronous_commit)
     return engine
 
 
