@@ -26,7 +26,7 @@ from token_validator.quota import MAX_QUOTA
 from token_validator.repository import admins, owners
 from token_validator.repository.owners import OWNER_MODELS, OwnerModel
 from token_validator.schemas import USERNAME_MAX, AdminCreate, OwnerCreate, RestrictionIn
-from token_validator.tokens import ALL_ACTIONS, Kind, normalize_actions
+from token_validator.token_strings import ALL_ACTIONS, Kind, normalize_actions
 
 DEMO_APPLICATION = "demo"
 FIRST_ADMIN = "admin"

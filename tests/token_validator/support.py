@@ -24,7 +24,7 @@ from token_validator.models import Group, Token
 from token_validator.moment import Moment
 from token_validator.repository import owners
 from token_validator.repository.owners import OWNER_MODELS
-from token_validator.tokens import Kind
+from token_validator.token_strings import Kind
 
 SERVICE_KEY = "service-key-for-tests-0123456789"
 ADMIN_KEY = "admin-key-for-tests-9876543210"

@@ -25,7 +25,7 @@ from token_validator.idempotency import IdempotencyRequest
 from token_validator.moment import Moment
 from token_validator.quota import Check, Decision, decide
 from token_validator.schemas import Strict
-from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH
+from token_validator.token_strings import KNOWN_ACTIONS, MAX_TOKEN_LENGTH
 
 router = APIRouter()
 

@@ -20,7 +20,7 @@ from token_validator.quota import fast, general
 from token_validator.quota.batcher import SpendBatcher
 from token_validator.quota.check import Check, Decision
 from token_validator.quota.prepared import Prepared
-from token_validator.tokens import digest, kind_of
+from token_validator.token_strings import digest, kind_of
 
 # What each connection of the hot-path pool prepares (`prepared.prepare_on_connect`).
 PREPARED_STATEMENTS: list[Prepared] = [fast.SPEND_BATCH_PREPARED, general.READ_TOKEN_PREPARED]

@@ -35,7 +35,7 @@ from token_validator.quota.sql import (
     USAGE_VALUES,
     params,
 )
-from token_validator.tokens import ALL_ACTIONS, kind_of
+from token_validator.token_strings import ALL_ACTIONS, kind_of
 
 ACTION_PATTERN = bindparam("p_action_pattern", type_=String)
 TOTAL = bindparam("p_total", type_=Integer)  # PostgreSQL batch: `cost` times the uses decided together

@@ -36,7 +36,7 @@ from token_validator.quota.sql import (
     correlated,
     params,
 )
-from token_validator.tokens import allows, presented_prefix
+from token_validator.token_strings import allows, presented_prefix
 
 GROUP_ID = bindparam("p_group_id", type_=Integer)
 USER_ID = bindparam("p_user_id", type_=Integer)
