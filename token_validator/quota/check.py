@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from token_validator.counters import UNLIMITED, CounterState, Limit
 from token_validator.idempotency import Claim, IdempotencyRequest
 from token_validator.moment import Moment
-from token_validator.quota.counters import UNLIMITED, CounterState, Limit
 
 OK = "ok"
 

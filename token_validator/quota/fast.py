@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Engine, Integer, Row, String, and_, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from token_validator.counters import UNLIMITED, CounterState, binding_limit, spend_values, state_of, within_quota
 from token_validator.db import Database, retry_once
 from token_validator.models import Application, Group, Membership, Token, Usage, User
 from token_validator.moment import Moment
 from token_validator.quota.check import OK, Check, Decision, counters_public
-from token_validator.quota.counters import UNLIMITED, CounterState, binding_limit, spend_values, state_of, within_quota
 from token_validator.quota.prepared import prepare
 from token_validator.quota.sql import (
     COST,

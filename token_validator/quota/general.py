@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, Integer, Row, bindparam, func, select, update
 
 from token_validator import idempotency, refusals
+from token_validator.counters import UNLIMITED, CounterState, binding_limit, spend_values, state_of, within_quota
 from token_validator.db import Database
 from token_validator.models import Application, Group, Membership, Token, User
 from token_validator.moment import Moment, as_utc
 from token_validator.quota.check import OK, Check, Decision, counters_public
-from token_validator.quota.counters import UNLIMITED, CounterState, binding_limit, spend_values, state_of, within_quota
 from token_validator.quota.prepared import prepare
 from token_validator.quota.sql import (
     COST,
