@@ -19,10 +19,10 @@ from cartero_common.http import install_problem_handlers
 from token_validator import idempotency, reconcile, refusals
 from token_validator.api import admin_owners, admin_records, admin_tokens, service
 from token_validator.api.common import no_nul_in_query
-from token_validator.batching import SpendBatcher
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
 from token_validator.moment import Moment
+from token_validator.quota import PREPARED_STATEMENTS, SpendBatcher
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
@@ -67,7 +67,11 @@ async def _reconcile_forever(engine: Engine, clock: Clock, settings: Settings, z
 
 def create_app(settings: Settings | None = None, clock: Clock = system_clock, db: Database | None = None) -> FastAPI:
     settings = settings or Settings()
-    db = db or open_database(settings.database_url, synchronous_commit=settings.token_validator_synchronous_commit)
+    db = db or open_database(
+        settings.database_url,
+        prepared=PREPARED_STATEMENTS,
+        synchronous_commit=settings.token_validator_synchronous_commit,
+    )
     engine = db.engine
 
     @asynccontextmanager

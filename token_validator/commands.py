@@ -17,16 +17,16 @@ from cartero_common.db import make_sessionmaker
 from token_validator import audit
 from token_validator.audit import CLI_ACTOR
 from token_validator.config import Settings
+from token_validator.counters import MAX_QUOTA
 from token_validator.db import make_validator_engine
 from token_validator.issuing import issue
 from token_validator.models import Application, Group
 from token_validator.moment import Moment
 from token_validator.passwords import MIN_LENGTH, new_password
-from token_validator.quota import MAX_QUOTA
 from token_validator.repository import admins, owners
 from token_validator.repository.owners import OWNER_MODELS, OwnerModel
 from token_validator.schemas import USERNAME_MAX, AdminCreate, OwnerCreate, RestrictionIn
-from token_validator.tokens import ALL_ACTIONS, Kind, normalize_actions
+from token_validator.token_strings import ALL_ACTIONS, Kind, normalize_actions
 
 DEMO_APPLICATION = "demo"
 FIRST_ADMIN = "admin"

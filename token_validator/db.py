@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 
 from cartero_common.db import make_engine
+from token_validator.prepared import Prepared, prepare_on_connect
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,16 +31,16 @@ def make_validator_engine(url: str, **kwargs: Any) -> Engine:
     return make_engine(url, **kwargs)
 
 
-def make_hot_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -> Engine | None:
+def make_hot_engine(
+    url: str, *, prepared: Sequence[Prepared], synchronous_commit: bool = True, **kwargs: Any
+) -> Engine | None:
     """PostgreSQL only: connections in autocommit mode, where one statement is one transaction and
-    one round trip (no BEGIN, no COMMIT), with the hot path's statements prepared."""
+    one round trip (no BEGIN, no COMMIT), with the hot path's statements (`prepared`, which the
+    quota package declares and the wiring hands over) prepared."""
     if url.startswith("sqlite"):
         return None
-    from token_validator.prepared import prepare_on_connect
-    from token_validator.statements import PREPARED
-
     engine = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, **kwargs)
-    prepare_on_connect(engine, list(PREPARED.values()), synchronous_commit=synchronous_commit)
+    prepare_on_connect(engine, list(prepared), synchronous_commit=synchronous_commit)
     return engine
 
 
@@ -100,6 +101,8 @@ class Database:
             self.hot.dispose()
 
 
-def open_database(url: str, *, synchronous_commit: bool = True) -> Database:
-    """`synchronous_commit` applies to the hot path's single-statement spends (PostgreSQL)."""
-    return Database(make_validator_engine(url), make_hot_engine(url, synchronous_commit=synchronous_commit))
+def open_database(url: str, *, prepared: Sequence[Prepared], synchronous_commit: bool = True) -> Database:
+    """`prepared`: the hot path's statements (`quota.PREPARED_STATEMENTS`); `synchronous_commit`
+    applies to its single-statement spends (PostgreSQL)."""
+    hot = make_hot_engine(url, prepared=prepared, synchronous_commit=synchronous_commit)
+    return Database(make_validator_engine(url), hot)

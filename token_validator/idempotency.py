@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from token_validator.models import IdempotencyKey
 from token_validator.moment import Moment, as_utc
-from token_validator.tokens import digest
+from token_validator.token_strings import digest
 
 NEW, REPLAY, IN_PROGRESS, RETRY, MISMATCH = "new", "replay", "in_progress", "retry", "mismatch"
 PENDING, UNCONFIRMED, DONE = "pending", "unconfirmed", "done"

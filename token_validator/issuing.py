@@ -10,7 +10,7 @@ from token_validator import audit
 from token_validator.models import Token
 from token_validator.moment import Moment
 from token_validator.repository import tokens as token_repo
-from token_validator.tokens import Kind
+from token_validator.token_strings import Kind
 
 
 def issue(

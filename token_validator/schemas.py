@@ -17,10 +17,10 @@ from pydantic import (
 )
 from pydantic import Strict as PydanticStrict
 
+from token_validator.counters import MAX_QUOTA, Restriction
 from token_validator.passwords import MAX_LENGTH as PASSWORD_MAX
 from token_validator.passwords import MIN_LENGTH as PASSWORD_MIN
-from token_validator.quota import MAX_QUOTA, Restriction
-from token_validator.tokens import Kind, normalize_actions
+from token_validator.token_strings import Kind, normalize_actions
 
 T = TypeVar("T")
 

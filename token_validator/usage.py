@@ -7,10 +7,10 @@ from typing import Literal
 from sqlalchemy import Engine, func, select, update
 
 from token_validator import idempotency
+from token_validator.counters import refundable
 from token_validator.models import Group, Token, Usage
 from token_validator.moment import Moment
 from token_validator.months import Month
-from token_validator.quota import refundable
 
 RefundOutcome = Literal["refunded", "already_refunded", "unknown"]
 

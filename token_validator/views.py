@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from token_validator.counters import MONTHLY, state_of
 from token_validator.models import Group, Token
 from token_validator.moment import Moment, as_utc
-from token_validator.quota import MONTHLY, state_of
 from token_validator.schemas import CounterPublic, OwnerRef, Ref, TokenPublic, TokenStatus
-from token_validator.tokens import action_list
+from token_validator.token_strings import action_list
 
 
 def local(value: datetime | None, zone: ZoneInfo) -> datetime | None:

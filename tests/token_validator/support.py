@@ -22,9 +22,10 @@ from token_validator.db import Database, open_database
 from token_validator.issuing import issue
 from token_validator.models import Group, Token
 from token_validator.moment import Moment
+from token_validator.quota import PREPARED_STATEMENTS
 from token_validator.repository import owners
 from token_validator.repository.owners import OWNER_MODELS
-from token_validator.tokens import Kind
+from token_validator.token_strings import Kind
 
 SERVICE_KEY = "service-key-for-tests-0123456789"
 ADMIN_KEY = "admin-key-for-tests-9876543210"
@@ -51,7 +52,7 @@ def settings_for(database_url: str, **extra: Any) -> Settings:
 def migrated(database_url: str) -> Database:
     """The validator's schema at head, emptied (tests share one database per run)."""
     run_migrations(settings_for(database_url))
-    db = open_database(database_url)
+    db = open_database(database_url, prepared=PREPARED_STATEMENTS)
     with db.engine.begin() as connection:
         for table in TABLES:
             connection.execute(text(f"DELETE FROM {table}"))

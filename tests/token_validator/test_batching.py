@@ -1,4 +1,4 @@
-"""Concurrent validations of one token decided together on PostgreSQL (`token_validator.batching`):
+"""Concurrent validations of one token decided together on PostgreSQL (`token_validator.quota.batcher`):
 one statement per batch, never a use more than the quota, one usage and one distinct answer each."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from cartero_common.clock import FixedClock
 from tests.token_validator.conftest import ADMIN, SERVICE
 from tests.token_validator.support import Tokens, migrated, settings_for
 from token_validator.app import create_app
-from token_validator.batching import BATCH_SIZE
 from token_validator.db import Database
 from token_validator.models import Refusal, Usage
+from token_validator.quota.batcher import BATCH_SIZE
 
 CONCURRENT = 120
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from cartero_common.clock import FixedClock
 from tests.token_validator.conftest import ADMIN, SERVICE, validate
 from tests.token_validator.support import Tokens
-from token_validator.tokens import Kind
+from token_validator.token_strings import Kind
 
 MADRID = ZoneInfo("Europe/Madrid")
 

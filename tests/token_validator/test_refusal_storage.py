@@ -20,7 +20,7 @@ from token_validator.app import create_app
 from token_validator.db import Database
 from token_validator.models import Refusal
 from token_validator.moment import Moment
-from token_validator.validation import Check, decide
+from token_validator.quota import Check, decide_alone
 
 
 def _refusals(api: TestClient) -> list[dict[str, Any]]:
@@ -69,7 +69,7 @@ def test_concurrent_junk_from_one_client_is_still_one_row(db: Database, clock: F
     moment = Moment.at(clock(), ZoneInfo("Europe/Madrid"))
     check = Check(token="definitely not a token", action="sms.send", client_ip="203.0.113.50")
     with ThreadPoolExecutor(max_workers=8) as pool:
-        codes = list(pool.map(lambda _: decide(db, check, moment).code, range(40)))
+        codes = list(pool.map(lambda _: decide_alone(db, check, moment).code, range(40)))
     assert codes == ["invalid_token"] * 40
     with db.engine.connect() as connection:
         counts = list(connection.execute(select(Refusal.count)).scalars())
@@ -92,8 +92,8 @@ def test_refusals_older_than_the_retention_are_pruned(
 
 def test_the_validator_prunes_refusals_itself(database_url: str, db: Database, clock: FixedClock) -> None:
     moment = Moment.at(clock(), ZoneInfo("Europe/Madrid"))
-    decide(db, Check(token="junk", action="sms.send", client_ip="192.0.2.1"), moment)
-    decide(db, Check(token="app_" + "x" * 43, action="sms.send"), moment)
+    decide_alone(db, Check(token="junk", action="sms.send", client_ip="192.0.2.1"), moment)
+    decide_alone(db, Check(token="app_" + "x" * 43, action="sms.send"), moment)
     assert _rows(db) == 2
     clock.set(clock.now + timedelta(days=8))
     settings = settings_for(database_url, refusal_retention_days=7)

@@ -96,67 +96,164 @@ async def _detail(
     return render(request, "owner.html", {**page, **context}, status=status)
 
 
-def _register(kind: str) -> None:
+async def _rename(request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int, form: Any) -> Response:
     plural = PLURAL[kind]
-
-    @router.get(f"/{plural}", summary=f"List {plural}")
-    async def list_owners(
-        request: Request, admin: AdminDep, api: ApiDep, q: Search = "", status: Status = "", page: PageNo = 1
-    ) -> Response:
-        return await _list_page(request, admin, api, kind, filters={"q": q, "status": status, "page": page})
-
-    @router.post(f"/{plural}", summary=f"Create a {kind}")
-    async def create_owner(request: Request, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
-        return await _create(request, admin, api, kind, form)
-
-    @router.get(f"/{plural}/{{owner_id}}", summary=f"One {kind}")
-    async def show_owner(
-        request: Request, owner_id: Id, admin: AdminDep, api: ApiDep, members_page: PageNo = 1
-    ) -> Response:
-        return await _detail(request, admin, api, kind, owner_id, members_page)
-
-    @router.post(f"/{plural}/{{owner_id}}/rename", summary=f"Rename a {kind}")
-    async def rename_owner(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
-        typed = {"name": text(form, "name")}
-        try:
-            body = {"name": owner_name(typed["name"])}
-            renamed = await api.call("PATCH", f"/{plural}/{owner_id}", actor=admin.name, json=body)
-        except Invalid as exc:
-            return await _detail(request, admin, api, kind, owner_id, errors=exc.errors, typed=typed, status=422)
-        except ApiError as exc:
-            if exc.status == 404:
-                raise
-            errors = exc.field_errors() or {"name": exc.detail}
-            return await _detail(request, admin, api, kind, owner_id, errors=errors, typed=typed, status=422)
-        return redirect(request, f"/{plural}/{owner_id}", ok(f"Renamed to “{renamed['name']}”."))
-
-    @router.post(f"/{plural}/{{owner_id}}/status", summary=f"Disable or enable a {kind}")
-    async def set_status(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
-        disabled = text(form, "disabled") == "true"
-        changed = await api.call("PATCH", f"/{plural}/{owner_id}", actor=admin.name, json={"disabled": disabled})
-        note = "disabled: its tokens are refused until it is enabled again" if disabled else "enabled"
-        return redirect(request, f"/{plural}/{owner_id}", ok(f"“{changed['name']}” is {note}."))
-
-    @router.get(f"/{plural}/{{owner_id}}/delete", summary=f"Confirm deleting a {kind}")
-    async def confirm_delete(request: Request, owner_id: Id, admin: AdminDep, api: ApiDep) -> Response:
-        owner = await api.call("GET", f"/{plural}/{owner_id}", actor=admin.name)
-        return render(request, "owner_delete.html", {"kind": kind, "plural": plural, "owner": owner})
-
-    @router.post(f"/{plural}/{{owner_id}}/delete", summary=f"Delete a {kind}")
-    async def delete_owner(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
-        owner = await api.call("GET", f"/{plural}/{owner_id}", actor=admin.name)
-        cascade = text(form, "cascade") == "yes"
-        try:
-            await api.call("DELETE", f"/{plural}/{owner_id}", actor=admin.name, params={"cascade": cascade})
-        except ApiError as exc:
-            if exc.code != "has_tokens":
-                raise
-            tokens = exc.body.get("tokens", owner["tokens"])
-            note = f"“{owner['name']}” still has {tokens} token(s). Tick “also delete its tokens” to delete them too."
-            return redirect(request, f"/{plural}/{owner_id}/delete", failed(note))
-        extra = f" and its {owner['tokens']} token(s)" if cascade and owner["tokens"] else ""
-        return redirect(request, f"/{plural}", ok(f"Deleted {kind} “{owner['name']}”{extra}."))
+    typed = {"name": text(form, "name")}
+    try:
+        body = {"name": owner_name(typed["name"])}
+        renamed = await api.call("PATCH", f"/{plural}/{owner_id}", actor=admin.name, json=body)
+    except Invalid as exc:
+        return await _detail(request, admin, api, kind, owner_id, errors=exc.errors, typed=typed, status=422)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        errors = exc.field_errors() or {"name": exc.detail}
+        return await _detail(request, admin, api, kind, owner_id, errors=errors, typed=typed, status=422)
+    return redirect(request, f"/{plural}/{owner_id}", ok(f"Renamed to “{renamed['name']}”."))
 
 
-for _kind in PLURAL:
-    _register(_kind)
+async def _set_status(request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int, form: Any) -> Response:
+    plural = PLURAL[kind]
+    disabled = text(form, "disabled") == "true"
+    changed = await api.call("PATCH", f"/{plural}/{owner_id}", actor=admin.name, json={"disabled": disabled})
+    note = "disabled: its tokens are refused until it is enabled again" if disabled else "enabled"
+    return redirect(request, f"/{plural}/{owner_id}", ok(f"“{changed['name']}” is {note}."))
+
+
+async def _confirm_delete(request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int) -> Response:
+    plural = PLURAL[kind]
+    owner = await api.call("GET", f"/{plural}/{owner_id}", actor=admin.name)
+    return render(request, "owner_delete.html", {"kind": kind, "plural": plural, "owner": owner})
+
+
+async def _delete(request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int, form: Any) -> Response:
+    plural = PLURAL[kind]
+    owner = await api.call("GET", f"/{plural}/{owner_id}", actor=admin.name)
+    cascade = text(form, "cascade") == "yes"
+    try:
+        await api.call("DELETE", f"/{plural}/{owner_id}", actor=admin.name, params={"cascade": cascade})
+    except ApiError as exc:
+        if exc.code != "has_tokens":
+            raise
+        tokens = exc.body.get("tokens", owner["tokens"])
+        note = f"“{owner['name']}” still has {tokens} token(s). Tick “also delete its tokens” to delete them too."
+        return redirect(request, f"/{plural}/{owner_id}/delete", failed(note))
+    extra = f" and its {owner['tokens']} token(s)" if cascade and owner["tokens"] else ""
+    return redirect(request, f"/{plural}", ok(f"Deleted {kind} “{owner['name']}”{extra}."))
+
+
+@router.get("/applications", summary="List applications")
+async def list_applications(
+    request: Request, admin: AdminDep, api: ApiDep, q: Search = "", status: Status = "", page: PageNo = 1
+) -> Response:
+    return await _list_page(request, admin, api, "application", filters={"q": q, "status": status, "page": page})
+
+
+@router.post("/applications", summary="Create a application")
+async def create_application(request: Request, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _create(request, admin, api, "application", form)
+
+
+@router.get("/applications/{owner_id}", summary="One application")
+async def show_application(
+    request: Request, owner_id: Id, admin: AdminDep, api: ApiDep, members_page: PageNo = 1
+) -> Response:
+    return await _detail(request, admin, api, "application", owner_id, members_page)
+
+
+@router.post("/applications/{owner_id}/rename", summary="Rename a application")
+async def rename_application(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _rename(request, admin, api, "application", owner_id, form)
+
+
+@router.post("/applications/{owner_id}/status", summary="Disable or enable a application")
+async def set_application_status(
+    request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep
+) -> Response:
+    return await _set_status(request, admin, api, "application", owner_id, form)
+
+
+@router.get("/applications/{owner_id}/delete", summary="Confirm deleting a application")
+async def confirm_delete_application(request: Request, owner_id: Id, admin: AdminDep, api: ApiDep) -> Response:
+    return await _confirm_delete(request, admin, api, "application", owner_id)
+
+
+@router.post("/applications/{owner_id}/delete", summary="Delete a application")
+async def delete_application(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _delete(request, admin, api, "application", owner_id, form)
+
+
+@router.get("/groups", summary="List groups")
+async def list_groups(
+    request: Request, admin: AdminDep, api: ApiDep, q: Search = "", status: Status = "", page: PageNo = 1
+) -> Response:
+    return await _list_page(request, admin, api, "group", filters={"q": q, "status": status, "page": page})
+
+
+@router.post("/groups", summary="Create a group")
+async def create_group(request: Request, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _create(request, admin, api, "group", form)
+
+
+@router.get("/groups/{owner_id}", summary="One group")
+async def show_group(
+    request: Request, owner_id: Id, admin: AdminDep, api: ApiDep, members_page: PageNo = 1
+) -> Response:
+    return await _detail(request, admin, api, "group", owner_id, members_page)
+
+
+@router.post("/groups/{owner_id}/rename", summary="Rename a group")
+async def rename_group(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _rename(request, admin, api, "group", owner_id, form)
+
+
+@router.post("/groups/{owner_id}/status", summary="Disable or enable a group")
+async def set_group_status(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _set_status(request, admin, api, "group", owner_id, form)
+
+
+@router.get("/groups/{owner_id}/delete", summary="Confirm deleting a group")
+async def confirm_delete_group(request: Request, owner_id: Id, admin: AdminDep, api: ApiDep) -> Response:
+    return await _confirm_delete(request, admin, api, "group", owner_id)
+
+
+@router.post("/groups/{owner_id}/delete", summary="Delete a group")
+async def delete_group(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _delete(request, admin, api, "group", owner_id, form)
+
+
+@router.get("/users", summary="List users")
+async def list_users(
+    request: Request, admin: AdminDep, api: ApiDep, q: Search = "", status: Status = "", page: PageNo = 1
+) -> Response:
+    return await _list_page(request, admin, api, "user", filters={"q": q, "status": status, "page": page})
+
+
+@router.post("/users", summary="Create a user")
+async def create_user(request: Request, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _create(request, admin, api, "user", form)
+
+
+@router.get("/users/{owner_id}", summary="One user")
+async def show_user(request: Request, owner_id: Id, admin: AdminDep, api: ApiDep, members_page: PageNo = 1) -> Response:
+    return await _detail(request, admin, api, "user", owner_id, members_page)
+
+
+@router.post("/users/{owner_id}/rename", summary="Rename a user")
+async def rename_user(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _rename(request, admin, api, "user", owner_id, form)
+
+
+@router.post("/users/{owner_id}/status", summary="Disable or enable a user")
+async def set_user_status(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _set_status(request, admin, api, "user", owner_id, form)
+
+
+@router.get("/users/{owner_id}/delete", summary="Confirm deleting a user")
+async def confirm_delete_user(request: Request, owner_id: Id, admin: AdminDep, api: ApiDep) -> Response:
+    return await _confirm_delete(request, admin, api, "user", owner_id)
+
+
+@router.post("/users/{owner_id}/delete", summary="Delete a user")
+async def delete_user(request: Request, owner_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    return await _delete(request, admin, api, "user", owner_id, form)

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from cartero_common.http import Problem
 from token_validator.api.common import Id, PageNo, PerPage, audited, paged
-from token_validator.deps import AdminDep, DbDep, MomentDep, ZoneDep
+from token_validator.deps import Actor, AdminDep, DbDep, MomentDep, ZoneDep
 from token_validator.models import Application, Group, User
 from token_validator.moment import Moment
 from token_validator.repository import owners
@@ -74,65 +74,71 @@ def _show(session: Session, model: OwnerModel, show: Show, row: Any, moment: Mom
     return show(session, row, owners.token_count(session, model, row.id), moment, zone)
 
 
-def _register(path: str, kind: str, model: OwnerModel, show: Show, public: type[BaseModel]) -> None:
-    @router.get(f"/{path}", response_model=Page[public], summary=f"List {path}")  # type: ignore[valid-type]
-    def list_owners(
-        _: AdminDep,
-        db: DbDep,
-        moment: MomentDep,
-        zone: ZoneDep,
-        q: Search = None,
-        disabled: bool | None = None,
-        page: PageNo = 1,
-        per_page: PerPage = 50,
-    ) -> Any:
-        with db.begin() as session:
-            found = owners.list_owners(session, model, q=q, disabled=disabled, page=page, per_page=per_page)
-            items = [show(session, row[0], row[1], moment, zone) for row in found.items]
-        return paged(found, items)
+def _list(
+    db: sessionmaker[Session],
+    model: OwnerModel,
+    show: Show,
+    moment: Moment,
+    zone: Any,
+    *,
+    q: str | None,
+    disabled: bool | None,
+    page: int,
+    per_page: int,
+) -> dict[str, Any]:
+    with db.begin() as session:
+        found = owners.list_owners(session, model, q=q, disabled=disabled, page=page, per_page=per_page)
+        items = [show(session, row[0], row[1], moment, zone) for row in found.items]
+    return paged(found, items)
 
-    @router.get(f"/{path}/{{owner_id}}", response_model=public, summary=f"One {kind}")
-    def get_owner(owner_id: Id, _: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
-        with db.begin() as session:
-            return _show(session, model, show, _found(session, model, owner_id), moment, zone)
 
-    @router.patch(f"/{path}/{{owner_id}}", response_model=public, summary=f"Rename, disable or enable a {kind}")
-    def update_owner(
-        owner_id: Id, body: OwnerUpdate, actor: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep
-    ) -> Any:
-        with db.begin() as session:
-            row = _found(session, model, owner_id)
-            changes: dict[str, Any] = {}
-            if body.name is not None and body.name != row.name:
-                _name_free(session, model, body.name, other_than=owner_id)
-                changes["name"] = {"from": row.name, "to": body.name}
-                row.name = body.name
-            if body.disabled is not None and body.disabled != row.disabled:
-                changes["disabled"] = body.disabled
-                row.disabled = body.disabled
-            if changes:
-                audited(session, actor, moment, f"{kind}.update", kind, owner_id, changes)
-            return _show(session, model, show, row, moment, zone)
+def _get(db: sessionmaker[Session], model: OwnerModel, show: Show, owner_id: int, moment: Moment, zone: Any) -> Any:
+    with db.begin() as session:
+        return _show(session, model, show, _found(session, model, owner_id), moment, zone)
 
-    @router.delete(
-        f"/{path}/{{owner_id}}",
-        status_code=204,
-        summary=f"Delete a {kind} (409 has_tokens unless cascade=true)",
-        responses={409: {"description": "The owner still has tokens (`has_tokens`)."}},
-    )
-    def delete_owner(owner_id: Id, actor: AdminDep, db: DbDep, moment: MomentDep, cascade: Cascade = False) -> Response:
-        with db.begin() as session:
-            row = _found(session, model, owner_id)
-            count = owners.token_count(session, model, owner_id)
-            if count and not cascade:
-                raise Problem(
-                    409, "has_tokens", f"The {kind} has {count} token(s); delete with ?cascade=true.", tokens=count
-                )
-            removed = owners.delete_owner(session, model, owner_id)
-            audited(
-                session, actor, moment, f"{kind}.delete", kind, owner_id, {"name": row.name, "tokens_deleted": removed}
+
+def _update(
+    db: sessionmaker[Session],
+    model: OwnerModel,
+    kind: str,
+    show: Show,
+    owner_id: int,
+    body: OwnerUpdate,
+    actor: Actor,
+    moment: Moment,
+    zone: Any,
+) -> Any:
+    with db.begin() as session:
+        row = _found(session, model, owner_id)
+        changes: dict[str, Any] = {}
+        if body.name is not None and body.name != row.name:
+            _name_free(session, model, body.name, other_than=owner_id)
+            changes["name"] = {"from": row.name, "to": body.name}
+            row.name = body.name
+        if body.disabled is not None and body.disabled != row.disabled:
+            changes["disabled"] = body.disabled
+            row.disabled = body.disabled
+        if changes:
+            audited(session, actor, moment, f"{kind}.update", kind, owner_id, changes)
+        return _show(session, model, show, row, moment, zone)
+
+
+def _delete(
+    db: sessionmaker[Session], model: OwnerModel, kind: str, owner_id: int, actor: Actor, moment: Moment, cascade: bool
+) -> Response:
+    with db.begin() as session:
+        row = _found(session, model, owner_id)
+        count = owners.token_count(session, model, owner_id)
+        if count and not cascade:
+            raise Problem(
+                409, "has_tokens", f"The {kind} has {count} token(s); delete with ?cascade=true.", tokens=count
             )
-        return Response(status_code=204)
+        removed = owners.delete_owner(session, model, owner_id)
+        audited(session, actor, moment, f"{kind}.delete", kind, owner_id, {"name": row.name, "tokens_deleted": removed})
+    return Response(status_code=204)
+
+
+_HAS_TOKENS: dict[int | str, dict[str, Any]] = {409: {"description": "The owner still has tokens (`has_tokens`)."}}
 
 
 def _insert(session: Session, model: OwnerModel, kind: str, body: OwnerCreate, actor: AdminDep, moment: Moment) -> Any:
@@ -168,9 +174,114 @@ def create_group(body: GroupCreate, actor: AdminDep, db: DbDep, moment: MomentDe
         return group_public(session, row, 0, moment, zone)
 
 
-_register("applications", "application", Application, application_public, ApplicationPublic)
-_register("groups", "group", Group, group_public, GroupPublic)
-_register("users", "user", User, user_public, UserPublic)
+@router.get("/applications", response_model=Page[ApplicationPublic], summary="List applications")
+def list_applications(
+    _: AdminDep,
+    db: DbDep,
+    moment: MomentDep,
+    zone: ZoneDep,
+    q: Search = None,
+    disabled: bool | None = None,
+    page: PageNo = 1,
+    per_page: PerPage = 50,
+) -> Any:
+    return _list(
+        db, Application, application_public, moment, zone, q=q, disabled=disabled, page=page, per_page=per_page
+    )
+
+
+@router.get("/applications/{owner_id}", response_model=ApplicationPublic, summary="One application")
+def get_application(owner_id: Id, _: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
+    return _get(db, Application, application_public, owner_id, moment, zone)
+
+
+@router.patch(
+    "/applications/{owner_id}", response_model=ApplicationPublic, summary="Rename, disable or enable a application"
+)
+def update_application(
+    owner_id: Id, body: OwnerUpdate, actor: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep
+) -> Any:
+    return _update(db, Application, "application", application_public, owner_id, body, actor, moment, zone)
+
+
+@router.delete(
+    "/applications/{owner_id}",
+    status_code=204,
+    summary="Delete a application (409 has_tokens unless cascade=true)",
+    responses=_HAS_TOKENS,
+)
+def delete_application(
+    owner_id: Id, actor: AdminDep, db: DbDep, moment: MomentDep, cascade: Cascade = False
+) -> Response:
+    return _delete(db, Application, "application", owner_id, actor, moment, cascade)
+
+
+@router.get("/groups", response_model=Page[GroupPublic], summary="List groups")
+def list_groups(
+    _: AdminDep,
+    db: DbDep,
+    moment: MomentDep,
+    zone: ZoneDep,
+    q: Search = None,
+    disabled: bool | None = None,
+    page: PageNo = 1,
+    per_page: PerPage = 50,
+) -> Any:
+    return _list(db, Group, group_public, moment, zone, q=q, disabled=disabled, page=page, per_page=per_page)
+
+
+@router.get("/groups/{owner_id}", response_model=GroupPublic, summary="One group")
+def get_group(owner_id: Id, _: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
+    return _get(db, Group, group_public, owner_id, moment, zone)
+
+
+@router.patch("/groups/{owner_id}", response_model=GroupPublic, summary="Rename, disable or enable a group")
+def update_group(owner_id: Id, body: OwnerUpdate, actor: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
+    return _update(db, Group, "group", group_public, owner_id, body, actor, moment, zone)
+
+
+@router.delete(
+    "/groups/{owner_id}",
+    status_code=204,
+    summary="Delete a group (409 has_tokens unless cascade=true)",
+    responses=_HAS_TOKENS,
+)
+def delete_group(owner_id: Id, actor: AdminDep, db: DbDep, moment: MomentDep, cascade: Cascade = False) -> Response:
+    return _delete(db, Group, "group", owner_id, actor, moment, cascade)
+
+
+@router.get("/users", response_model=Page[UserPublic], summary="List users")
+def list_users(
+    _: AdminDep,
+    db: DbDep,
+    moment: MomentDep,
+    zone: ZoneDep,
+    q: Search = None,
+    disabled: bool | None = None,
+    page: PageNo = 1,
+    per_page: PerPage = 50,
+) -> Any:
+    return _list(db, User, user_public, moment, zone, q=q, disabled=disabled, page=page, per_page=per_page)
+
+
+@router.get("/users/{owner_id}", response_model=UserPublic, summary="One user")
+def get_user(owner_id: Id, _: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
+    return _get(db, User, user_public, owner_id, moment, zone)
+
+
+@router.patch("/users/{owner_id}", response_model=UserPublic, summary="Rename, disable or enable a user")
+def update_user(owner_id: Id, body: OwnerUpdate, actor: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
+    return _update(db, User, "user", user_public, owner_id, body, actor, moment, zone)
+
+
+@router.delete(
+    "/users/{owner_id}",
+    status_code=204,
+    summary="Delete a user (409 has_tokens unless cascade=true)",
+    responses=_HAS_TOKENS,
+)
+def delete_user(owner_id: Id, actor: AdminDep, db: DbDep, moment: MomentDep, cascade: Cascade = False) -> Response:
+    return _delete(db, User, "user", owner_id, actor, moment, cascade)
 
 
 @router.put("/groups/{group_id}/quota", response_model=GroupPublic, summary="Change a group's shared quota")

@@ -33,7 +33,7 @@ from token_validator.schemas import (
     UsageMonth,
     UsageSummary,
 )
-from token_validator.tokens import Kind
+from token_validator.token_strings import Kind
 from token_validator.views import token_public
 
 router = APIRouter(tags=["admin: tokens"])

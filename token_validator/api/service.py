@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -20,14 +19,13 @@ from sqlalchemy import text
 from cartero_common.http import Problem, field_errors
 from cartero_common.metrics import LATENCY_BUCKETS
 from token_validator import idempotency, reconcile, usage
-from token_validator.batching import SpendBatcher
 from token_validator.db import Database
 from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, check_service_key, moment_of
 from token_validator.idempotency import IdempotencyRequest
 from token_validator.moment import Moment
+from token_validator.quota import Check, Decision, decide
 from token_validator.schemas import Strict
-from token_validator.tokens import KNOWN_ACTIONS, MAX_TOKEN_LENGTH, digest
-from token_validator.validation import Check, Decision, decide, fast_path_applies
+from token_validator.token_strings import KNOWN_ACTIONS, MAX_TOKEN_LENGTH
 
 router = APIRouter()
 
@@ -129,7 +127,7 @@ def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
     }
 
 
-async def _decide(body: ValidateRequest, request: Request, moment: Moment) -> dict[str, Any]:
+async def _validate_one(body: ValidateRequest, request: Request, moment: Moment) -> dict[str, Any]:
     started = time.perf_counter()
     state = request.app.state
     db: Database = state.db
@@ -143,12 +141,7 @@ async def _decide(body: ValidateRequest, request: Request, moment: Moment) -> di
         if body.idempotency is None
         else IdempotencyRequest(body.idempotency.key, body.idempotency.fingerprint, body.idempotency.response),
     )
-    decision = None
-    spender: SpendBatcher | None = state.spender if fast_path_applies(check) else None
-    if spender is not None:
-        decision = await spender.spend(digest(check.token), check, moment)
-    if decision is None:
-        decision = await run_in_threadpool(decide, db, check, moment, fast_tried=spender is not None)
+    decision = await decide(db, state.spender, check, moment)
     DECISIONS.labels(decision.code).inc()
     DECISION_SECONDS.observe(time.perf_counter() - started)
     # Built by hand: on the hot path a second validation of our own answer costs more than it checks.
@@ -157,14 +150,14 @@ async def _decide(body: ValidateRequest, request: Request, moment: Moment) -> di
 
 async def validate(body: ValidateRequest, request: Request) -> Response:
     """Served by `_served_directly`; its signature is what the OpenAPI document shows."""
-    return JSONResponse(await _decide(body, request, moment_of(request)))
+    return JSONResponse(await _validate_one(body, request, moment_of(request)))
 
 
 async def validate_batch(body: ValidateBatch, request: Request) -> Response:
     """Served by `_served_directly`; its signature is what the OpenAPI document shows."""
     moment = moment_of(request)
-    # Concurrently, so the checks of one token go to the database together (`batching`).
-    answers = await asyncio.gather(*(_decide(check, request, moment) for check in body.checks))
+    # Concurrently, so the checks of one token go to the database together (`quota.batcher`).
+    answers = await asyncio.gather(*(_validate_one(check, request, moment) for check in body.checks))
     return JSONResponse({"answers": answers})
 
 

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from token_validator.counters import UNLIMITED, grant_values, set_remaining_values
 from token_validator.models import Application, Group, Token, User
-from token_validator.quota import UNLIMITED, grant_values, set_remaining_values
 from token_validator.repository.owners import OWNER_MODELS
 from token_validator.repository.pages import PageOf, affected, contains, paginate
-from token_validator.tokens import Kind, digest, new_token, visible_prefix
+from token_validator.token_strings import Kind, digest, new_token, visible_prefix
 
 OWNER_COLUMN = {"application": "application_id", "group": "group_id", "user": "user_id"}
 

@@ -1,4 +1,4 @@
-"""Deciding concurrent validations of one token together (PostgreSQL).
+"""The batcher: concurrent fast-path spends of one token in one statement (PostgreSQL).
 
 Every spend of a token locks its row until it commits, so however many connections and workers
 there are, one busy token takes one spend at a time: a few hundred a second once the commit's
@@ -23,7 +23,8 @@ from prometheus_client import Histogram
 
 from token_validator.db import Database
 from token_validator.moment import Moment
-from token_validator.validation import Check, Decision, decide_together
+from token_validator.quota.check import Check, Decision
+from token_validator.quota.fast import spend_together
 
 BATCH_SIZE = Histogram(
     "validator_spend_batch_size",
@@ -49,7 +50,7 @@ class SpendBatcher:
         self._draining: set[Key] = set()
 
     async def spend(self, hashed: str, check: Check, moment: Moment) -> Decision | None:
-        """`decide_together`'s answer for `check`: allowed, or None (decide it the general way)."""
+        """`fast.spend_together`'s answer for `check`: allowed, or None (decide it the general way)."""
         key = (hashed, check.action, check.cost)
         waiting = _Waiting(check, moment)
         self._waiting.setdefault(key, []).append(waiting)
@@ -66,7 +67,7 @@ class SpendBatcher:
                 batch, rest = queued[: self._max_batch], queued[self._max_batch :]
                 if rest:
                     self._waiting[key] = rest
-                await self._decide(key, batch)
+                await self._spend(key, batch)
         except BaseException as exc:  # the loop is shutting down: nobody waits forever
             for waiting in self._waiting.pop(key, []):
                 _settle(waiting.answer, exc)
@@ -74,13 +75,13 @@ class SpendBatcher:
         finally:
             self._draining.discard(key)
 
-    async def _decide(self, key: Key, batch: list[_Waiting]) -> None:
+    async def _spend(self, key: Key, batch: list[_Waiting]) -> None:
         BATCH_SIZE.observe(len(batch))
         # The newest moment: every validation of the batch arrived before it, and is decided at it.
         moment = max((waiting.moment for waiting in batch), key=lambda m: m.now)
         try:
             decisions = await asyncio.to_thread(
-                decide_together, self._db, key[0], [waiting.check for waiting in batch], moment
+                spend_together, self._db, key[0], [waiting.check for waiting in batch], moment
             )
         except asyncio.CancelledError as exc:
             for waiting in batch:
