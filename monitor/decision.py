@@ -57,7 +57,7 @@ Reason = Literal["up", "down", "steady", "stabilizing", "source_error"]
 
 
 @dataclass(frozen=True)
-class Decision:
+class ScalingDecision:
     target: int
     wanted: int | None
     reason: Reason
@@ -73,7 +73,7 @@ def wanted(messages: int, policy: Policy) -> int:
     return clamp(math.ceil(max(messages, 0) / policy.threshold), policy)
 
 
-def decide(state: State, messages: int | None, *, now: datetime, policy: Policy) -> Decision:
+def decide(state: State, messages: int | None, *, now: datetime, policy: Policy) -> ScalingDecision:
     """The next target for one reading (`messages`, or None when the source failed) at `now`."""
     reading = Reading(now, None if messages is None else wanted(messages, policy))
     start = now - policy.stabilization
@@ -82,11 +82,11 @@ def decide(state: State, messages: int | None, *, now: datetime, policy: Policy)
     remembered = State(state.target, first, window)
 
     if reading.wanted is None:
-        return Decision(state.target, None, "source_error", remembered)
+        return ScalingDecision(state.target, None, "source_error", remembered)
     if reading.wanted > state.target:
         return _to(reading.wanted, reading.wanted, "up", remembered)
     if reading.wanted == state.target:
-        return Decision(state.target, reading.wanted, "steady", remembered)
+        return ScalingDecision(state.target, reading.wanted, "steady", remembered)
 
     # Fewer wanted now: only if the whole window was watched and every reading in it wanted fewer.
     watched_long_enough = now - first >= policy.stabilization
@@ -95,8 +95,8 @@ def decide(state: State, messages: int | None, *, now: datetime, policy: Policy)
         highest = max(w for w in asked if w is not None)
         if highest < state.target:
             return _to(highest, reading.wanted, "down", remembered)
-    return Decision(state.target, reading.wanted, "stabilizing", remembered)
+    return ScalingDecision(state.target, reading.wanted, "stabilizing", remembered)
 
 
-def _to(target: int, wanted_now: int, reason: Reason, state: State) -> Decision:
-    return Decision(target, wanted_now, reason, State(target, state.first_reading_at, state.window))
+def _to(target: int, wanted_now: int, reason: Reason, state: State) -> ScalingDecision:
+    return ScalingDecision(target, wanted_now, reason, State(target, state.first_reading_at, state.window))

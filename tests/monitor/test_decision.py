@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cartero_common.clock import FixedClock
-from monitor.decision import Decision, Policy, State, decide, wanted
+from monitor.decision import ScalingDecision, Policy, State, decide, wanted
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # the night Europe/Madrid skips an hour: UTC does not care
 POLICY = Policy(threshold=10_000, minimum=1, maximum=10, stabilization=timedelta(seconds=60))
 TICK = timedelta(seconds=10)
 
 
-def run(readings: Iterable[int | None], *, policy: Policy = POLICY, running: int = 1) -> list[Decision]:
+def run(readings: Iterable[int | None], *, policy: Policy = POLICY, running: int = 1) -> list[ScalingDecision]:
     """Feed one reading per tick (None = the source failed) and collect every decision."""
     clock = FixedClock(T0)
     state = State.initial(running, policy)
@@ -28,7 +28,7 @@ def run(readings: Iterable[int | None], *, policy: Policy = POLICY, running: int
     return decisions
 
 
-def targets(decisions: list[Decision]) -> list[int]:
+def targets(decisions: list[ScalingDecision]) -> list[int]:
     return [d.target for d in decisions]
 
 
