@@ -13,7 +13,7 @@ from cartero_common.clock import Clock
 from cartero_common.wire import Evento, scale_event
 from monitor import metrics
 from monitor.backend import Backend, BackendError, Replica, Stopped, free_slots
-from monitor.decision import ScalingDecision, Policy, State, decide
+from monitor.decision import Policy, ScalingDecision, State, decide
 from monitor.sources import DepthSource, SourceError
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cartero_common.clock import FixedClock
-from monitor.decision import ScalingDecision, Policy, State, decide, wanted
+from monitor.decision import Policy, ScalingDecision, State, decide, wanted
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # the night Europe/Madrid skips an hour: UTC does not care
 POLICY = Policy(threshold=10_000, minimum=1, maximum=10, stabilization=timedelta(seconds=60))
