@@ -148,19 +148,6 @@ async def _validate_one(body: ValidateRequest, request: Request, moment: Moment)
     return _answer(decision, state.zone, moment.seconds_to)
 
 
-async def validate(body: ValidateRequest, request: Request) -> Response:
-    """Served by `_served_directly`; its signature is what the OpenAPI document shows."""
-    return JSONResponse(await _validate_one(body, request, moment_of(request)))
-
-
-async def validate_batch(body: ValidateBatch, request: Request) -> Response:
-    """Served by `_served_directly`; its signature is what the OpenAPI document shows."""
-    moment = moment_of(request)
-    # Concurrently, so the checks of one token go to the database together (`quota.batcher`).
-    answers = await asyncio.gather(*(_validate_one(check, request, moment) for check in body.checks))
-    return JSONResponse({"answers": answers})
-
-
 def _served_directly(model: type[Body], serve: Callable[[Body, Request], Awaitable[Response]]) -> type[APIRoute]:
     """A route class for the hot path: documented from the endpoint's signature like any route,
     but served without FastAPI's per-request dependency solving, which cost a quarter of a
@@ -187,28 +174,53 @@ def _served_directly(model: type[Body], serve: Callable[[Body, Request], Awaitab
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong service credential (VALIDATOR_SERVICE_KEY)."}
 }
-router.add_api_route(
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
+
+
+def _post_served_directly(path: str, model: type[BaseModel], **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """`@router.post`, for an endpoint served by `_served_directly` (FastAPI's decorators take no
+    route class), with the service credential documented."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            openapi_extra={"security": SERVICE_SECURITY},
+            responses=_UNAUTHORIZED,
+            route_class_override=_served_directly(model, endpoint),
+            **options,
+        )
+        return endpoint
+
+    return register
+
+
+@_post_served_directly(
     "/v1/validate",
-    validate,
-    methods=["POST"],
+    ValidateRequest,
     response_model=ValidateResponse,
     summary="Decide whether a token may do an action now, and spend its quota if so",
-    openapi_extra={"security": SERVICE_SECURITY},
-    responses=_UNAUTHORIZED,
-    route_class_override=_served_directly(ValidateRequest, validate),
 )
-router.add_api_route(
+async def validate(body: ValidateRequest, request: Request) -> Response:
+    """Served by `_served_directly`; its signature is what the OpenAPI document shows."""
+    return JSONResponse(await _validate_one(body, request, moment_of(request)))
+
+
+@_post_served_directly(
     "/v1/validate/batch",
-    validate_batch,
-    methods=["POST"],
+    ValidateBatch,
     response_model=ValidateBatchResponse,
     summary="Several validations in one request: answers in the order of the checks",
     description="Each check is decided as `POST /v1/validate` decides it alone; the sender sends the "
     "validations that arrive while its previous request is in flight together.",
-    openapi_extra={"security": SERVICE_SECURITY},
-    responses=_UNAUTHORIZED,
-    route_class_override=_served_directly(ValidateBatch, validate_batch),
 )
+async def validate_batch(body: ValidateBatch, request: Request) -> Response:
+    """Served by `_served_directly`; its signature is what the OpenAPI document shows."""
+    moment = moment_of(request)
+    # Concurrently, so the checks of one token go to the database together (`quota.batcher`).
+    answers = await asyncio.gather(*(_validate_one(check, request, moment) for check in body.checks))
+    return JSONResponse({"answers": answers})
 
 
 @router.post(
