@@ -122,12 +122,10 @@ async def accept(
             ) from None
         # A refused republish says nothing of the earlier copy, which the broker may hold.
         unknown = PublishUnconfirmed.never_answered(str(exc))
-        raise await _kept(
-            unknown, validator, verdict.usage_id, message["id"], queue, False, settings, background
-        ) from None
+        raise await _kept(unknown, validator, verdict.usage_id, message["id"], queue, settings, background) from None
     except PublishUnconfirmed as exc:
         raise await _kept(
-            exc, validator, verdict.usage_id, message["id"], queue, not retry, settings, background
+            exc, validator, verdict.usage_id, message["id"], queue, settings, background, first_attempt=not retry
         ) from None
     if key is not None and verdict.usage_id:
         await validator.confirm(verdict.usage_id)
@@ -141,16 +139,17 @@ async def _kept(
     usage_id: str | None,
     message_id: str,
     queue: str,
-    first_attempt: bool,
     settings: Settings,
     background: set[asyncio.Task[None]],
+    *,
+    first_attempt: bool = False,
 ) -> Problem:
     """Keep the use of a publish with an unknown outcome, have it settled later, and say so."""
     UNCONFIRMED_PUBLISHES.inc()
     log.warning("publish unconfirmed: the use is kept", extra={"id": message_id, "queue": queue, "error": str(unknown)})
     if usage_id is not None:
-        if not await validator.mark_unconfirmed(usage_id, message_id):
-            log.error("the validator was not told of a kept use", extra={"id": message_id, "usage_id": usage_id})
+        # Not recorded (the validator is unreachable; logged): the late answer may still settle it.
+        await validator.mark_unconfirmed(usage_id, message_id)
         watch(background, validator, Unconfirmed(usage_id, message_id, queue, first_attempt), unknown.late)
     return Problem(
         503,

@@ -190,40 +190,33 @@ class ValidatorClient:
             raise ValidatorUnavailable("the validator answered a batch of the wrong size")
         return [Verdict.parse(answer) for answer in answers]
 
-    async def refund(self, usage_id: str) -> bool:
-        """Give back a counted use; False (and a log line) if the validator could not be told."""
+    async def _tell(
+        self, usage_id: str, action: str, body: dict[str, Any] | None = None, *, level: int = logging.ERROR
+    ) -> bool:
+        """`POST /v1/usage/{usage_id}/{action}`: True once the validator took it; otherwise False
+        and one log line at `level` saying why."""
         try:
-            response = await self._post(f"/v1/usage/{usage_id}/refund")
+            response = await self._post(f"/v1/usage/{usage_id}/{action}", body)
         except ValidatorUnavailable as exc:
-            log.error("refund failed: the use stays counted", extra={"usage_id": usage_id, "error": str(exc)})
+            log.log(level, f"usage {action} failed", extra={"usage_id": usage_id, "error": str(exc)})
             return False
         if response.status_code != 200:
-            log.error("refund refused", extra={"usage_id": usage_id, "status": response.status_code})
+            log.log(level, f"usage {action} refused", extra={"usage_id": usage_id, "status": response.status_code})
         return response.status_code == 200
+
+    async def refund(self, usage_id: str) -> bool:
+        """Give back a counted use; if the validator cannot be told, the use stays counted."""
+        return await self._tell(usage_id, "refund")
 
     async def confirm(self, usage_id: str) -> bool:
         """The broker confirmed the use's message: its Idempotency-Key replays the 202, and a use
         kept unconfirmed is settled. Best effort: an unconfirmed key is retried safely by the next
         request with it, and an unconfirmed use is settled by reconciliation."""
-        try:
-            response = await self._post(f"/v1/usage/{usage_id}/confirm")
-        except ValidatorUnavailable as exc:
-            log.warning("confirm failed", extra={"usage_id": usage_id, "error": str(exc)})
-            return False
-        if response.status_code != 200:
-            log.warning("confirm refused", extra={"usage_id": usage_id, "status": response.status_code})
-        return response.status_code == 200
+        return await self._tell(usage_id, "confirm", level=logging.WARNING)
 
     async def mark_unconfirmed(self, usage_id: str, message_id: str) -> bool:
         """The broker may hold the use's message: keep the use until it is settled."""
-        try:
-            response = await self._post(f"/v1/usage/{usage_id}/unconfirmed", {"message_id": message_id})
-        except ValidatorUnavailable as exc:
-            log.error("unconfirmed use not recorded", extra={"usage_id": usage_id, "error": str(exc)})
-            return False
-        if response.status_code != 200:
-            log.error("unconfirmed use refused", extra={"usage_id": usage_id, "status": response.status_code})
-        return response.status_code == 200
+        return await self._tell(usage_id, "unconfirmed", {"message_id": message_id})
 
     async def ping(self) -> bool:
         try:
