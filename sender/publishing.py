@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -62,9 +63,15 @@ async def publish_with_event(
     if isinstance(event_result, BaseException):
         EVENT_PUBLISH_FAILURES.inc()
         log.warning("event not confirmed; trying again", extra={"id": message_id, "error": str(event_result)})
-        task = asyncio.get_running_loop().create_task(republish_event(publisher, event, message_id=message_id, now=now))
-        background.add(task)
-        task.add_done_callback(background.discard)
+        keep_running(background, republish_event(publisher, event, message_id=message_id, now=now))
+
+
+def keep_running(background: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` after the answer, held in `background` until it ends (so it is neither
+    collected early nor forgotten at shutdown)."""
+    task = asyncio.get_running_loop().create_task(work)
+    background.add(task)
+    task.add_done_callback(background.discard)
 
 
 async def republish_event(publisher: AsyncPublisher, event: bytes, *, message_id: str, now: datetime) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from cartero_common.amqp.publisher import LateAnswer
 from sender.metrics import LATE_CONFIRMS
+from sender.publishing import keep_running
 from sender.validator_client import ValidatorClient
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,5 @@ def watch(
     unconfirmed: Unconfirmed,
     late: asyncio.Future[LateAnswer],
 ) -> None:
-    """Settle in the background; the task is kept in `background` until it ends."""
-    task = asyncio.get_running_loop().create_task(settle_late(validator, unconfirmed, late))
-    background.add(task)
-    task.add_done_callback(background.discard)
+    """Settle in the background, once the broker answers."""
+    keep_running(background, settle_late(validator, unconfirmed, late))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
+from prometheus_client import Gauge
 from sqlalchemy import Engine, func, select, update
 
 from cartero_common.wire import CONSUMER_EVENTS
@@ -35,6 +36,10 @@ from token_validator.models import Usage
 from token_validator.moment import Moment
 
 log = logging.getLogger(__name__)
+KEPT_USES = Gauge(
+    "validator_unconfirmed_uses",
+    "Uses kept for a publish whose outcome is unknown, not yet settled (as of the last reconciliation).",
+)
 BATCH = 200
 
 
@@ -143,4 +148,5 @@ def reconcile(engine: Engine, events_of: MessageLookup, moment: Moment, after: t
         elif usage.refund(engine, usage_id, moment) == "refunded":
             refunded += 1
             log.warning("kept use refunded: the message never reached the broker", extra=context)
+    KEPT_USES.set(kept(engine))
     return Report(settled, refunded, undecided)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from cartero_common.clock import FixedClock
 from tests.token_validator.conftest import SERVICE, validate
@@ -98,6 +99,7 @@ def test_reconciliation_settles_what_a_consumer_reported_and_refunds_the_rest(
     # The sender's own `enviado` is published beside the message: it proves nothing.
     assert tokens.used(only_sent_id) == 0
     assert reconcile.kept(db.engine) == 0
+    assert REGISTRY.get_sample_value("validator_unconfirmed_uses") == 0
     assert reconcile.reconcile(db.engine, log, _moment(clock), AFTER) == reconcile.Report()
     # Settled, the key replays the 202; refunded, the key is released for a fresh try.
     assert validate(api, reached, idempotency=_claim("k1", "m-other"))["idempotency"]["outcome"] == "replay"
@@ -114,6 +116,7 @@ def test_reconciliation_waits_while_the_message_log_cannot_be_asked(
 
     clock.set(clock() + AFTER)
     assert reconcile.reconcile(db.engine, down, _moment(clock), AFTER).undecided == 1
+    assert REGISTRY.get_sample_value("validator_unconfirmed_uses") == 1
     assert tokens.used(token_id) == 1 and reconcile.kept(db.engine) == 1
     unreachable = reconcile.message_log_lookup("http://127.0.0.1:9", timeout=1)
     with pytest.raises(reconcile.MessageLogUnavailable):
