@@ -1,4 +1,4 @@
-"""`python -m cartero_common wait-broker | wait-ready | rabbitmq-setup`: operator helpers shared by
+"""`python -m cartero_common wait-broker | wait-ready | rabbitmq-setup | redact-url`: operator helpers shared by
 the run scripts and the compose stack."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cartero_common.amqp.blocking import wait_for_broker
 from cartero_common.logging import configure_logging
+from cartero_common.redact import redact_url
 from cartero_common.settings import ServiceSettings
 
 
@@ -32,6 +33,8 @@ def main() -> int:
     )
     setup.add_argument("--definitions", type=Path, help="default: RABBITMQ_DEFINITIONS or rabbitmq/definitions.json")
     setup.add_argument("--vhost", help="default: RABBITMQ_VHOST or cartero")
+    # The URL comes on stdin, not as an argument: a command line is readable by every local user.
+    sub.add_parser("redact-url", help="print the URL read from stdin with its password masked")
     args = parser.parse_args()
     if args.command == "wait-broker":
         return 0 if wait_for_broker(ServiceSettings().amqp_url, timeout=args.timeout) else 1
@@ -39,6 +42,9 @@ def main() -> int:
         return wait_ready(args.services, args.timeout, args.log_dir, args.pid)
     if args.command == "rabbitmq-setup":
         return rabbitmq_setup(args.definitions, args.vhost)
+    if args.command == "redact-url":
+        print(redact_url(sys.stdin.read().strip()))
+        return 0
     return 2
 
 
