@@ -191,10 +191,14 @@ def test_each_owner_migrated_its_database_without_being_a_superuser(deployment: 
             )
             assert cur.fetchone() == (1,), name
         conn.close()
+    from alembic.script import ScriptDirectory
+
+    from token_validator.__main__ import ALEMBIC, VERSION_TABLE
+
     validator = deployment.owner("token_validator")
     with validator.cursor() as cur:
-        cur.execute("SELECT version_num FROM alembic_version_token_validator")
-        assert cur.fetchone() is not None
+        cur.execute(f"SELECT version_num FROM {VERSION_TABLE}")
+        assert cur.fetchall() == [(ScriptDirectory(str(ALEMBIC)).get_current_head(),)]
     validator.close()
 
 
@@ -226,7 +230,7 @@ def test_setting_up_and_migrating_again_changes_nothing(deployment: Deployment) 
             timeout=60,
         )
         assert result.returncode == 0, result.stderr[-1500:]
-    test_the_audit_trail_is_insert_only_for_the_validators_runtime_role(deployment)
+    assert_audit_trail_insert_only(deployment)
 
 
 # --- a consumer's runtime role and the tokens ------------------------------------------------
@@ -275,6 +279,10 @@ def _audit_row(cur: Any, action: str) -> int:
 
 
 def test_the_audit_trail_is_insert_only_for_the_validators_runtime_role(deployment: Deployment) -> None:
+    assert_audit_trail_insert_only(deployment)
+
+
+def assert_audit_trail_insert_only(deployment: Deployment) -> None:
     conn = deployment.runtime("token_validator")
     with conn.cursor() as cur:
         row_id = _audit_row(cur, "roles.inserted")
@@ -443,7 +451,7 @@ def test_the_grants_step_takes_back_what_was_granted_by_hand(deployment: Deploym
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-1500:]
-    test_the_audit_trail_is_insert_only_for_the_validators_runtime_role(deployment)
+    assert_audit_trail_insert_only(deployment)
 
 
 def test_the_grants_step_refuses_roles_that_defeat_it(deployment: Deployment) -> None:
