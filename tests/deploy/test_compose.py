@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import URL, make_url
 
 from tests.deploy.compose_file import (
     GOOD_SECRETS,
@@ -82,6 +83,8 @@ def test_preflight_refuses_the_example_env_with_a_message(tmp_path: Path) -> Non
     [
         ("GRAFANA_ADMIN_PASSWORD", "short", "shorter than 32 characters"),
         ("POSTGRES_PASSWORD", "has/slash:and@at0123", "goes into a URL"),
+        ("POSTGRES_CONSUMER_SMS_PASSWORD", "has/slash:and@at0123-0123456789abcdef", "goes into a URL"),
+        ("POSTGRES_TOKEN_VALIDATOR_OWNER_PASSWORD", "short", "shorter than 32 characters"),
         ("RABBITMQ_APP_PASSWORD", "my-changethis-secret", "example value"),
     ],
 )
@@ -135,6 +138,13 @@ def test_dependencies_wait_for_health_or_completion(config: dict[str, Any]) -> N
             assert spec["condition"] == wanted, f"{name} → {dependency}: {spec['condition']}"
 
 
+DATABASE_SERVICES = ("token_validator", "consumer_logs", "consumer_sms", "consumer_email")
+
+
+def database_url(service: dict[str, Any]) -> URL:
+    return make_url(service["environment"]["DATABASE_URL"])
+
+
 def test_migrations_run_before_the_validator_and_the_message_log(config: dict[str, Any]) -> None:
     services = config["services"]
     for service in ("token_validator", "consumer_logs"):
@@ -142,17 +152,71 @@ def test_migrations_run_before_the_validator_and_the_message_log(config: dict[st
         assert services[service]["depends_on"][migrate]["condition"] == "service_completed_successfully"
         assert services[migrate]["command"] == ["migrate"]
         assert services[migrate]["image"] == services[service]["image"]
-        assert services[migrate]["environment"]["DATABASE_URL"] == services[service]["environment"]["DATABASE_URL"]
+        assert database_url(services[migrate]).database == database_url(services[service]).database
 
 
-def test_each_stateful_service_has_its_own_database(config: dict[str, Any]) -> None:
-    init_sql = config["configs"]["postgres-init"]["content"]
+def test_migrations_run_as_the_owner_and_services_as_their_runtime_role(config: dict[str, Any]) -> None:
+    services = config["services"]
+    for name in DATABASE_SERVICES:
+        migrate, service = services[f"{name}-migrate"], services[name]
+        assert migrate["depends_on"]["postgres-setup"]["condition"] == "service_completed_successfully"
+        owner, runtime = database_url(migrate), database_url(service)
+        assert (owner.username, owner.database) == (f"{name}_owner", name)
+        assert (runtime.username, runtime.database) == (name, name)
+        assert migrate["environment"]["DATABASE_RUNTIME_ROLE"] == runtime.username
+        assert owner.password == GOOD_SECRETS[f"POSTGRES_{name.upper()}_OWNER_PASSWORD"]
+        assert runtime.password == GOOD_SECRETS[f"POSTGRES_{name.upper()}_PASSWORD"]
+        assert "DATABASE_RUNTIME_ROLE" not in service["environment"]
+
+
+def test_each_stateful_service_has_its_own_database_set_up_with_its_roles(config: dict[str, Any]) -> None:
+    setup = config["services"]["postgres-setup"]
+    assert setup["entrypoint"] == ["python", "-m", "cartero_common", "postgres-setup"]
+    assert setup["environment"]["POSTGRES_DATABASES"].split() == list(DATABASE_SERVICES)
+    for name in DATABASE_SERVICES:
+        for role in ("_OWNER", ""):
+            variable = f"POSTGRES_{name.upper()}{role}_PASSWORD"
+            assert setup["environment"][variable] == GOOD_SECRETS[variable]
     for name, service in config["services"].items():
         url = (service.get("environment") or {}).get("DATABASE_URL")
         if url:
-            database = url.rsplit("/", 1)[1]
+            database = make_url(url).database
             assert database == name.removesuffix("-migrate"), f"{name} uses database {database}"
-            assert f"CREATE DATABASE {database};" in init_sql
+            assert database in DATABASE_SERVICES
+
+
+def test_no_service_connects_as_the_postgres_superuser(config: dict[str, Any]) -> None:
+    """Only PostgreSQL itself and the setup job hold the superuser's password (preflight checks
+    it and connects nowhere); every URL any other container gets names a role of its own."""
+    superuser, password = "cartero", GOOD_SECRETS["POSTGRES_PASSWORD"]
+    holders = sorted(
+        name
+        for name, service in config["services"].items()
+        if password in json.dumps(service.get("environment") or {}) + json.dumps(service.get("command") or [])
+    )
+    assert holders == ["postgres", "postgres-setup", "preflight"]
+    urls = [
+        (name, value)
+        for name, service in config["services"].items()
+        for value in _strings(service.get("environment") or {})
+        if value.startswith("postgresql")
+    ]
+    assert len(urls) >= 2 * len(DATABASE_SERVICES) + 2  # jobs, services, the monitor's consumers
+    for name, value in urls:
+        user = make_url(value).username
+        if name != "postgres-setup":
+            assert user != superuser and user in {f"{d}{s}" for d in DATABASE_SERVICES for s in ("", "_owner")}, name
+
+
+def _strings(environment: dict[str, Any]) -> list[str]:
+    """Every value, and the values of JSON objects inside values (the monitor's consumer env)."""
+    found = []
+    for value in environment.values():
+        text = str(value)
+        found.append(text)
+        if text.startswith("{"):
+            found += [str(v) for v in json.loads(text).values()]
+    return found
 
 
 def test_no_service_but_the_socket_proxies_mounts_the_docker_socket(config: dict[str, Any]) -> None:
@@ -263,3 +327,4 @@ def test_the_monitor_hands_each_consumer_its_own_database(config: dict[str, Any]
     for kind, consumer in (("SMS", "consumer_sms"), ("EMAIL", "consumer_email")):
         handed = json.loads(environment[f"MONITOR_{kind}_CONSUMER_ENV"])
         assert handed["DATABASE_URL"] == config["services"][consumer]["environment"]["DATABASE_URL"]
+        assert make_url(handed["DATABASE_URL"]).username == consumer  # its runtime role
