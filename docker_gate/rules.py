@@ -229,22 +229,25 @@ HOST_CONFIG_DEFAULT_ONLY = frozenset(
 def _host_config(value: Any, policy: Policy) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Refused("HostConfig must be an object")
+    problems = []
     if value.get("NetworkMode") != policy.network:
-        raise Refused(f"HostConfig.NetworkMode must be the configured network {policy.network!r}")
+        problems.append(f"HostConfig.NetworkMode must be the configured network {policy.network!r}")
     for key, item in value.items():
         if key == "NetworkMode":
             continue
         if key == "ReadonlyRootfs":
             if not isinstance(item, bool | None):
-                raise Refused("HostConfig.ReadonlyRootfs must be a boolean")
+                problems.append("HostConfig.ReadonlyRootfs must be a boolean")
         elif key == "CapDrop":  # dropping capabilities only takes rights away
             if item is not None and not (isinstance(item, list) and all(isinstance(c, str) for c in item)):
-                raise Refused("HostConfig.CapDrop must be a list of names")
+                problems.append("HostConfig.CapDrop must be a list of names")
         elif key in HOST_CONFIG_DEFAULT_ONLY:
             if not _is_default(item):
-                raise Refused(f"HostConfig.{key} is not allowed (only its default)")
+                problems.append(f"HostConfig.{key} is not allowed (only its default)")
         else:
-            raise Refused(f"HostConfig.{key} is not allowed")
+            problems.append(f"HostConfig.{key} is not allowed")
+    if problems:
+        raise Refused("; ".join(problems))
     return value
 
 
@@ -360,11 +363,17 @@ def check_create(body: bytes, policy: Policy) -> bytes:
     for key in ("Image", "Labels", "HostConfig"):
         if key not in document:
             raise Refused(f"{key} is required")
+    problems = []  # every one of them, so the log says all that was wrong
     for key, value in document.items():
         check = CREATE_FIELDS.get(key)
-        if check is None:
-            raise Refused(f"field {key!r} is not allowed")
-        check(value, policy)
+        try:
+            if check is None:
+                raise Refused(f"field {key!r} is not allowed")
+            check(value, policy)
+        except Refused as exc:
+            problems.append(str(exc))
+    if problems:
+        raise Refused("; ".join(problems))
     return json.dumps(document, separators=(",", ":")).encode()
 
 
