@@ -105,7 +105,7 @@ ENTRYPOINT ["python", "-m", "consumer_email"]
 
 # The monitor scales consumer containers with each queue's depth: `monitor_sms` and
 # `monitor_email` under supervisord. It reaches the engine through DOCKER_HOST (in compose: tcp://
-# to a socket proxy that allows only container operations), so it needs no socket and no root.
+# to the Docker API gate, which allows only its consumer containers), so it needs no socket and no root.
 # The consumer images must exist (compose builds them): the monitor builds an image itself only
 # from a source checkout.
 FROM base AS monitor
