@@ -32,6 +32,14 @@ class Settings(ServiceSettings):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
+    @field_validator("docker_gate_network")
+    @classmethod
+    def _not_the_hosts(cls, value: str) -> str:
+        # The host's network namespace (or another container's) is what the gate exists to refuse.
+        if not value or value in ("host", "none", "default", "bridge") or ":" in value:
+            raise ValueError(f"DOCKER_GATE_NETWORK must name a network of its own, not {value!r}")
+        return value
+
     @property
     def policy(self) -> Policy:
         return Policy(images=frozenset(self.docker_gate_images), network=self.docker_gate_network)

@@ -305,7 +305,7 @@ def _default_only(name: str) -> Callable[[Any, Policy], Any]:
 
 
 def _image(value: Any, policy: Policy) -> Any:
-    if value not in policy.images:
+    if not isinstance(value, str) or value not in policy.images:
         raise Refused(f"image {value!r} is not one of the configured consumer images {sorted(policy.images)}")
     return value
 

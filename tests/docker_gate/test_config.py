@@ -44,3 +44,11 @@ def test_the_profile_is_required_and_closed(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DOCKER_GATE_PROFILE", "everything")
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize("network", ["host", "container:cartero-postgres-1", "bridge", ""])
+def test_the_network_cannot_be_the_hosts_or_anothers(monkeypatch: pytest.MonkeyPatch, network: str) -> None:
+    monkeypatch.setenv("DOCKER_GATE_PROFILE", "monitor")
+    monkeypatch.setenv("DOCKER_GATE_NETWORK", network)
+    with pytest.raises(ValidationError, match="DOCKER_GATE_NETWORK"):
+        Settings()

@@ -7,6 +7,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from docker_gate.rules import Policy, Profile, Request, decide, owned, with_container_id
 from tests.docker_gate.bodies import IMAGE, LABELS, NETWORK, sdk_create_body
@@ -87,6 +89,7 @@ def test_an_image_not_on_the_list_is_refused() -> None:
     result = create(sdk_create_body("docker.io/library/debian:12"))
     assert not result.allowed and "debian" in result.reason
     assert not create(edited(Image=None)).allowed
+    assert "image" in create(edited(Image=[IMAGE])).reason  # not a string: refused, not a crash
 
 
 def test_the_labels_must_be_the_monitors() -> None:
@@ -175,3 +178,23 @@ def test_the_discovery_profile_lists_and_inspects_nothing() -> None:
     ]:
         result = verdict(method, path, profile="discovery")
         assert not result.allowed and "discovery" in result.reason, path
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(["Image", "Labels", "HostConfig", "NetworkingConfig", "Env", "StopSignal", "Cmd"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes=st.dictionaries(FIELDS, JSON, max_size=4))
+def test_any_create_body_is_judged_never_crashes(changes: dict[str, Any]) -> None:
+    """Whatever the values, the rules answer (a refusal with a reason, or the checked body)."""
+    document = {**json.loads(sdk_create_body()), **changes}
+    result = create(json.dumps(document).encode())
+    assert result.allowed or result.reason
+    if result.allowed:
+        assert json.loads(result.body)["Image"] in POLICY.images
+        assert json.loads(result.body)["HostConfig"]["NetworkMode"] == NETWORK
