@@ -108,7 +108,7 @@ ENTRYPOINT ["python", "-m", "consumer_email"]
 
 # The monitor scales consumer containers with each queue's depth: `monitor_sms` and
 # `monitor_email` under supervisord. It reaches the engine through DOCKER_HOST (in compose: tcp://
-# to a socket proxy that allows only container operations), so it needs no socket and no root.
+# to the Docker API gate, which allows only its consumer containers), so it needs no socket and no root.
 # The consumer images must exist (compose builds them): the monitor builds an image itself only
 # from a source checkout.
 FROM base AS monitor
@@ -131,3 +131,20 @@ ENV MONITOR_SOURCE=prometheus \
     MONITOR_REPLICA_PORT_STEP=0 \
     MONITOR_STOPWAITSECS=55
 ENTRYPOINT ["supervisord", "-c", "/app/monitor/supervisord.conf"]
+
+
+# The Docker API gate: the only container that mounts the engine's socket (compose runs two, one
+# per profile: `monitor` for the monitor, `discovery` for Prometheus). It forwards the requests
+# docker_gate/rules.py allows and refuses the rest. The socket belongs to root and the docker
+# group: compose adds that group (DOCKER_GID) to the unprivileged user, nothing else.
+FROM base AS docker_gate
+COPY requirements/docker_gate.txt /tmp/requirements/docker_gate.txt
+RUN pip install --require-hashes -r /tmp/requirements/docker_gate.txt
+COPY docker_gate ./docker_gate
+RUN python -m compileall -q cartero_common docker_gate
+USER 10001:10001
+ENV DOCKER_GATE_HOST=0.0.0.0
+# The gate itself; compose's healthcheck asks /_ping, which also needs the engine.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request as u; from docker_gate.config import Settings as S; u.urlopen('http://127.0.0.1:%d/healthz' % S().docker_gate_port, timeout=4)"]
+ENTRYPOINT ["python", "-m", "docker_gate"]

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UNIT := not integration and not e2e and not browser and not docker
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-fast lint typecheck lock bench clean system-test-deps services
+.PHONY: help run test test-unit test-fast lint typecheck lock bench clean system-test-deps services checkov
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "make %-17s %s\n", $$1, $$2}'
@@ -29,6 +29,14 @@ $(VENV)/.installed-dev: requirements/dev.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@ $(VENV)/.installed-local
 
+# checkov in a virtualenv of its own inside .venv (its pins clash with the services'; see
+# requirements/checkov.txt), from its own hashed lock.
+CHECKOV_VENV := $(VENV)/checkov
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt | $(BIN)/python
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --require-hashes -r requirements/checkov.txt
+	@touch $@
+
 run: $(VENV)/.installed-local ## start the whole suite locally (SQLite, local processes, local RabbitMQ)
 	@local/run.sh
 
@@ -38,13 +46,16 @@ system-test-deps: ## install the Debian packages the tests drive for real (brows
 services: ## start PostgreSQL and RabbitMQ (with its management API) if installed but down
 	@local/ensure-services.sh
 
-test: $(VENV)/.installed-dev system-test-deps services ## lint, type-check and run every test
+test: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed system-test-deps services ## lint, type-check and run every test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/pytest
 
-test-unit: $(VENV)/.installed-dev ## the tests that need no live service (about a minute)
+checkov: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed ## checkov over the Dockerfile (.checkov.yaml; offline)
+	$(BIN)/pytest -q tests/deploy/test_checkov.py
+
+test-unit: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed ## the tests that need no live service (about a minute)
 	$(BIN)/pytest -m "$(UNIT)"
 
 test-fast: test-unit ## the former name of test-unit

@@ -14,6 +14,8 @@ from sqlalchemy import Connection, Engine, Executable, MetaData, create_engine, 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from cartero_common.pg_roles import grant_runtime
+
 # Stable constraint names, so Alembic migrations can name what they alter.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -82,9 +84,11 @@ def _sqlite_migration_lock(database: str | None) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def migrate(*, script_location: Path, url: str, version_table: str) -> None:
+def migrate(*, script_location: Path, url: str, version_table: str, runtime_role: str = "") -> None:
     """`alembic upgrade head` for one service; each keeps its own version table so services can
-    share one database."""
+    share one database. With `runtime_role` (PostgreSQL, migrating as the database's owner), that
+    role is then granted row access to the tables and nothing more (`pg_roles.grant_runtime`);
+    SQLite has no roles and ignores it."""
     from alembic import command
     from alembic.config import Config
 
@@ -109,6 +113,8 @@ def migrate(*, script_location: Path, url: str, version_table: str) -> None:
             try:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+                if runtime_role:
+                    grant_runtime(connection, runtime_role)
                 connection.commit()
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})

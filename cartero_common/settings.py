@@ -41,6 +41,9 @@ class ConsumerSettings(ServiceSettings):
     consumer_batch_size: int = Field(default=100, ge=1)
     # Fault injection for the crash tests: hold each ack this long. Never set it in production.
     consumer_pause_before_ack_seconds: float = Field(default=0.0, ge=0)
+    # `migrate` as the database's owner (PostgreSQL): the role the service runs as, granted row
+    # access to the tables afterwards (cartero_common.pg_roles). Empty: no grants.
+    database_runtime_role: str = ""
 
     @field_validator("consumer_retry_delays")
     @classmethod

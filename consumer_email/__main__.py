@@ -53,7 +53,7 @@ def cli() -> int:
         queue=QUEUE_EMAIL,
         settings=settings,
         run=lambda: run(settings),
-        migrate=lambda: migrate_ledger(settings.database_url),
+        migrate=lambda: migrate_ledger(settings.database_url, settings.database_runtime_role),
     )
 
 

@@ -24,7 +24,12 @@ ALEMBIC = Path(__file__).parent / "alembic"
 
 
 def run_migrations(settings: Settings) -> None:
-    migrate(script_location=ALEMBIC, url=settings.database_url, version_table="alembic_version_consumer_logs")
+    migrate(
+        script_location=ALEMBIC,
+        url=settings.database_url,
+        version_table="alembic_version_consumer_logs",
+        runtime_role=settings.database_runtime_role,
+    )
 
 
 def settings_problems(settings: Settings) -> list[str]:

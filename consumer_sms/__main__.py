@@ -45,7 +45,7 @@ def cli() -> int:
         queue=QUEUE_SMS,
         settings=settings,
         run=lambda: run(settings),
-        migrate=lambda: migrate_ledger(settings.database_url),
+        migrate=lambda: migrate_ledger(settings.database_url, settings.database_runtime_role),
     )
 
 

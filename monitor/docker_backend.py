@@ -3,7 +3,7 @@
 Containers are found by label, never by name: `cartero.role=consumer`, `cartero.queue=<queue>`
 and `cartero.monitor=<monitor name>` mark the ones this monitor manages, and nothing without
 all three is ever stopped or removed. The engine is whatever `DOCKER_HOST` names (a unix socket,
-or `tcp://` to a socket proxy). Containers outlive the monitor: a restarted monitor adopts them.
+or `tcp://` to the Docker API gate, docker_gate/). Containers outlive the monitor: a restarted monitor adopts them.
 """
 
 from __future__ import annotations

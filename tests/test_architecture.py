@@ -21,6 +21,7 @@ PACKAGES = (
     "consumer_email",
     "consumer_logs",
     "monitor",
+    "docker_gate",
     "bench",
 )
 

@@ -22,7 +22,12 @@ MIN_KEY_LENGTH = 16
 
 
 def run_migrations(settings: Settings) -> None:
-    migrate(script_location=ALEMBIC, url=settings.database_url, version_table=VERSION_TABLE)
+    migrate(
+        script_location=ALEMBIC,
+        url=settings.database_url,
+        version_table=VERSION_TABLE,
+        runtime_role=settings.database_runtime_role,
+    )
 
 
 def key_problems(settings: Settings) -> list[str]:

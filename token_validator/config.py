@@ -7,6 +7,9 @@ from cartero_common.settings import ServiceSettings
 
 class Settings(ServiceSettings):
     database_url: str = "sqlite:///var/token_validator.db"
+    # `migrate` as the database's owner (PostgreSQL): the role `serve` runs as, granted row access
+    # to the tables afterwards (cartero_common.pg_roles). Empty: no grants.
+    database_runtime_role: str = ""
     token_validator_host: str = "127.0.0.1"
     token_validator_port: int = 8001
     token_validator_workers: int = 1

@@ -33,8 +33,8 @@ class ProcessedMessage(LedgerBase):
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-def migrate_ledger(url: str) -> None:
-    migrate(script_location=MIGRATIONS, url=url, version_table=VERSION_TABLE)
+def migrate_ledger(url: str, runtime_role: str = "") -> None:
+    migrate(script_location=MIGRATIONS, url=url, version_table=VERSION_TABLE, runtime_role=runtime_role)
 
 
 class Ledger:

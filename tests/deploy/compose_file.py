@@ -24,6 +24,11 @@ GOOD_SECRETS = {
     "VALIDATOR_ADMIN_KEY": "admin-key-0123456789-0123456789abcdef",
     "TOKEN_PANEL_SECRET_KEY": "panel-secret-0123456789-0123456789abcdef",
     "GRAFANA_ADMIN_PASSWORD": "grafana-0123456789-0123456789abcdef",
+    **{
+        f"POSTGRES_{database.upper()}{role}_PASSWORD": f"pg-{database}{role.lower()}-0123456789-0123456789abcdef"
+        for database in ("token_validator", "consumer_logs", "consumer_sms", "consumer_email")
+        for role in ("_OWNER", "")
+    },
     "CONSUMER_LOGS_READ_KEY": "logs-read-key-0123456789-0123456789abcdef",
 }
 

@@ -36,7 +36,7 @@ def test_config(port: int, down_port: int, services: dict[str, list[str]] | None
 
     The stack's broker sets prometheus.return_per_object_metrics, so its /metrics is per object;
     the machine's broker is not ours to reconfigure, so the same series come from
-    /metrics/per-object. Docker discovery needs the stack's socket proxy: a job discovered that
+    /metrics/per-object. Docker discovery needs the stack's Docker API gate: a job discovered that
     way gets the static targets `services` names for it instead, or is left out.
     """
     services = services or {}

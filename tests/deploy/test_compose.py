@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import URL, make_url
 
 from tests.deploy.compose_file import (
     GOOD_SECRETS,
@@ -23,6 +24,8 @@ from tests.deploy.engine import services_with_images
 from tests.support import ROOT
 
 LONG_RUNNING_RESTARTS = {"unless-stopped", "always"}
+# The only services that mount the Docker socket (docker_gate/, one per profile).
+GATES = ("docker-gate-monitor", "docker-gate-sd")
 PUBLISHED = {  # service: (published, container port)
     "rabbitmq": ("9890", 15672),
     "grafana": ("3000", 3000),
@@ -82,6 +85,8 @@ def test_preflight_refuses_the_example_env_with_a_message(tmp_path: Path) -> Non
     [
         ("GRAFANA_ADMIN_PASSWORD", "short", "shorter than 32 characters"),
         ("POSTGRES_PASSWORD", "has/slash:and@at0123", "goes into a URL"),
+        ("POSTGRES_CONSUMER_SMS_PASSWORD", "has/slash:and@at0123-0123456789abcdef", "goes into a URL"),
+        ("POSTGRES_TOKEN_VALIDATOR_OWNER_PASSWORD", "short", "shorter than 32 characters"),
         ("RABBITMQ_APP_PASSWORD", "my-changethis-secret", "example value"),
     ],
 )
@@ -98,8 +103,8 @@ def test_every_service_waits_for_preflight(config: dict[str, Any]) -> None:
         depends = services[name].get("depends_on") or {}
         return "preflight" in depends or any(reaches_preflight(d, seen | {name}) for d in depends if d not in seen)
 
-    # The proxies, the mail catcher and Prometheus hold no secret from .env.
-    free = {"preflight", "docker-proxy-monitor", "docker-proxy-sd", "mailpit", "prometheus"}
+    # The Docker API gates, the mail catcher and Prometheus hold no secret from .env.
+    free = {"preflight", *GATES, "mailpit", "prometheus"}
     late = [name for name in services if name not in free and not reaches_preflight(name)]
     assert not late, f"services that may start before the secrets are checked: {late}"
 
@@ -135,6 +140,13 @@ def test_dependencies_wait_for_health_or_completion(config: dict[str, Any]) -> N
             assert spec["condition"] == wanted, f"{name} → {dependency}: {spec['condition']}"
 
 
+DATABASE_SERVICES = ("token_validator", "consumer_logs", "consumer_sms", "consumer_email")
+
+
+def database_url(service: dict[str, Any]) -> URL:
+    return make_url(service["environment"]["DATABASE_URL"])
+
+
 def test_migrations_run_before_the_validator_and_the_message_log(config: dict[str, Any]) -> None:
     services = config["services"]
     for service in ("token_validator", "consumer_logs"):
@@ -142,51 +154,154 @@ def test_migrations_run_before_the_validator_and_the_message_log(config: dict[st
         assert services[service]["depends_on"][migrate]["condition"] == "service_completed_successfully"
         assert services[migrate]["command"] == ["migrate"]
         assert services[migrate]["image"] == services[service]["image"]
-        assert services[migrate]["environment"]["DATABASE_URL"] == services[service]["environment"]["DATABASE_URL"]
+        assert database_url(services[migrate]).database == database_url(services[service]).database
 
 
-def test_each_stateful_service_has_its_own_database(config: dict[str, Any]) -> None:
-    init_sql = config["configs"]["postgres-init"]["content"]
+def test_migrations_run_as_the_owner_and_services_as_their_runtime_role(config: dict[str, Any]) -> None:
+    services = config["services"]
+    for name in DATABASE_SERVICES:
+        migrate, service = services[f"{name}-migrate"], services[name]
+        assert migrate["depends_on"]["postgres-setup"]["condition"] == "service_completed_successfully"
+        owner, runtime = database_url(migrate), database_url(service)
+        assert (owner.username, owner.database) == (f"{name}_owner", name)
+        assert (runtime.username, runtime.database) == (name, name)
+        assert migrate["environment"]["DATABASE_RUNTIME_ROLE"] == runtime.username
+        assert owner.password == GOOD_SECRETS[f"POSTGRES_{name.upper()}_OWNER_PASSWORD"]
+        assert runtime.password == GOOD_SECRETS[f"POSTGRES_{name.upper()}_PASSWORD"]
+        assert "DATABASE_RUNTIME_ROLE" not in service["environment"]
+
+
+def test_each_stateful_service_has_its_own_database_set_up_with_its_roles(config: dict[str, Any]) -> None:
+    setup = config["services"]["postgres-setup"]
+    assert setup["entrypoint"] == ["python", "-m", "cartero_common", "postgres-setup"]
+    assert setup["environment"]["POSTGRES_DATABASES"].split() == list(DATABASE_SERVICES)
+    for name in DATABASE_SERVICES:
+        for role in ("_OWNER", ""):
+            variable = f"POSTGRES_{name.upper()}{role}_PASSWORD"
+            assert setup["environment"][variable] == GOOD_SECRETS[variable]
     for name, service in config["services"].items():
         url = (service.get("environment") or {}).get("DATABASE_URL")
         if url:
-            database = url.rsplit("/", 1)[1]
+            database = make_url(url).database
             assert database == name.removesuffix("-migrate"), f"{name} uses database {database}"
-            assert f"CREATE DATABASE {database};" in init_sql
+            assert database in DATABASE_SERVICES
 
 
-def test_no_service_but_the_socket_proxies_mounts_the_docker_socket(config: dict[str, Any]) -> None:
-    mounting = sorted(
+def test_no_service_connects_as_the_postgres_superuser(config: dict[str, Any]) -> None:
+    """Only PostgreSQL itself and the setup job hold the superuser's password (preflight checks
+    it and connects nowhere); every URL any other container gets names a role of its own."""
+    superuser, password = "cartero", GOOD_SECRETS["POSTGRES_PASSWORD"]
+    holders = sorted(
         name
         for name, service in config["services"].items()
+        if password in json.dumps(service.get("environment") or {}) + json.dumps(service.get("command") or [])
+    )
+    assert holders == ["postgres", "postgres-setup", "preflight"]
+    urls = [
+        (name, value)
+        for name, service in config["services"].items()
+        for value in _strings(service.get("environment") or {})
+        if value.startswith("postgresql")
+    ]
+    assert len(urls) >= 2 * len(DATABASE_SERVICES) + 2  # jobs, services, the monitor's consumers
+    for name, value in urls:
+        user = make_url(value).username
+        if name != "postgres-setup":
+            assert user != superuser and user in {f"{d}{s}" for d in DATABASE_SERVICES for s in ("", "_owner")}, name
+
+
+def _strings(environment: dict[str, Any]) -> list[str]:
+    """Every value, and the values of JSON objects inside values (the monitor's consumer env)."""
+    found = []
+    for value in environment.values():
+        text = str(value)
+        found.append(text)
+        if text.startswith("{"):
+            found += [str(v) for v in json.loads(text).values()]
+    return found
+
+
+def socket_mounts(service: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        volume
         for volume in service.get("volumes") or []
         if "docker.sock" in str(volume.get("source", "")) + str(volume.get("target", ""))
-    )
-    assert "monitor" not in mounting
-    assert mounting == ["docker-proxy-monitor", "docker-proxy-sd"]
+    ]
 
 
-def test_the_monitor_reaches_docker_only_through_an_internal_proxy(config: dict[str, Any]) -> None:
-    monitor = config["services"]["monitor"]
-    proxy_name = monitor["environment"]["DOCKER_HOST"].removeprefix("tcp://").split(":")[0]
-    proxy = config["services"][proxy_name]
-    assert "docker.sock" in str(proxy["volumes"])
-    for network in proxy["networks"]:
-        assert config["networks"][network].get("internal") is True, f"{proxy_name} on non-internal {network}"
-    assert set(proxy["networks"]) <= set(monitor["networks"])
-    allowed = {key for key, value in proxy["environment"].items() if str(value) == "1"}
-    assert {"CONTAINERS", "POST"} <= allowed
-    assert not allowed & {"EXEC", "VOLUMES", "SWARM", "SECRETS", "SERVICES", "AUTH", "PLUGINS", "SYSTEM"}
+def test_no_service_but_the_gates_mounts_the_docker_socket_and_they_read_only(config: dict[str, Any]) -> None:
+    mounting = sorted(name for name, service in config["services"].items() if socket_mounts(service))
+    assert mounting == sorted(GATES)
+    for name in GATES:
+        for mount in socket_mounts(config["services"][name]):
+            assert mount["type"] == "bind" and mount.get("read_only") is True, (name, mount)
 
 
-def test_prometheus_service_discovery_uses_a_read_only_proxy(config: dict[str, Any]) -> None:
+def test_the_gates_run_unprivileged_with_a_read_only_root(config: dict[str, Any]) -> None:
+    for name in GATES:
+        gate = config["services"][name]
+        assert gate["image"] == "cartero/docker_gate:latest"
+        assert gate.get("read_only") is True, name
+        assert gate.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in gate.get("security_opt", []), name
+        assert not gate.get("privileged") and not gate.get("cap_add"), name
+        assert "user" not in gate, f"{name}: the image's unprivileged user (10001), not {gate.get('user')}"
+        # The socket's group only, as a supplementary group of that user (DOCKER_GID's default here).
+        assert [str(group) for group in gate.get("group_add", [])] == ["999"], name
+        assert not gate.get("ports"), f"{name} publishes a port"
+    assert config["services"]["docker-gate-monitor"]["build"]["target"] == "docker_gate"
+
+
+def test_the_monitor_reaches_docker_only_through_its_gate(config: dict[str, Any]) -> None:
+    services = config["services"]
+    monitor = services["monitor"]
+    gate_name = monitor["environment"]["DOCKER_HOST"].removeprefix("tcp://").split(":")[0]
+    assert gate_name == "docker-gate-monitor"
+    gate = services[gate_name]
+    for network in gate["networks"]:
+        assert config["networks"][network].get("internal") is True, f"{gate_name} on non-internal {network}"
+    assert set(gate["networks"]) <= set(monitor["networks"])
+    environment = gate["environment"]
+    assert environment["DOCKER_GATE_PROFILE"] == "monitor"
+    # The images and network it allows are the ones the monitor uses, and nothing more.
+    consumers = {services[name]["image"] for name in ("consumer_sms", "consumer_email")}
+    assert set(environment["DOCKER_GATE_IMAGES"].split(",")) == consumers
+    assert environment["DOCKER_GATE_NETWORK"] == monitor["environment"]["MONITOR_DOCKER_NETWORK"]
+
+
+def test_prometheus_service_discovery_uses_the_list_only_gate(config: dict[str, Any]) -> None:
     scrape = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
     hosts = [sd["host"] for job in scrape for sd in job.get("docker_sd_configs", [])]
     assert hosts, "no docker_sd_configs in prometheus.yml"
     for host in hosts:
-        proxy = config["services"][host.removeprefix("tcp://").split(":")[0]]
-        assert str(proxy["environment"].get("POST", "0")) == "0"
-        assert set(proxy["networks"]) <= set(config["services"]["prometheus"]["networks"])
+        gate = config["services"][host.removeprefix("tcp://").split(":")[0]]
+        assert gate["environment"]["DOCKER_GATE_PROFILE"] == "discovery"
+        assert set(gate["networks"]) <= set(config["services"]["prometheus"]["networks"])
+        for network in gate["networks"]:
+            assert config["networks"][network].get("internal") is True
+
+
+def test_no_service_is_privileged_or_shares_the_hosts_namespaces(config: dict[str, Any]) -> None:
+    for name, service in config["services"].items():
+        assert not service.get("privileged"), name
+        assert not service.get("cap_add"), f"{name} adds capabilities {service.get('cap_add')}"
+        assert not service.get("devices"), name
+        for mode in ("network_mode", "pid", "ipc", "userns_mode", "uts"):
+            assert service.get(mode) != "host", f"{name}: {mode}: host"
+        assert str(service.get("user", "")).split(":")[0] not in ("0", "root"), f"{name} runs as root"
+        assert not [o for o in service.get("security_opt", []) if "unconfined" in o], name
+
+
+def test_bind_mounts_are_read_only_files_of_the_repository_or_the_gates_socket(config: dict[str, Any]) -> None:
+    for name, service in config["services"].items():
+        for volume in service.get("volumes") or []:
+            if volume["type"] != "bind":
+                continue
+            source = Path(volume["source"])
+            assert volume.get("read_only") is True, f"{name} binds {source} writable"
+            if name in GATES and str(source) == "/var/run/docker.sock":
+                continue
+            assert source.is_relative_to(ROOT), f"{name} binds {source}, outside the repository"
 
 
 def test_published_ports(config: dict[str, Any]) -> None:
@@ -263,6 +378,7 @@ def test_the_monitor_hands_each_consumer_its_own_database(config: dict[str, Any]
     for kind, consumer in (("SMS", "consumer_sms"), ("EMAIL", "consumer_email")):
         handed = json.loads(environment[f"MONITOR_{kind}_CONSUMER_ENV"])
         assert handed["DATABASE_URL"] == config["services"][consumer]["environment"]["DATABASE_URL"]
+        assert make_url(handed["DATABASE_URL"]).username == consumer  # its runtime role
 
 
 def test_the_sender_listens_on_this_host_unless_sender_bind_says_otherwise(

@@ -31,6 +31,7 @@ ALL_SERVICES = {
     "consumer_sms",
     "consumer_email",
     "monitor",
+    "docker_gate",
 }
 
 
@@ -112,6 +113,13 @@ def consumes(queue: str, message: dict[str, str]) -> Callable[[Running], None]:
     return check
 
 
+def gate_refuses_an_inspect(run: Running) -> None:
+    """The image's gate judges requests (here with no engine socket: a refusal needs none)."""
+    answer = httpx.get(f"http://127.0.0.1:{run.port}/v1.43/containers/anything/json", timeout=5)
+    assert answer.status_code == 403, answer.text
+    assert "discovery" in answer.json()["detail"]
+
+
 KEYS = {
     "VALIDATOR_SERVICE_KEY": "service-key-for-tests",
     "VALIDATOR_ADMIN_KEY": "admin-key-for-tests",
@@ -145,6 +153,9 @@ SPECS: dict[str, Spec] = {
         migrate=True,
         env={"EMAIL_PROVIDER": "file", "MAIL_DIR": "/tmp/cartero-mail"},
         check=consumes(QUEUE_EMAIL, {"destinatario": "ana@example.com", "asunto": "Hola", "cuerpo": "Prueba"}),
+    ),
+    "docker_gate": Spec(
+        port_env="DOCKER_GATE_PORT", env={"DOCKER_GATE_PROFILE": "discovery"}, check=gate_refuses_an_inspect
     ),
     # supervisord with monitor_sms and monitor_email; nothing to scale (MONITOR_MIN=0, empty queues).
     "monitor": Spec(
