@@ -88,6 +88,8 @@ USER 10001:10001
 # The dedupe ledger defaults to SQLite in the one writable place; compose points DATABASE_URL at
 # PostgreSQL instead, so replicas share it.
 ENV DATABASE_URL=sqlite:////var/lib/cartero/consumer_sms.db
+# Metrics on every interface of the container: Prometheus scrapes them over the container network.
+ENV METRICS_HOST=0.0.0.0
 # The consumer finishes the message in hand on SIGTERM; give it `docker stop -t` seconds to do so.
 ENTRYPOINT ["python", "-m", "consumer_sms"]
 
@@ -99,7 +101,8 @@ COPY consumer_email ./consumer_email
 RUN python -m compileall -q cartero_common consumer_email
 USER 10001:10001
 ENV DATABASE_URL=sqlite:////var/lib/cartero/consumer_email.db \
-    MAIL_DIR=/var/lib/cartero/mail
+    MAIL_DIR=/var/lib/cartero/mail \
+    METRICS_HOST=0.0.0.0
 ENTRYPOINT ["python", "-m", "consumer_email"]
 
 
@@ -119,6 +122,7 @@ USER 10001:10001
 # each consumer container has its own network namespace, so every replica keeps its port.
 ENV MONITOR_SOURCE=prometheus \
     MONITOR_BACKEND=docker \
+    METRICS_HOST=0.0.0.0 \
     PROMETHEUS_URL=http://prometheus:9090 \
     MONITOR_SMS_METRICS_PORT=9104 \
     MONITOR_EMAIL_METRICS_PORT=9105 \

@@ -1,5 +1,5 @@
-"""`python -m cartero_common wait-broker | wait-ready | rabbitmq-setup | postgres-setup | db-grants`:
-operator helpers shared by the run scripts and the compose stack."""
+"""`python -m cartero_common wait-broker | wait-ready | rabbitmq-setup | postgres-setup | db-grants |
+redact-url`: operator helpers shared by the run scripts and the compose stack."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cartero_common.amqp.blocking import wait_for_broker
 from cartero_common.logging import configure_logging
+from cartero_common.redact import redact_url
 from cartero_common.settings import ServiceSettings
 
 
@@ -44,6 +45,8 @@ def main() -> int:
         help="as the owner (DATABASE_URL), after migrating: row access for the runtime role, nothing more",
     )
     grants.add_argument("--role", help="default: DATABASE_RUNTIME_ROLE")
+    # The URL comes on stdin, not as an argument: a command line is readable by every local user.
+    sub.add_parser("redact-url", help="print the URL read from stdin with its password masked")
     args = parser.parse_args()
     if args.command == "wait-broker":
         return 0 if wait_for_broker(ServiceSettings().amqp_url, timeout=args.timeout) else 1
@@ -55,6 +58,9 @@ def main() -> int:
         return postgres_setup(args.databases, args.timeout)
     if args.command == "db-grants":
         return db_grants(args.role)
+    if args.command == "redact-url":
+        print(redact_url(sys.stdin.read().strip()))
+        return 0
     return 2
 
 

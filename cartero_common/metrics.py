@@ -26,8 +26,8 @@ CONSUMER_DEAD_LETTERS = Counter(
 )
 
 
-def serve_metrics(port: int, addr: str = "0.0.0.0") -> bool:
-    """Expose `/metrics` on `port` from a background thread (non-HTTP services).
+def serve_metrics(port: int, *, host: str) -> bool:
+    """Expose `/metrics` on `host`:`port` from a background thread (non-HTTP services).
 
     Port 0 means no metrics endpoint. A port already taken (several consumers of one kind on
     one host with the same setting) is logged and skipped: a consumer that cannot be scraped
@@ -37,13 +37,14 @@ def serve_metrics(port: int, addr: str = "0.0.0.0") -> bool:
         log.info("metrics endpoint disabled (port 0)")
         return False
     try:
-        start_http_server(port, addr=addr)
+        start_http_server(port, addr=host)
     except OSError as exc:
         log.warning(
-            "metrics port unavailable; running without a metrics endpoint", extra={"port": port, "error": str(exc)}
+            "metrics port unavailable; running without a metrics endpoint",
+            extra={"host": host, "port": port, "error": str(exc)},
         )
         return False
-    log.info("metrics endpoint up", extra={"port": port})
+    log.info("metrics endpoint up", extra={"host": host, "port": port})
     return True
 
 

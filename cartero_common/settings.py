@@ -18,6 +18,10 @@ class ServiceSettings(BaseSettings):
     amqp_url: str = DEFAULT_AMQP_URL
     timezone: str = "Europe/Madrid"
     log_level: str = "INFO"
+    # Where the services without an HTTP API of their own (the consumers, the monitor) serve
+    # `/metrics`. This host only by default: a process started outside a container is scraped
+    # from the same machine. The images set 0.0.0.0, for Prometheus on the container network.
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("log_level")
     @classmethod

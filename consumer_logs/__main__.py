@@ -12,6 +12,7 @@ import uvicorn
 
 from cartero_common.clock import system_clock
 from cartero_common.consume import loop_from_settings, main
+from cartero_common.credentials import MIN_KEY_LENGTH
 from cartero_common.db import make_engine, make_sessionmaker, migrate
 from cartero_common.wire import QUEUE_LOGS
 from consumer_logs.api import create_app
@@ -31,21 +32,33 @@ def run_migrations(settings: Settings) -> None:
     )
 
 
+def settings_problems(settings: Settings) -> list[str]:
+    """Why the settings are unfit to serve with, if they are."""
+    if len(settings.consumer_logs_read_key) < MIN_KEY_LENGTH:
+        return [f"CONSUMER_LOGS_READ_KEY must be set to a secret of at least {MIN_KEY_LENGTH} characters"]
+    return []
+
+
 def serve(settings: Settings) -> None:
+    problems = settings_problems(settings)
+    if problems:
+        for problem in problems:
+            print(f"consumer_logs: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     loop = loop_from_settings(
         settings,
         service="consumer_logs",
         queue=QUEUE_LOGS,
-        handler=make_handler(sessions, system_clock),
+        handler=make_handler(sessions, system_clock, store_content=settings.consumer_logs_store_content),
         prefetch=settings.consumer_logs_prefetch,
         batchable=True,
         report_to=None,  # it consumes `logs`: reporting there would feed itself
     )
     consumer = threading.Thread(target=loop.run, name="consume-logs", daemon=True)
     consumer.start()
-    app = create_app(sessions, consuming=loop.connected.is_set)
+    app = create_app(sessions, read_key=settings.consumer_logs_read_key, consuming=loop.connected.is_set)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=settings.consumer_logs_host, port=settings.consumer_logs_port, log_config=None, access_log=False

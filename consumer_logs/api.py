@@ -1,23 +1,46 @@
-"""`GET /v1/events`: the message log, oldest first."""
+"""`GET /v1/events`: the message log, oldest first, to holders of CONSUMER_LOGS_READ_KEY only."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
-from cartero_common.http import install_problem_handlers
+from cartero_common.credentials import bearer, credential_matches
+from cartero_common.http import Problem, install_problem_handlers
 from consumer_logs.repository import EventFilter, find_events, public_event
 
+# Declared for the OpenAPI document (auto_error off); `require_read_key` does the check.
+_READ_SCHEME = HTTPBearer(auto_error=False, scheme_name="ReadKey", description="CONSUMER_LOGS_READ_KEY")
+
+
+async def require_read_key(request: Request, _: Annotated[Any, Depends(_READ_SCHEME)] = None) -> None:
+    """`async` so FastAPI runs it on the event loop, not through its threadpool."""
+    if not credential_matches(bearer(request.headers), request.app.state.read_key):
+        raise Problem(
+            401,
+            "unauthorized",
+            "Reading the message log needs CONSUMER_LOGS_READ_KEY as a bearer token.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+# Every route that reads the log goes on this router; the health and metrics routes stay open.
+reads = APIRouter(dependencies=[Depends(require_read_key)])
 router = APIRouter()
 
 
-@router.get("/v1/events", summary="Events from the message log, oldest first")
+@reads.get(
+    "/v1/events",
+    summary="Events from the message log, oldest first",
+    description="A lookup by `id` shows the event's phone numbers and addresses whole; any other query masks them.",
+)
 def list_events(
     request: Request,
     id: Annotated[str | None, Query(max_length=200, description="Message id")] = None,
@@ -34,7 +57,7 @@ def list_events(
     sessions: sessionmaker[Any] = request.app.state.sessions
     with sessions() as session:
         found = find_events(session, EventFilter(message_id=id, evento=evento, cola=cola, since=since, limit=limit))
-        return [public_event(event) for event in found]
+        return [public_event(event, mask_addresses=id is None) for event in found]
 
 
 @router.get("/healthz", include_in_schema=False)
@@ -61,10 +84,12 @@ def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(sessions: sessionmaker[Any], consuming: Any = lambda: True) -> FastAPI:
+def create_app(sessions: sessionmaker[Any], *, read_key: str, consuming: Any = lambda: True) -> FastAPI:
     app = FastAPI(title="Cartero message log", version="0.1.0")
     app.state.sessions = sessions
     app.state.consuming = consuming
+    app.state.read_key = read_key
     install_problem_handlers(app)
+    app.include_router(reads)
     app.include_router(router)
     return app

@@ -10,3 +10,10 @@ class Settings(ConsumerSettings):
     consumer_logs_host: str = "127.0.0.1"
     consumer_logs_port: int = 8003
     consumer_logs_prefetch: int = Field(default=500, ge=1)
+    # Every read of the message log presents it as a bearer token (the panel, the validator's
+    # reconciliation, operators' scripts); `serve` refuses to start without one of 16+ characters.
+    consumer_logs_read_key: str = ""
+    # Whether an event keeps what the message said (the SMS text, the email's subject and body,
+    # an unreadable body's text). Off, it never reaches the database: who it went to, when, and
+    # what became of it are kept, not what it said.
+    consumer_logs_store_content: bool = False

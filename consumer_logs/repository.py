@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from cartero_common.db import insert_ignoring_duplicates
 from cartero_common.json_input import NotJson, parse_json
 from consumer_logs.models import COLA_LENGTH, EVENTO_LENGTH, ID_LENGTH, Event
+from consumer_logs.privacy import masked, without_content
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,10 @@ class EventFilter:
     limit: int = 100
 
 
-def event_row(body: bytes, *, message_id: str | None, now: datetime) -> dict[str, Any]:
-    """The `events` row for whatever came off the queue; never raises on bad input."""
+def event_row(body: bytes, *, message_id: str | None, now: datetime, store_content: bool) -> dict[str, Any]:
+    """The `events` row for whatever came off the queue; never raises on bad input. Without
+    `store_content` the message's content is left out (`consumer_logs.privacy`); the digest is
+    still of the whole body, so a redelivery is still caught."""
     stored_at = now.astimezone(UTC)
     digest = hashlib.sha256(f"{message_id or ''}\n".encode() + body).hexdigest()
     try:
@@ -40,8 +43,9 @@ def event_row(body: bytes, *, message_id: str | None, now: datetime) -> dict[str
             "stored_at": stored_at,
             "readable": False,
             "payload": None,
-            # PostgreSQL text cannot hold NUL; keep everything else of the body readable.
-            "raw": body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+            # PostgreSQL text cannot hold NUL; keep everything else of the body readable. Whatever
+            # the body is, it may be the message itself: kept only with the content.
+            "raw": body.decode("utf-8", errors="replace").replace("\x00", "\ufffd") if store_content else None,
             "digest": digest,
         }
     found_id = payload.get("id")
@@ -51,7 +55,7 @@ def event_row(body: bytes, *, message_id: str | None, now: datetime) -> dict[str
         "cola": _column_text(payload.get("cola"), COLA_LENGTH),
         "stored_at": stored_at,
         "readable": True,
-        "payload": payload,
+        "payload": payload if store_content else without_content(payload),
         "raw": None,
         "digest": digest,
     }
@@ -81,10 +85,12 @@ def find_events(session: Session, where: EventFilter) -> list[Event]:
     return list(session.scalars(query))
 
 
-def public_event(event: Event) -> dict[str, Any]:
-    """The event as served: its own fields, plus where and when it was stored."""
+def public_event(event: Event, *, mask_addresses: bool) -> dict[str, Any]:
+    """The event as served: its own fields, plus where and when it was stored; with
+    `mask_addresses` (a list, not a lookup by id) its phone numbers and addresses masked."""
     stored_at = event.stored_at if event.stored_at.tzinfo else event.stored_at.replace(tzinfo=UTC)
     meta = {"seq": event.seq, "stored_at": stored_at.isoformat(), "readable": event.readable}
     if event.readable and event.payload is not None:
-        return {"id": event.message_id, "evento": None, **event.payload, **meta}
+        payload = masked(event.payload) if mask_addresses else event.payload
+        return {"id": event.message_id, "evento": None, **payload, **meta}
     return {"id": event.message_id, "evento": None, "raw": event.raw, **meta}

@@ -8,6 +8,8 @@ packages=(
   php-cli       # a real PHP client publishing like the team's senders (consumer tests)
   php-amqplib
   chromium      # token_panel's browser tests (Playwright drives /usr/bin/chromium; no browser downloads)
+  nginx-light   # the documented TLS reverse proxy in front of the sender (tests/deploy/test_tls_proxy.py)
+  openssl       # a throwaway certificate for that test
 )
 missing=()
 for pkg in "${packages[@]}"; do

@@ -2,6 +2,9 @@
 # `make run`: the whole suite as local processes under supervisord (SQLite files under var/).
 # Every setting can be overridden from the environment; see .env.example.
 set -euo pipefail
+# Everything the suite writes (var/: databases, logs, mail, secrets) is readable by this user
+# only; supervisord runs in the foreground, so it and every service inherit this mask.
+umask 077
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
@@ -17,6 +20,8 @@ export CONSUMER_LOGS_HOST=${CONSUMER_LOGS_HOST:-127.0.0.1} CONSUMER_LOGS_PORT=${
 export CONSUMER_SMS_METRICS_PORT=${CONSUMER_SMS_METRICS_PORT:-$default_CONSUMER_SMS_METRICS_PORT}
 export CONSUMER_EMAIL_METRICS_PORT=${CONSUMER_EMAIL_METRICS_PORT:-$default_CONSUMER_EMAIL_METRICS_PORT}
 export MONITOR_SMS_METRICS_PORT=${MONITOR_SMS_METRICS_PORT:-9104} MONITOR_EMAIL_METRICS_PORT=${MONITOR_EMAIL_METRICS_PORT:-9105}
+# The consumers' and monitors' metrics listen on this host only (the images listen on 0.0.0.0).
+export METRICS_HOST=${METRICS_HOST:-127.0.0.1}
 # Consumer replica i listens on base + 10 * i: 9101, 9111, … for SMS; 9102, 9112, … for email.
 export MONITOR_SMS_REPLICA_PORT_BASE=${MONITOR_SMS_REPLICA_PORT_BASE:-$CONSUMER_SMS_METRICS_PORT}
 export MONITOR_EMAIL_REPLICA_PORT_BASE=${MONITOR_EMAIL_REPLICA_PORT_BASE:-$CONSUMER_EMAIL_METRICS_PORT}
@@ -34,32 +39,38 @@ export EMAIL_PROVIDER=${EMAIL_PROVIDER:-file}
 export MAIL_DIR=${MAIL_DIR:-$CARTERO_VAR/mail}
 export TOKEN_PANEL_HOST=${TOKEN_PANEL_HOST:-127.0.0.1} TOKEN_PANEL_PORT=${TOKEN_PANEL_PORT:-$default_TOKEN_PANEL_PORT}
 export CONSUMER_LOGS_URL=${CONSUMER_LOGS_URL:-http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT}
+# On your own machine the message log keeps what each message said (compose's default is not to).
+export CONSUMER_LOGS_STORE_CONTENT=${CONSUMER_LOGS_STORE_CONTENT:-true}
 
 mkdir -p "$CARTERO_VAR/log"
+# A var/ from an older run, made under a looser umask, is closed up too.
+chmod -R go-rwx "$CARTERO_VAR"
 
-# The validator's two credentials and the panel's cookie-signing key: generated on the first
-# start unless given, kept (mode 600) in $CARTERO_VAR/secrets.env for the next starts.
+# The validator's two credentials, the panel's cookie-signing key and the message log's read key:
+# generated on the first start unless given, kept (mode 600) in $CARTERO_VAR/secrets.env for the
+# next starts. A var/ from before a key existed gets the new key added.
 secrets_file=$CARTERO_VAR/secrets.env
+secret_names=(VALIDATOR_SERVICE_KEY VALIDATOR_ADMIN_KEY PANEL_SECRET_KEY CONSUMER_LOGS_READ_KEY)
 if [[ -f $secrets_file ]]; then
   # shellcheck disable=SC1090
-  source <(grep -E '^(VALIDATOR_(SERVICE|ADMIN)_KEY|PANEL_SECRET_KEY)=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
+  source <(grep -E '^(VALIDATOR_(SERVICE|ADMIN)_KEY|PANEL_SECRET_KEY|CONSUMER_LOGS_READ_KEY)=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
 fi
 new_secret() { "$CARTERO_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
-export VALIDATOR_SERVICE_KEY=${VALIDATOR_SERVICE_KEY:-${saved_VALIDATOR_SERVICE_KEY:-$(new_secret)}}
-export VALIDATOR_ADMIN_KEY=${VALIDATOR_ADMIN_KEY:-${saved_VALIDATOR_ADMIN_KEY:-$(new_secret)}}
-export PANEL_SECRET_KEY=${PANEL_SECRET_KEY:-${saved_PANEL_SECRET_KEY:-$(new_secret)}}
-if [[ ! -f $secrets_file ]]; then
-  (umask 077 && printf 'VALIDATOR_SERVICE_KEY=%s\nVALIDATOR_ADMIN_KEY=%s\n' \
-    "$VALIDATOR_SERVICE_KEY" "$VALIDATOR_ADMIN_KEY" >"$secrets_file")
-fi
-# A var/ from before the panel existed has no panel key yet: keep the new one too.
-if [[ -z ${saved_PANEL_SECRET_KEY:-} ]]; then
-  (umask 077 && printf 'PANEL_SECRET_KEY=%s\n' "$PANEL_SECRET_KEY" >>"$secrets_file")
-fi
+for name in "${secret_names[@]}"; do
+  saved=saved_$name
+  if [[ -z ${!name:-} ]]; then
+    export "$name=${!saved:-$(new_secret)}"
+  fi
+  if [[ -z ${!saved:-} ]]; then
+    printf '%s=%s\n' "$name" "${!name}" >>"$secrets_file"
+  fi
+done
 
 if ! "$CARTERO_PYTHON" -m cartero_common wait-broker --timeout "${BROKER_WAIT_SECONDS:-5}"; then
+  # The URL as written, its password masked (printf is a builtin: the URL is on no command line).
+  broker=$(printf '%s' "$AMQP_URL" | "$CARTERO_PYTHON" -m cartero_common redact-url)
   cat >&2 <<MSG
-make run: RabbitMQ is not reachable at ${AMQP_URL%%@*}@${AMQP_URL#*@}
+make run: RabbitMQ is not reachable at $broker
   Start a local one, then run 'make run' again:
     sudo rabbitmq-server -detached            # Debian/Ubuntu package 'rabbitmq-server'
     docker run -d -p 5672:5672 rabbitmq:3     # or in a container
@@ -110,7 +121,7 @@ Cartero is ready:
   sender        http://$SENDER_HOST:$SENDER_PORT        (API docs: /docs)
   validator     http://$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT        (API docs: /docs; admin API /v1/admin/)
   admin panel   http://$TOKEN_PANEL_HOST:$TOKEN_PANEL_PORT        (sign in with the first admin below)
-  message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events
+  message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events   (bearer CONSUMER_LOGS_READ_KEY of the credentials file)
   monitor_sms   metrics http://127.0.0.1:$MONITOR_SMS_METRICS_PORT/metrics   (starts consumer_sms, metrics :$CONSUMER_SMS_METRICS_PORT)
   monitor_email metrics http://127.0.0.1:$MONITOR_EMAIL_METRICS_PORT/metrics   (starts consumer_email, metrics :$CONSUMER_EMAIL_METRICS_PORT; mail in $MAIL_DIR)
   credentials   $secrets_file · first admin and demo token: $CARTERO_VAR/first-run.txt

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if tick else 1
 
     if settings.monitor_metrics_port:
-        serve_metrics(settings.monitor_metrics_port)
+        serve_metrics(settings.monitor_metrics_port, host=settings.metrics_host)
     signal.signal(signal.SIGTERM, monitor.stop)
     signal.signal(signal.SIGINT, monitor.stop)
     monitor.run(settings.monitor_interval)

@@ -24,7 +24,9 @@ def main() -> None:
         workers=settings.sender_workers,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For only from the listed proxies; with none, only the connection counts.
+        proxy_headers=bool(settings.trusted_proxy_list()),
+        forwarded_allow_ips=",".join(settings.trusted_proxy_list()),
     )
 
 

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import ipaddress
+
+from pydantic import AliasChoices, Field, field_validator
+
 from cartero_common.settings import ServiceSettings
 
 
@@ -14,3 +18,21 @@ class Settings(ServiceSettings):
     validator_url: str = "http://127.0.0.1:8001"
     validator_service_key: str = ""
     validator_timeout: float = 2.0
+    # Addresses or networks (comma-separated) of the reverse proxies in front of the sender: only
+    # from them is X-Forwarded-For believed about who the client is (the address refusals are
+    # stored with). None by default. FORWARDED_ALLOW_IPS (uvicorn's name) is read too.
+    trusted_proxies: str = Field("", validation_alias=AliasChoices("trusted_proxies", "forwarded_allow_ips"))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for proxy in (item.strip() for item in value.split(",")):
+            if proxy and proxy != "*":
+                try:
+                    ipaddress.ip_network(proxy, strict=False)
+                except ValueError:
+                    raise ValueError(f"{proxy!r} is not an IP address or network") from None
+        return value
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]

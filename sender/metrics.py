@@ -6,8 +6,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cartero_common.metrics import LATENCY_BUCKETS
 
 REQUESTS = Counter(
-    "sender_requests_total", "API requests answered, by endpoint and HTTP status code.", ["endpoint", "code"]
+    "sender_requests_total",
+    "API requests answered, by endpoint (the route's path template, `other` when no route matched) and HTTP status"
+    " code.",
+    ["endpoint", "code"],
 )
+# The label for a path no route serves. Labels are never taken from the request itself: a client
+# could otherwise make one series per path it invents, without bound.
+UNMATCHED = "other"
 PUBLISH_SECONDS = Histogram(
     "sender_publish_seconds",
     "Time from publish to broker confirm (message and log event).",
@@ -35,9 +41,23 @@ VALIDATOR_BATCH_SIZE = Histogram(
 )
 
 
+def endpoint_of(scope: Scope) -> str:
+    """The template of the route that took the request (`/v1/sms`, or `/v1/x/{id}` for a route with
+    a parameter), which the router puts in the scope; `other` if none did."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) else UNMATCHED
+
+
+def code_of(status: int) -> str:
+    """The status as sent; anything outside HTTP's range (it cannot happen, but a label must be
+    bounded whatever happens) is counted as `other`."""
+    return str(status) if 100 <= status <= 599 else UNMATCHED
+
+
 class CountRequests:
     """Pure ASGI middleware (no per-request task, unlike BaseHTTPMiddleware) counting `/v1/`
-    answers by endpoint and status."""
+    answers by route template and status: a closed set of label values, whatever paths arrive."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,7 +70,7 @@ class CountRequests:
 
         async def send_counted(message: Message) -> None:
             if message["type"] == "http.response.start":
-                REQUESTS.labels(path, str(message["status"])).inc()
+                REQUESTS.labels(endpoint_of(scope), code_of(int(message["status"]))).inc()
             await send(message)
 
         await self.app(scope, receive, send_counted)

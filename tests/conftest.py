@@ -18,6 +18,7 @@ LIVE_CALLS = (
     "isolated_database(",
     "serve_validator(",
     "served(",
+    "serve_message_log(",
     "container_engine(",
     "rabbit_api(",
     "BlockingConnection(",

@@ -134,7 +134,9 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     api = api or AdminApi(settings.validator_url, settings.validator_admin_key, timeout=settings.validator_timeout)
-    log = log or MessageLog(settings.consumer_logs_url, timeout=settings.validator_timeout)
+    log = log or MessageLog(
+        settings.consumer_logs_url, settings.consumer_logs_read_key, timeout=settings.validator_timeout
+    )
     zone = ZoneInfo(settings.timezone)
     lifetime = timedelta(minutes=settings.panel_session_minutes)
     signer = CookieSigner(settings.panel_secret_key, int(lifetime.total_seconds()), clock)

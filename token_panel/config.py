@@ -17,6 +17,8 @@ class Settings(ServiceSettings):
     validator_admin_key: str = ""
     validator_timeout: float = 5.0
     consumer_logs_url: str = "http://127.0.0.1:8003"
+    # Presented to the message log on every read (consumer_logs' CONSUMER_LOGS_READ_KEY).
+    consumer_logs_read_key: str = ""
     # Signs the session and flash cookies; changing it signs everybody out.
     panel_secret_key: str = ""
     panel_session_minutes: int = 480
@@ -43,6 +45,8 @@ def settings_problems(settings: Settings) -> list[str]:
         problems.append(f"PANEL_SECRET_KEY must be a random secret of at least {MIN_SECRET_LENGTH} characters")
     if not settings.validator_admin_key:
         problems.append("VALIDATOR_ADMIN_KEY must be set (the token validator's admin credential)")
+    if not settings.consumer_logs_read_key:
+        problems.append("CONSUMER_LOGS_READ_KEY must be set (the message log's read credential)")
     if settings.panel_session_minutes < 1:
         problems.append("PANEL_SESSION_MINUTES must be at least 1")
     if min(settings.panel_signin_max_failures, settings.panel_signin_max_failures_per_address) < 1:

@@ -19,8 +19,13 @@ _SUMMARY = ("telefono", "destinatario", "asunto", "contenedor", "replicas", "mot
 
 
 class MessageLog:
-    def __init__(self, url: str, *, timeout: float = 5.0, transport: Any = None) -> None:
-        self._client = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=httpx.Timeout(timeout), transport=transport)
+    def __init__(self, url: str, read_key: str, *, timeout: float = 5.0, transport: Any = None) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {read_key}"},
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+        )
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -53,7 +53,11 @@ async def _prune_forever(engine: Engine, clock: Clock, refusal_retention: timede
 
 async def _reconcile_forever(engine: Engine, clock: Clock, settings: Settings, zone: ZoneInfo) -> None:
     """Settle the uses kept for unconfirmed publishes, now and then (`token_validator.reconcile`)."""
-    events_of = reconcile.message_log_lookup(settings.consumer_logs_url)
+    if not settings.consumer_logs_read_key:
+        # The message log refuses every read without it: kept uses then stay kept, never wrongly
+        # refunded, but never settled either.
+        log.warning("CONSUMER_LOGS_READ_KEY is not set: reconciliation cannot read the message log")
+    events_of = reconcile.message_log_lookup(settings.consumer_logs_url, read_key=settings.consumer_logs_read_key)
     after = timedelta(seconds=settings.reconcile_after_seconds)
     while True:
         try:

@@ -24,6 +24,8 @@ class Settings(ServiceSettings):
     # log once they are this old (`token_validator.reconcile`); it must exceed the longest time
     # a queued message can wait before a consumer reports it. 0 turns reconciliation off.
     consumer_logs_url: str = "http://127.0.0.1:8003"
+    # What reconciliation presents to the message log (consumer_logs' CONSUMER_LOGS_READ_KEY).
+    consumer_logs_read_key: str = ""
     reconcile_after_seconds: float = 600.0
     reconcile_every_seconds: float = 30.0
     # Refusals older than this are deleted by the validator itself, every few minutes.

@@ -47,12 +47,12 @@ def connection_name(service: str) -> str:
     return f"{service}@{os.uname().nodename}:{os.getpid()}"
 
 
-def run_process(loop: ConsumerLoop, *, metrics_port: int | None) -> None:
+def run_process(loop: ConsumerLoop, *, metrics_port: int | None, metrics_host: str) -> None:
     """Run `loop` as this process's main work until SIGTERM/SIGINT. If a handler is still stuck
     past the grace period (plus a second for the loop's own close), the process exits anyway:
     its unacked messages return to the queue."""
     if metrics_port is not None:
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, host=metrics_host)
     loop.install_signal_handlers()
     threading.Thread(target=_watchdog, args=(loop,), name="grace-watchdog", daemon=True).start()
     loop.run()
@@ -151,6 +151,6 @@ def run_delivering(
             prefetch=default_prefetch(prefetch, batchable=batchable),
             batchable=batchable,
         )
-        run_process(loop, metrics_port=metrics_port)
+        run_process(loop, metrics_port=metrics_port, metrics_host=settings.metrics_host)
     finally:
         engine.dispose()

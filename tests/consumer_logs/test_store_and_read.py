@@ -21,8 +21,13 @@ from consumer_logs.__main__ import ALEMBIC
 from consumer_logs.api import create_app
 from consumer_logs.handler import make_handler
 from consumer_logs.models import Event
+from tests.consumer_logs.support import READ_AUTH, READ_KEY
 from tests.consumers import odd_json
 from tests.support import isolated_vhost, wait_until
+
+
+def _api(sessions: sessionmaker[Any]) -> TestClient:
+    return TestClient(create_app(sessions, read_key=READ_KEY), headers=READ_AUTH)
 
 
 @pytest.fixture
@@ -39,9 +44,10 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Any]]:
 def consuming(sessions: sessionmaker[Any]) -> Iterator[tuple[str, FixedClock]]:
     clock = FixedClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     with isolated_vhost("cartero-logs") as url:
-        loop = ConsumerLoop(
-            url=url, queue="logs", handler=make_handler(sessions, clock), report_to=None, prefetch=50, batch_size=20
-        )
+        # These tests are about storing itself, so the content is kept and every field can be
+        # checked; what is kept without it is in test_access.py.
+        handler = make_handler(sessions, clock, store_content=True)
+        loop = ConsumerLoop(url=url, queue="logs", handler=handler, report_to=None, prefetch=50, batch_size=20)
         thread = threading.Thread(target=loop.run, daemon=True)
         thread.start()
         assert loop.connected.wait(10)
@@ -70,7 +76,7 @@ def _publish(
 
 def test_events_stored_and_filtered(consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]) -> None:
     url, clock = consuming
-    api = TestClient(create_app(sessions))
+    api = _api(sessions)
     _publish(url, json.dumps({"id": "m1", "evento": "enviado", "cola": "cola_sms", "fecha": "f"}).encode())
     wait_until(lambda: len(api.get("/v1/events", params={"id": "m1"}).json()) == 1, timeout=10, what="m1 stored")
     clock.set(clock.now + timedelta(hours=1))
@@ -94,7 +100,7 @@ def test_php_events_and_garbage_are_stored_without_crashing(
     consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]
 ) -> None:
     url, _ = consuming
-    api = TestClient(create_app(sessions))
+    api = _api(sessions)
     # What the team's PHP sender writes: no `evento`, not persistent, no properties.
     _publish(url, json.dumps({"id": "php1", "mensaje": "hola", "telefono": "600111222"}).encode(), properties=False)
     _publish(url, b"this is not json {", persistent=False)
@@ -109,7 +115,7 @@ def test_php_events_and_garbage_are_stored_without_crashing(
 
 
 def test_bad_queries_are_problems(sessions: sessionmaker[Any]) -> None:
-    api = TestClient(create_app(sessions))
+    api = _api(sessions)
     for params in ({"since": "yesterday"}, {"limit": 0}, {"limit": 100000}):
         response = api.get("/v1/events", params=params)
         assert response.status_code == 422
@@ -119,7 +125,7 @@ def test_bad_queries_are_problems(sessions: sessionmaker[Any]) -> None:
 
 def test_a_redelivered_event_is_stored_once(consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]) -> None:
     url, _ = consuming
-    api = TestClient(create_app(sessions))
+    api = _api(sessions)
     event = json.dumps({"id": "r1", "evento": "consumido", "cola": "cola_sms", "fecha_consumo": "f"}).encode()
     _publish(url, event, message_id="r1")
     _publish(url, event, message_id="r1")  # what the broker hands out again after a crash before the ack
@@ -140,7 +146,7 @@ def test_json_past_the_parsers_limits_is_stored_unreadable_with_its_batch(
     consuming: tuple[str, FixedClock], sessions: sessionmaker[Any]
 ) -> None:
     url, _ = consuming
-    api = TestClient(create_app(sessions))
+    api = _api(sessions)
     odd = odd_json({"id": "odd", "evento": "enviado", "cola": "cola_sms"})
     _publish(url, json.dumps({"id": "before", "evento": "enviado"}).encode())
     for body in odd:
@@ -160,7 +166,7 @@ def test_text_a_column_cannot_hold_is_cut_to_fit_with_its_batch(
 ) -> None:
     """PostgreSQL refuses NUL in text and a value over a column's length; SQLite takes both."""
     url, _ = consuming
-    api = TestClient(create_app(sessions))
+    api = _api(sessions)
     _publish(url, json.dumps({"id": "before", "evento": "enviado"}).encode())
     _publish(
         url, json.dumps({"id": "nul\u0000id", "evento": "enviado\u0000", "cola": "c\u0000", "nota": "a\u0000"}).encode()

@@ -29,6 +29,7 @@ GOOD_SECRETS = {
         for database in ("token_validator", "consumer_logs", "consumer_sms", "consumer_email")
         for role in ("_OWNER", "")
     },
+    "CONSUMER_LOGS_READ_KEY": "logs-read-key-0123456789-0123456789abcdef",
 }
 
 

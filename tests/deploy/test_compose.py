@@ -379,3 +379,21 @@ def test_the_monitor_hands_each_consumer_its_own_database(config: dict[str, Any]
         handed = json.loads(environment[f"MONITOR_{kind}_CONSUMER_ENV"])
         assert handed["DATABASE_URL"] == config["services"][consumer]["environment"]["DATABASE_URL"]
         assert make_url(handed["DATABASE_URL"]).username == consumer  # its runtime role
+
+
+def test_the_sender_listens_on_this_host_unless_sender_bind_says_otherwise(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    (sender,) = config["services"]["sender"]["ports"]
+    assert (sender["host_ip"], sender["published"]) == ("127.0.0.1", "8000")
+    opened = resolved_config(write_env(tmp_path / ".env", {**GOOD_SECRETS, "SENDER_BIND": "0.0.0.0"}))
+    assert opened["services"]["sender"]["ports"][0]["host_ip"] == "0.0.0.0"
+
+
+def test_every_reader_of_the_message_log_holds_its_read_key(config: dict[str, Any]) -> None:
+    key = GOOD_SECRETS["CONSUMER_LOGS_READ_KEY"]
+    for service in ("consumer_logs", "token_panel", "token_validator"):
+        assert config["services"][service]["environment"]["CONSUMER_LOGS_READ_KEY"] == key, service
+    # Compose keeps no message's text unless the operator asks for it.
+    assert config["services"]["consumer_logs"]["environment"]["CONSUMER_LOGS_STORE_CONTENT"] == "false"
+    assert "CONSUMER_LOGS_READ_KEY" in config["services"]["preflight"]["environment"]["SECRETS"].split()

@@ -79,7 +79,11 @@ def stores_an_event(run: Running) -> None:
     }
     publish(run.amqp_url, QUEUE_LOGS, event)
     url = f"http://127.0.0.1:{run.port}/v1/events"
-    stored = wait_until(lambda: httpx.get(url, params={"id": event["id"]}, timeout=2).json(), timeout=30, what="event")
+    auth = {"Authorization": f"Bearer {KEYS['CONSUMER_LOGS_READ_KEY']}"}
+    assert httpx.get(url, timeout=2).status_code == 401
+    stored = wait_until(
+        lambda: httpx.get(url, params={"id": event["id"]}, headers=auth, timeout=2).json(), timeout=30, what="event"
+    )
     assert stored[0]["evento"] == "enviado"
 
 
@@ -116,11 +120,15 @@ def gate_refuses_an_inspect(run: Running) -> None:
     assert "discovery" in answer.json()["detail"]
 
 
-KEYS = {"VALIDATOR_SERVICE_KEY": "service-key-for-tests", "VALIDATOR_ADMIN_KEY": "admin-key-for-tests"}
+KEYS = {
+    "VALIDATOR_SERVICE_KEY": "service-key-for-tests",
+    "VALIDATOR_ADMIN_KEY": "admin-key-for-tests",
+    "CONSUMER_LOGS_READ_KEY": "read-key-for-tests-0123",
+}
 SPECS: dict[str, Spec] = {
     "sender": Spec(port_env="SENDER_PORT", broker=True, env={"VALIDATOR_URL": "http://127.0.0.1:9", **KEYS}),
     "consumer_logs": Spec(
-        port_env="CONSUMER_LOGS_PORT", broker=True, database=True, migrate=True, check=stores_an_event
+        port_env="CONSUMER_LOGS_PORT", broker=True, database=True, migrate=True, env=KEYS, check=stores_an_event
     ),
     "token_validator": Spec(port_env="TOKEN_VALIDATOR_PORT", database=True, migrate=True, env=KEYS),
     "token_panel": Spec(

@@ -403,7 +403,7 @@ def test_the_consumers_work_on_their_runtime_roles(deployment: Deployment) -> No
         sessions = make_sessionmaker(engine)
         body = b'{"id": "roles-1", "evento": "consumido", "cola": "cola_sms"}'
         with sessions.begin() as session:
-            add_events(session, [event_row(body, message_id="roles-1", now=datetime.now(UTC))])
+            add_events(session, [event_row(body, message_id="roles-1", now=datetime.now(UTC), store_content=False)])
         with sessions() as session:
             assert [e.evento for e in find_events(session, EventFilter(message_id="roles-1"))] == ["consumido"]
     finally:

@@ -38,6 +38,16 @@ class Suite:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.first_run()['DEMO_TOKEN']}"}
 
+    def secrets(self) -> dict[str, str]:
+        """The keys `make run` generated into var/secrets.env."""
+        lines = (self.var / "secrets.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    @property
+    def read_auth(self) -> dict[str, str]:
+        """What reading the message log takes."""
+        return {"Authorization": f"Bearer {self.secrets()['CONSUMER_LOGS_READ_KEY']}"}
+
 
 def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
     """The environment `make run` gets in these tests: free ports, its own vhost and var/."""
@@ -63,6 +73,9 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         "DATABASE_URL",
         "CONSUMER_LOGS_URL",
         "PANEL_SECRET_KEY",
+        "CONSUMER_LOGS_READ_KEY",
+        "CONSUMER_LOGS_STORE_CONTENT",
+        "METRICS_HOST",
     ):
         env.pop(inherited, None)
     return env, ports

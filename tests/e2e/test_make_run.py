@@ -9,6 +9,7 @@ import subprocess
 import time
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _events(suite: Suite, message_id: str) -> list[dict[str, object]]:
-    response = httpx.get(f"{suite.events}/v1/events", params={"id": message_id}, timeout=5)
+    response = httpx.get(f"{suite.events}/v1/events", params={"id": message_id}, headers=suite.read_auth, timeout=5)
     response.raise_for_status()
     events: list[dict[str, object]] = response.json()
     return events
@@ -99,7 +100,12 @@ def test_openapi_and_logs(suite: Suite) -> None:
 
 def test_monitor_started_the_sms_consumer(suite: Suite) -> None:
     def created() -> list[dict[str, object]]:
-        found = httpx.get(f"{suite.events}/v1/events", params={"evento": "creacion", "cola": "cola_sms"}, timeout=5)
+        found = httpx.get(
+            f"{suite.events}/v1/events",
+            params={"evento": "creacion", "cola": "cola_sms"},
+            headers=suite.read_auth,
+            timeout=5,
+        )
         found.raise_for_status()
         events: list[dict[str, object]] = found.json()
         return events
@@ -110,12 +116,84 @@ def test_monitor_started_the_sms_consumer(suite: Suite) -> None:
     assert 'monitor_replicas{kind="running",queue="cola_sms"} 1.0' in page
 
 
+def _listening(port: int) -> set[str]:
+    """The local addresses a TCP socket of this machine listens on at `port` (from /proc/net)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                if width == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+                else:
+                    words = bytes.fromhex(address)
+                    raw = b"".join(words[i : i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(socket.inet_ntop(socket.AF_INET6, raw))
+    return found
+
+
+def test_every_listener_is_on_this_host_only(suite: Suite) -> None:
+    """The HTTP services, the monitors' and the consumers' metrics: 127.0.0.1, not every interface."""
+    required = ("sender", "logs", "validator", "panel", "monitor_sms", "monitor_email", "sms_metrics")
+    for name, port in suite.ports.items():
+        addresses = _listening(port)
+        if name in required:
+            assert addresses, f"nothing listens on {name}'s port {port}"
+        assert addresses <= {"127.0.0.1"}, (name, addresses)
+
+
+def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
+    """Under umask 077: every file `make run` made under var/ is its user's only, and what it
+    printed holds none of the keys it generated, nor the broker's password."""
+    exposed = []
+    for path in [suite.var, *suite.var.rglob("*")]:
+        if path.name == "run.out":  # this test's own capture of the output
+            continue
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if not path.is_symlink() and mode & 0o077:
+            exposed.append((str(path.relative_to(suite.var)), oct(mode)))
+    assert not exposed, exposed
+    assert {"consumer_logs.db", "token_validator.db", "secrets.env", "log"} <= {p.name for p in suite.var.iterdir()}
+    printed = (suite.var / "run.out").read_text(errors="replace")
+    secrets = suite.secrets()
+    assert set(secrets) == {
+        "VALIDATOR_SERVICE_KEY",
+        "VALIDATOR_ADMIN_KEY",
+        "PANEL_SECRET_KEY",
+        "CONSUMER_LOGS_READ_KEY",
+    }
+    for name, value in secrets.items():
+        assert len(value) >= 32 and value not in printed, name
+    password = urlsplit(suite.amqp_url).password
+    assert password and f":{password}@" not in printed
+
+
+def test_the_message_log_needs_its_key_and_keeps_content_under_make_run(suite: Suite) -> None:
+    assert httpx.get(f"{suite.events}/v1/events", timeout=5).status_code == 401
+    sent = httpx.post(
+        f"{suite.sender}/v1/sms",
+        json={"mensaje": "texto local", "telefono": "+34600111333"},
+        headers=suite.auth,
+        timeout=5,
+    )
+    assert sent.status_code == 202, sent.text
+    message_id = sent.json()["id"]
+    events = wait_until(lambda: _events(suite, message_id), timeout=10, what="the enviado event")
+    # CONSUMER_LOGS_STORE_CONTENT=true under make run; a lookup by id shows the number whole.
+    assert events[0]["mensaje"] == "texto local" and events[0]["telefono"] == "+34600111333"
+
+
 def test_run_refuses_to_start_without_a_broker(tmp_path: object) -> None:
-    env = python_env(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/", CARTERO_VAR=str(tmp_path))
+    password = "not-printed-3f9a1c"
+    env = python_env(AMQP_URL=f"amqp://cartero:{password}@127.0.0.1:{free_port()}/", CARTERO_VAR=str(tmp_path))
     result = subprocess.run([str(ROOT / "local" / "run.sh")], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "RabbitMQ is not reachable" in result.stderr
     assert "rabbitmq-server" in result.stderr
+    # Where it looked, with the password masked.
+    assert "amqp://cartero:***@127.0.0.1:" in result.stderr
+    assert password not in result.stdout + result.stderr
 
 
 def test_a_service_that_never_answers_is_named_and_run_exits(tmp_path: Path) -> None:

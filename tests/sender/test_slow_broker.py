@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 
 from sender.app import create_app
 from sender.config import Settings
+from tests.consumer_logs.support import READ_KEY
 from tests.consumers import Gateway, start_consumer, wait_consuming
 from tests.support import (
     ROOT,
@@ -96,6 +97,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             "AMQP_URL": amqp_url,
             "DATABASE_URL": f"sqlite:///{tmp}/consumer_logs.db",
             "CONSUMER_LOGS_PORT": str(logs_port),
+            "CONSUMER_LOGS_READ_KEY": READ_KEY,
         }
         _migrate("consumer_sms", tmp / "consumer_sms.log", **sms_env)
         _migrate("consumer_logs", tmp / "consumer_logs.log", **logs_env)
@@ -108,6 +110,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
             with serve_validator(
                 f"sqlite:///{tmp}/token_validator.db",
                 consumer_logs_url=f"http://127.0.0.1:{logs_port}",
+                consumer_logs_read_key=READ_KEY,
                 reconcile_after_seconds=RECONCILE_AFTER,
                 reconcile_every_seconds=RECONCILE_EVERY,
             ) as validator:

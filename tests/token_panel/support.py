@@ -23,6 +23,7 @@ from cartero_common.db import make_engine, make_sessionmaker, migrate
 from consumer_logs.__main__ import ALEMBIC as LOGS_ALEMBIC
 from consumer_logs.api import create_app as create_logs_app
 from consumer_logs.repository import add_events, event_row
+from tests.consumer_logs.support import READ_KEY
 from tests.support import served
 from tests.token_validator.support import ADMIN_KEY
 from token_panel.app import create_app
@@ -59,7 +60,7 @@ class MessageLogDb:
 
     def add_raw(self, body: bytes, *, message_id: str | None, stored_at: datetime) -> None:
         """Store any delivery body (JSON or not), as consumer_logs' handler does."""
-        row = event_row(body, message_id=message_id, now=stored_at)
+        row = event_row(body, message_id=message_id, now=stored_at, store_content=True)
         with self.sessions.begin() as session:
             add_events(session, [row])
 
@@ -71,7 +72,7 @@ def serve_message_log(path: Path) -> Iterator[MessageLogDb]:
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     try:
-        with served(create_logs_app(sessions)) as base:
+        with served(create_logs_app(sessions, read_key=READ_KEY)) as base:
             yield MessageLogDb(base, sessions)
     finally:
         engine.dispose()
@@ -82,6 +83,7 @@ def panel_settings(validator_url: str, logs_url: str, **extra: Any) -> Settings:
         validator_url=validator_url,
         validator_admin_key=ADMIN_KEY,
         consumer_logs_url=logs_url,
+        consumer_logs_read_key=READ_KEY,
         panel_secret_key=SECRET,
         **extra,
     )

@@ -47,6 +47,8 @@ def test_search_by_queue_event_and_time(admin: TestClient, message_log: MessageL
     _sent_and_consumed(message_log, new, now - timedelta(minutes=1), cola=queue)
     recent = admin.get("/messages", params={"cola": queue}).text  # the last 24 hours by default
     assert new in recent and old not in recent
+    # A list shows phone numbers masked; the message's own timeline (above) shows them whole.
+    assert "+34******222" in recent and "+34600111222" not in recent
     since = (now - timedelta(days=4)).astimezone(MADRID).strftime("%Y-%m-%dT%H:%M")
     everything = admin.get("/messages", params={"cola": queue, "since": since}).text
     assert everything.index(old) < everything.index(new), "oldest first"

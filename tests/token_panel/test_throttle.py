@@ -81,5 +81,7 @@ def test_trusted_proxies_setting_and_its_old_name(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.2, 172.16.0.0/12")
     assert Settings().trusted_proxy_list() == ["10.0.0.2", "172.16.0.0/12"]
     monkeypatch.setenv("TRUSTED_PROXIES", "proxy.example")
-    problems = settings_problems(Settings(panel_secret_key="s" * 32, validator_admin_key="k"))
+    problems = settings_problems(
+        Settings(panel_secret_key="s" * 32, validator_admin_key="k", consumer_logs_read_key="r")
+    )
     assert problems == ["TRUSTED_PROXIES: 'proxy.example' is not an IP address or network"]

@@ -7,7 +7,8 @@ it; the real consumer_logs answers it in tests/sender/test_slow_broker.py.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from cartero_common.clock import FixedClock
+from tests.consumer_logs.support import READ_KEY
+from tests.token_panel.support import serve_message_log
 from tests.token_validator.conftest import SERVICE, validate
 from tests.token_validator.support import Tokens
 from token_validator import reconcile
@@ -131,3 +134,14 @@ def test_a_refund_ends_a_kept_use_and_a_refunded_use_cannot_be_kept(
     assert reconcile.kept(db.engine) == 0 and tokens.used(token_id) == 0
     again = api.post(f"/v1/usage/{usage_id}/unconfirmed", json={"message_id": "m"}, headers=SERVICE)
     assert again.status_code == 404
+
+
+def test_the_lookup_presents_the_message_logs_read_key(tmp_path: Path) -> None:
+    """Against a real consumer_logs read API: refused without its key (so nothing is decided),
+    answered with it."""
+    with serve_message_log(tmp_path / "consumer_logs.db") as log:
+        log.add({"id": "m-key", "evento": "consumido", "cola": "cola_sms"}, datetime.now(UTC))
+        for key in ("", "not-the-read-key"):
+            with pytest.raises(reconcile.MessageLogUnavailable, match="401"):
+                list(reconcile.message_log_lookup(log.url, read_key=key)("m-key"))
+        assert list(reconcile.message_log_lookup(log.url, read_key=READ_KEY)("m-key")) == ["consumido"]

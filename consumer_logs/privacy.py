@@ -1,0 +1,56 @@
+"""What the message log keeps of a message, and what a list of events shows of its addresses.
+
+Content (the SMS text, an email's subject and body, an unreadable body's text) is dropped before
+the event is written unless CONSUMER_LOGS_STORE_CONTENT=true, so it never reaches the disk, its
+backups or a replica. Addresses (phone numbers, email addresses) are stored whole: a lookup of
+one message by id shows them, since answering "did message X reach this number" is what the log
+is for. Lists (any query without `id`) mask them at read time: a list is what gets scrolled,
+screenshotted and copied in bulk, and masking there leaves the stored row, and so every earlier
+event, answerable by id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The fields of a message that say what it said (docs/design.md §5, and the PHP senders' own).
+CONTENT_FIELDS = ("mensaje", "asunto", "cuerpo")
+# The fields that say whom it went to.
+PHONE_FIELDS = ("telefono",)
+EMAIL_FIELDS = ("destinatario",)
+MASK = "*"
+
+
+def without_content(payload: dict[str, Any]) -> dict[str, Any]:
+    """The event with the message's content fields left out."""
+    return {key: value for key, value in payload.items() if key not in CONTENT_FIELDS}
+
+
+def mask_phone(value: str) -> str:
+    """`+34600111789` → `+34******789`: the country code (or first two digits) and the last three
+    kept, every other character masked. Seven digits or fewer keep only the last two."""
+    sign, digits = ("+", value[1:]) if value.startswith("+") else ("", value)
+    if len(digits) <= 7:
+        return sign + MASK * max(len(digits) - 2, 0) + digits[-2:]
+    return sign + digits[:2] + MASK * (len(digits) - 5) + digits[-3:]
+
+
+def mask_email(value: str) -> str:
+    """`juana@example.com` → `j***@example.com`: the first character of the local part and the
+    domain kept (the domain says which provider to ask about a bounce)."""
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return MASK * 3
+    return f"{local[:1]}{MASK * 3}@{domain}"
+
+
+def masked(payload: dict[str, Any]) -> dict[str, Any]:
+    """The event as a list shows it: every address masked."""
+    shown = dict(payload)
+    for keys, mask in ((PHONE_FIELDS, mask_phone), (EMAIL_FIELDS, mask_email)):
+        for key in keys:
+            value = shown.get(key)
+            # The PHP senders may write a phone number as a JSON number.
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                shown[key] = mask(str(value))
+    return shown
