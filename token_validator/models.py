@@ -192,7 +192,7 @@ class PanelSession(Base):
     created_at: Mapped[datetime] = _when()
     expires_at: Mapped[datetime] = _when()
     revoked_at: Mapped[datetime | None] = _when(nullable=True)
-    client_ip: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     __table_args__ = (
         Index("ix_panel_sessions_admin_id", "admin_id"),
         Index("ix_panel_sessions_expires_at", "expires_at"),
@@ -206,7 +206,7 @@ class SignInAttempt(Base):
     __tablename__ = "sign_in_attempts"
     id: Mapped[int] = _id()
     username: Mapped[str] = mapped_column(String(NAME))  # as typed, lower-cased
-    client_ip: Mapped[str] = mapped_column(String(100))
+    client_ip: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = _when()
     __table_args__ = (
         Index("ix_sign_in_attempts_client_ip_at", "client_ip", "at"),

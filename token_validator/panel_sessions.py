@@ -29,7 +29,6 @@ from token_validator.moment import as_utc
 from token_validator.token_strings import digest
 
 SESSION_ID_BYTES = 32  # 256 random bits, URL-safe base64 (43 characters)
-ADDRESS_MAX = 100
 
 
 @dataclass(frozen=True)

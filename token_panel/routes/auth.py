@@ -46,7 +46,7 @@ async def sign_in(request: Request, form: FormDep, api: ApiDep) -> Response:
         return _sign_in_page(request, 422, next_path=next_path, username=username, error=error)
     # The validator counts failures per name *from this address* (guessing an admin's password
     # locks the guesser out, not the admin everywhere) and per address, for every panel process.
-    address = request.client.host if request.client else None
+    address = request.client.host[:64] if request.client else None
     try:
         signed_in = await api.sign_in(username, password, address)
     except ApiError as exc:

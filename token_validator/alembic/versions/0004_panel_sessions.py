@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("client_ip", sa.String(length=100), nullable=True),
+        sa.Column("client_ip", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["admin_id"], ["admins.id"], name=op.f("fk_panel_sessions_admin_id_admins"), ondelete="CASCADE"
         ),
@@ -45,7 +45,7 @@ def upgrade() -> None:
         "sign_in_attempts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("username", sa.String(length=100), nullable=False),
-        sa.Column("client_ip", sa.String(length=100), nullable=False),
+        sa.Column("client_ip", sa.String(length=64), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sign_in_attempts")),
     )
