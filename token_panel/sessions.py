@@ -12,7 +12,6 @@ dropped without asking.
 from __future__ import annotations
 
 import hmac
-import math
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,25 +31,29 @@ VISITOR_SECONDS = 8 * 3600
 @dataclass(frozen=True)
 class PanelSession:
     csrf: str
-    expires: int  # Unix time: the cookie is worth nothing after it
+    expires: float  # Unix time: the cookie is worth nothing after it
     sid: str | None = None  # the validator's session id, once signed in
     user: str | None = None  # the admin, as the validator answered for `sid` during this request
 
     @classmethod
     def anonymous(cls, now: datetime) -> PanelSession:
-        expires = int((now + timedelta(seconds=VISITOR_SECONDS)).timestamp())
+        expires = (now + timedelta(seconds=VISITOR_SECONDS)).timestamp()
         return cls(csrf=secrets.token_urlsafe(32), expires=expires)
 
     @classmethod
     def signed_in(cls, sid: str, user: str, expires_at: datetime) -> PanelSession:
         """A new CSRF token at sign-in, so nothing seen before it is worth anything after."""
-        return cls(csrf=secrets.token_urlsafe(32), expires=int(expires_at.timestamp()), sid=sid, user=user)
+        return cls(csrf=secrets.token_urlsafe(32), expires=expires_at.timestamp(), sid=sid, user=user)
 
     def of(self, user: str) -> PanelSession:
         return replace(self, user=user)
 
+    def ended(self, now: datetime) -> bool:
+        return self.expires <= now.timestamp()
+
     def seconds_left(self, now: datetime) -> int:
-        return max(0, math.ceil(self.expires - now.timestamp()))
+        """For the cookie's Max-Age."""
+        return max(0, round(self.expires - now.timestamp()))
 
     def csrf_matches(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), self.csrf.encode())
@@ -90,11 +93,11 @@ class CookieSigner:
             return None
         try:
             data = self._sessions.loads(cookie)
-            sid, expires = data["sid"], int(data["exp"])
+            sid, expires = data["sid"], float(data["exp"])
             session = PanelSession(csrf=str(data["csrf"]), expires=expires, sid=None if sid is None else str(sid))
         except (BadSignature, KeyError, TypeError, ValueError):
             return None
-        return session if session.seconds_left(self._clock()) > 0 else None
+        return None if session.ended(self._clock()) else session
 
     def dump_flash(self, flash: Flash) -> str:
         return self._flashes.dumps([flash.kind, flash.text])
