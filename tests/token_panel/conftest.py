@@ -32,11 +32,11 @@ def throttled_validator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
     """A second real validator, with a tight sign-in throttle. The counts are the validator's and
     outlive any one panel: each test that uses it signs in from addresses of its own."""
     path = tmp_path_factory.mktemp("panel-validator-throttled") / "token_validator.db"
-    limits = {
-        "panel_signin_max_failures": MAX_FAILURES,
-        "panel_signin_max_failures_per_address": MAX_FAILURES_PER_ADDRESS,
-    }
-    with serve_validator(f"sqlite:///{path}", **limits) as running:
+    with serve_validator(
+        f"sqlite:///{path}",
+        panel_signin_max_failures=MAX_FAILURES,
+        panel_signin_max_failures_per_address=MAX_FAILURES_PER_ADDRESS,
+    ) as running:
         create_admin(running.url)
         yield running
 

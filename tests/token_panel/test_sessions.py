@@ -29,11 +29,9 @@ def validator(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         url = f"sqlite:///{tmp_path_factory.mktemp('sessions-validator')}/token_validator.db"
     else:
         url = request.getfixturevalue("pg_url")
-    limits = {
-        "panel_signin_max_failures": MAX_FAILURES,
-        "panel_signin_max_failures_per_address": MAX_FAILURES_PER_ADDRESS,
-    }
-    with serve_validator(url, **limits) as running:
+    with serve_validator(
+        url, panel_signin_max_failures=MAX_FAILURES, panel_signin_max_failures_per_address=MAX_FAILURES_PER_ADDRESS
+    ) as running:
         create_admin(running.url)  # so that the admin a test deletes is never the last one
         yield running
 
