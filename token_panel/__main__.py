@@ -27,7 +27,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return {
         "host": settings.token_panel_host,
         "port": settings.token_panel_port,
-        # One process: failed sign-ins and signed-out sessions are counted in its memory.
+        # One process is enough for a handful of admins. Sessions and failed sign-ins are kept by
+        # the validator, so more processes (or replicas) behind one address would work as well.
         "workers": 1,
         # uvicorn would believe X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS); the app
         # believes it from TRUSTED_PROXIES only (`app.create_app`).

@@ -1,5 +1,6 @@
-"""The validator's admin API, seen from the panel: one pooled client, the admin credential, and the
-name of the admin acting (the validator writes it into the audit trail)."""
+"""The validator's admin API, seen from the panel: one pooled client, the admin credential, the
+name of the admin acting (the validator writes it into the audit trail), and the panel's sessions,
+which the validator keeps (sign-in, the check on every request, sign-out)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import httpx
 
 ADMIN_HEADER = "X-Cartero-Admin"
+SESSION_HEADER = "X-Cartero-Session"
 _LOOKUP_PAGES = 10
 PLURAL = {"application": "applications", "group": "groups", "user": "users"}
 
@@ -24,8 +26,9 @@ class ApiUnavailable(Exception):
 class ApiError(Exception):
     """A clear refusal from the API: its status, problem `code`, `detail` and field `errors`."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any], retry_after: int | None = None) -> None:
         self.status = status
+        self.retry_after = retry_after
         self.code = str(body.get("code") or "error")
         self.detail = str(body.get("detail") or "The validator refused the request.")
         self.errors: list[dict[str, str]] = [e for e in body.get("errors") or [] if isinstance(e, dict)]
@@ -56,8 +59,11 @@ class AdminApi:
         actor: str | None,
         json: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        session_id: str | None = None,
     ) -> Any:
         headers = {ADMIN_HEADER: actor} if actor else {}
+        if session_id is not None:
+            headers[SESSION_HEADER] = session_id
         clean = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
         try:
             response = await self._client.request(method, path, json=json, params=clean, headers=headers)
@@ -73,13 +79,30 @@ class AdminApi:
             # `unauthorized` means the panel's own credential is wrong: a setup fault, not the admin's.
             raise ApiUnavailable("token validator", f"HTTP {response.status_code} {body.get('code', '')}".strip())
         if response.status_code >= 400:
-            raise ApiError(response.status_code, body if isinstance(body, dict) else {})
+            wait = response.headers.get("retry-after", "")
+            retry_after = int(wait) if wait.isdigit() else None
+            raise ApiError(response.status_code, body if isinstance(body, dict) else {}, retry_after)
         return body
 
-    async def sign_in(self, username: str, password: str) -> dict[str, Any]:
-        body = {"username": username, "password": password}
+    async def sign_in(self, username: str, password: str, client_address: str | None) -> dict[str, Any]:
+        """A new session (`id`, `username`, `expires_at`); the validator counts failures per
+        `client_address` and answers 429 once there are too many."""
+        body = {"username": username, "password": password, "client_address": client_address}
         result: dict[str, Any] = await self.call("POST", "/sessions", actor=None, json=body)
         return result
+
+    async def live_session(self, session_id: str) -> dict[str, Any] | None:
+        """The session's admin (`username`, `expires_at`) while it is live; None once it ended."""
+        try:
+            result: dict[str, Any] = await self.call("GET", "/sessions/current", actor=None, session_id=session_id)
+        except ApiError as exc:
+            if exc.status in (404, 422):
+                return None
+            raise
+        return result
+
+    async def end_session(self, session_id: str) -> None:
+        await self.call("DELETE", "/sessions/current", actor=None, session_id=session_id)
 
     async def find_owner(self, kind: str, name: str, *, actor: str) -> dict[str, Any] | None:
         """The owner of this kind named exactly `name`, if there is one."""

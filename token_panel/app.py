@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,8 +23,7 @@ from token_panel.config import Settings
 from token_panel.deps import CsrfRejected, SignInRequired, load_session
 from token_panel.message_log import MessageLog
 from token_panel.routes import auth, groups, home, messages, owners, records, tokens
-from token_panel.sessions import FLASH_COOKIE, FLASH_SECONDS, SESSION_COOKIE, CookieSigner, SignedOut
-from token_panel.throttle import SignInThrottle
+from token_panel.sessions import FLASH_COOKIE, FLASH_SECONDS, SESSION_COOKIE, CookieSigner
 from token_panel.web import make_templates, render
 
 STATIC = Path(__file__).parent / "static"
@@ -92,7 +90,7 @@ def _install_error_pages(app: FastAPI) -> None:
         return _error_page(request, 400, "Bad request", detail, code="invalid_request", errors=listed)
 
 
-def _install_cookies_and_headers(app: FastAPI, settings: Settings, signer: CookieSigner) -> None:
+def _install_cookies_and_headers(app: FastAPI, settings: Settings, signer: CookieSigner, clock: Clock) -> None:
     def cookie(response: Response, name: str, value: str | None, max_age: int) -> None:
         """Set (or, with None, delete) a cookie scripts cannot read and other sites do not get."""
         response.set_cookie(
@@ -109,10 +107,11 @@ def _install_cookies_and_headers(app: FastAPI, settings: Settings, signer: Cooki
     async def _finish(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         state = request.state
-        if getattr(state, "clear_session", False):
+        # A new session (a sign-in, or a visitor's after an ended one) wins over clearing the old.
+        if (session := getattr(state, "set_session", None)) is not None:
+            cookie(response, SESSION_COOKIE, signer.dump_session(session), session.seconds_left(clock()))
+        elif getattr(state, "clear_session", False):
             cookie(response, SESSION_COOKIE, None, 0)
-        elif (session := getattr(state, "set_session", None)) is not None:
-            cookie(response, SESSION_COOKIE, signer.dump_session(session), signer.max_age)
         if (flash := getattr(state, "new_flash", None)) is not None:
             cookie(response, FLASH_COOKIE, signer.dump_flash(flash), FLASH_SECONDS)
         elif getattr(state, "clear_flash", False):
@@ -138,8 +137,7 @@ def create_app(
         settings.consumer_logs_url, settings.consumer_logs_read_key, timeout=settings.validator_timeout
     )
     zone = ZoneInfo(settings.timezone)
-    lifetime = timedelta(minutes=settings.panel_session_minutes)
-    signer = CookieSigner(settings.panel_secret_key, int(lifetime.total_seconds()), clock)
+    signer = CookieSigner(settings.panel_secret_key, clock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -156,21 +154,15 @@ def create_app(
     app.state.clock = clock
     app.state.zone = zone
     app.state.signer = signer
-    app.state.signed_out = SignedOut(clock, lifetime)
-    window = settings.panel_signin_window_seconds
-    app.state.throttle = SignInThrottle(clock, max_failures=settings.panel_signin_max_failures, window_seconds=window)
-    app.state.address_throttle = SignInThrottle(
-        clock, max_failures=settings.panel_signin_max_failures_per_address, window_seconds=window
-    )
     app.state.sent_forms = tokens.SentForms()
     app.state.templates = make_templates(zone)
     _install_error_pages(app)
-    _install_cookies_and_headers(app, settings, signer)
+    _install_cookies_and_headers(app, settings, signer, clock)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
         app.include_router(router)
     if proxies := settings.trusted_proxy_list():
-        # The client's address (what sign-ins are throttled by) from X-Forwarded-For, as far
+        # The client's address (what the validator counts failed sign-ins by) from X-Forwarded-For, as far
         # back as the chain passes through these proxies; anyone else's header is ignored.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

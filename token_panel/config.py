@@ -21,17 +21,15 @@ class Settings(ServiceSettings):
     consumer_logs_read_key: str = ""
     # Signs the session and flash cookies; changing it signs everybody out.
     panel_secret_key: str = ""
-    panel_session_minutes: int = 480
     # Set to true behind HTTPS so the browser never sends the session over plain HTTP.
     panel_cookie_secure: bool = False
-    # Failed sign-ins in the window, counted per username from one client address, and per
-    # address whatever the username: a wrong guess locks that name out from that client only.
-    panel_signin_max_failures: int = 5
-    panel_signin_max_failures_per_address: int = 20
-    panel_signin_window_seconds: int = 900
+    # The sessions themselves, their length (PANEL_SESSION_MINUTES) and the sign-in throttle
+    # (PANEL_SIGNIN_*) are the token validator's: every panel process shares them.
+
     # Addresses or networks (comma-separated) of the reverse proxies in front of the panel: only
-    # from them is X-Forwarded-For believed about who the client is. None by default, so a client
-    # cannot pick a new address per guess. FORWARDED_ALLOW_IPS (uvicorn's name) is read too.
+    # from them is X-Forwarded-For believed about who the client is (the address the validator
+    # counts failed sign-ins by). None by default, so a client cannot pick a new address per
+    # guess. FORWARDED_ALLOW_IPS (uvicorn's name) is read too.
     trusted_proxies: str = Field("", validation_alias=AliasChoices("trusted_proxies", "forwarded_allow_ips"))
 
     def trusted_proxy_list(self) -> list[str]:
@@ -47,10 +45,6 @@ def settings_problems(settings: Settings) -> list[str]:
         problems.append("VALIDATOR_ADMIN_KEY must be set (the token validator's admin credential)")
     if not settings.consumer_logs_read_key:
         problems.append("CONSUMER_LOGS_READ_KEY must be set (the message log's read credential)")
-    if settings.panel_session_minutes < 1:
-        problems.append("PANEL_SESSION_MINUTES must be at least 1")
-    if min(settings.panel_signin_max_failures, settings.panel_signin_max_failures_per_address) < 1:
-        problems.append("PANEL_SIGNIN_MAX_FAILURES and PANEL_SIGNIN_MAX_FAILURES_PER_ADDRESS must be at least 1")
     for proxy in settings.trusted_proxy_list():
         if proxy != "*" and not _is_network(proxy):
             problems.append(f"TRUSTED_PROXIES: {proxy!r} is not an IP address or network")

@@ -29,14 +29,13 @@ class CsrfRejected(Exception):
 
 
 def load_session(request: Request) -> PanelSession | None:
-    """The session in the cookie, if it is genuine, unexpired and not signed out."""
+    """The session in the cookie, if it is genuine and unexpired. Its admin is not known (`user`
+    is None) until `checked_session` has asked the validator."""
     if hasattr(request.state, "panel_session"):
         cached: PanelSession | None = request.state.panel_session
         return cached
     signer: CookieSigner = request.app.state.signer
     session = signer.load_session(request.cookies.get(SESSION_COOKIE))
-    if session is not None and session.sid in request.app.state.signed_out:
-        session = None
     request.state.panel_session = session
     return session
 
@@ -44,14 +43,33 @@ def load_session(request: Request) -> PanelSession | None:
 def use_session(request: Request, session: PanelSession) -> None:
     """Make `session` the one this request renders with, and send its cookie."""
     request.state.panel_session = session
+    request.state.session_checked = True
     request.state.set_session = session
 
 
-def visitor_session(request: Request) -> PanelSession:
-    """The current session, or a new anonymous one (a CSRF token for the sign-in form)."""
+async def checked_session(request: Request) -> PanelSession | None:
+    """The cookie's session, with its admin when the validator says the session is live: asked
+    on every request, so one ended anywhere (sign-out, a new password, a deleted admin) is ended
+    here too. An ended one is dropped, and its cookie with it."""
     session = load_session(request)
+    if getattr(request.state, "session_checked", False) or session is None or session.sid is None:
+        return session
+    api: AdminApi = request.app.state.api
+    live = await api.live_session(session.sid)
+    checked = None if live is None else session.of(str(live["username"]))
+    request.state.panel_session = checked
+    request.state.session_checked = True
+    if checked is None:
+        request.state.clear_session = True
+    return checked
+
+
+async def visitor_session(request: Request) -> PanelSession:
+    """The current session, or a new anonymous one (a CSRF token for the sign-in form)."""
+    session = await checked_session(request)
     if session is None:
-        session = PanelSession.anonymous()
+        clock: Clock = request.app.state.clock
+        session = PanelSession.anonymous(clock())
         use_session(request, session)
     return session
 
@@ -62,8 +80,8 @@ class Admin:
     session: PanelSession
 
 
-def require_admin(request: Request) -> Admin:
-    session = load_session(request)
+async def require_admin(request: Request) -> Admin:
+    session = await checked_session(request)
     if session is None or session.user is None:
         raise SignInRequired(request.url.path if request.method == "GET" else "/")
     return Admin(session.user, session)

@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from cartero_common.clock import Clock, system_clock
 from cartero_common.db import make_sessionmaker
 from cartero_common.http import install_problem_handlers
-from token_validator import idempotency, reconcile, refusals
-from token_validator.api import admin_owners, admin_records, admin_tokens, service
+from token_validator import idempotency, panel_sessions, reconcile, refusals
+from token_validator.api import admin_owners, admin_records, admin_sessions, admin_tokens, service
 from token_validator.api.common import no_nul_in_query
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
 
 
-def prune_once(engine: Engine, now: datetime, *, refusal_retention: timedelta) -> None:
-    """Forget idempotency keys older than 24 h and refusals older than `refusal_retention`; a
-    failure of one is logged and tried again next round, and does not stop the other."""
+def prune_once(engine: Engine, now: datetime, *, refusal_retention: timedelta, sign_in_window: timedelta) -> None:
+    """Forget idempotency keys older than 24 h, refusals older than `refusal_retention`, expired
+    panel sessions and failed sign-ins out of `sign_in_window`; a failure of one is logged and
+    tried again next round, and does not stop the others."""
     chores: list[tuple[str, Callable[[], int]]] = [
         ("idempotency keys", lambda: idempotency.prune(engine, now)),
         ("refusals", lambda: refusals.prune(engine, now, refusal_retention)),
+        ("panel sessions and sign-in failures", lambda: panel_sessions.prune(engine, now, sign_in_window)),
     ]
     for what, chore in chores:
         try:
@@ -45,9 +47,11 @@ def prune_once(engine: Engine, now: datetime, *, refusal_retention: timedelta) -
             log.info(f"forgot old {what}", extra={"count": removed})
 
 
-async def _prune_forever(engine: Engine, clock: Clock, refusal_retention: timedelta) -> None:
+async def _prune_forever(engine: Engine, clock: Clock, refusal_retention: timedelta, sign_in_window: timedelta) -> None:
     while True:
-        await asyncio.to_thread(prune_once, engine, clock(), refusal_retention=refusal_retention)
+        await asyncio.to_thread(
+            prune_once, engine, clock(), refusal_retention=refusal_retention, sign_in_window=sign_in_window
+        )
         await asyncio.sleep(PRUNE_EVERY_S)
 
 
@@ -81,7 +85,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         retention = timedelta(days=settings.refusal_retention_days)
-        tasks = [asyncio.create_task(_prune_forever(engine, clock, retention))]
+        window = timedelta(seconds=settings.panel_signin_window_seconds)
+        tasks = [asyncio.create_task(_prune_forever(engine, clock, retention, window))]
         if settings.reconcile_after_seconds > 0:
             tasks.append(asyncio.create_task(_reconcile_forever(engine, clock, settings, ZoneInfo(settings.timezone))))
         yield
@@ -107,6 +112,6 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
     app.state.spender = SpendBatcher(db) if db.hot is not None else None
     install_problem_handlers(app)
     app.include_router(service.router)
-    for module in (admin_owners, admin_tokens, admin_records):
+    for module in (admin_owners, admin_tokens, admin_records, admin_sessions):
         app.include_router(module.router, prefix="/v1/admin")
     return app

@@ -30,3 +30,12 @@ class Settings(ServiceSettings):
     reconcile_every_seconds: float = 30.0
     # Refusals older than this are deleted by the validator itself, every few minutes.
     refusal_retention_days: int = Field(default=90, ge=1)
+    # The panel's sign-ins (`POST /v1/admin/sessions`), kept here so that every panel process
+    # sees the same sessions and the same count of failures. A session ends this long after it
+    # began, or sooner: at sign-out, when its admin's password changes, or when the admin goes.
+    panel_session_minutes: int = Field(default=480, ge=1)
+    # Failed sign-ins allowed in the window (then 429): per username from one client address, and
+    # per client address whatever the username, so a guesser locks out only their own address.
+    panel_signin_max_failures: int = Field(default=5, ge=1)
+    panel_signin_max_failures_per_address: int = Field(default=20, ge=1)
+    panel_signin_window_seconds: int = Field(default=900, ge=1)

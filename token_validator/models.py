@@ -178,6 +178,41 @@ class Admin(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _when()
     last_sign_in_at: Mapped[datetime | None] = _when(nullable=True)
+    # A panel session begun before this instant has ended (`panel_sessions.live`).
+    password_changed_at: Mapped[datetime] = _when()
+
+
+class PanelSession(Base):
+    """A panel sign-in. The panel's cookie holds the id; only its SHA-256 `digest` is kept here,
+    so whoever reads the database cannot act as a signed-in admin."""
+
+    __tablename__ = "panel_sessions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _when()
+    expires_at: Mapped[datetime] = _when()
+    revoked_at: Mapped[datetime | None] = _when(nullable=True)
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    __table_args__ = (
+        Index("ix_panel_sessions_admin_id", "admin_id"),
+        Index("ix_panel_sessions_expires_at", "expires_at"),
+    )
+
+
+class SignInAttempt(Base):
+    """A panel sign-in that failed, or is being checked right now (`panel_sessions.begin_attempt`):
+    what the sign-in throttle counts, per (username, client address) and per client address."""
+
+    __tablename__ = "sign_in_attempts"
+    id: Mapped[int] = _id()
+    username: Mapped[str] = mapped_column(String(NAME))  # as typed, lower-cased
+    client_ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = _when()
+    __table_args__ = (
+        Index("ix_sign_in_attempts_client_ip_at", "client_ip", "at"),
+        Index("ix_sign_in_attempts_username_client_ip_at", "username", "client_ip", "at"),
+        Index("ix_sign_in_attempts_at", "at"),
+    )
 
 
 class IdempotencyKey(Base):

@@ -267,11 +267,25 @@ class SessionCreate(Strict):
     # sign-in, audited (then refused with 422), not a bare validation error.
     username: Annotated[str, StringConstraints(max_length=100)]
     password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)]
+    # 64, as the audit trail's `client_ip` (an IPv6 address is at most 45 characters).
+    client_address: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="The address of the client signing in, as the panel determined it (TRUSTED_PROXIES): "
+        "failed sign-ins are counted per address. Without it, the caller's own address is used.",
+    )
 
 
 class SessionPublic(BaseModel):
+    id: str = Field(description="The session's id: shown only in this answer; the panel keeps it in its cookie.")
     username: str
     signed_in_at: datetime
+    expires_at: datetime
+
+
+class SessionLive(BaseModel):
+    username: str
+    signed_in_at: datetime
+    expires_at: datetime
 
 
 class AdminCreate(Strict):

@@ -6,6 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.token_panel.support import (
+    MAX_FAILURES,
+    MAX_FAILURES_PER_ADDRESS,
     MessageLogDb,
     create_admin,
     panel_client,
@@ -21,6 +23,20 @@ def validator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningValid
     """A real token validator on a free port (its own SQLite file), with an admin account."""
     path = tmp_path_factory.mktemp("panel-validator") / "token_validator.db"
     with serve_validator(f"sqlite:///{path}") as running:
+        create_admin(running.url)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def throttled_validator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningValidator]:
+    """A second real validator, with a tight sign-in throttle. The counts are the validator's and
+    outlive any one panel: each test that uses it signs in from addresses of its own."""
+    path = tmp_path_factory.mktemp("panel-validator-throttled") / "token_validator.db"
+    with serve_validator(
+        f"sqlite:///{path}",
+        panel_signin_max_failures=MAX_FAILURES,
+        panel_signin_max_failures_per_address=MAX_FAILURES_PER_ADDRESS,
+    ) as running:
         create_admin(running.url)
         yield running
 

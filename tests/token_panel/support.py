@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session, sessionmaker
 
 from cartero_common.clock import Clock, system_clock
@@ -32,6 +33,8 @@ from token_panel.config import Settings
 ADMIN = "ana"
 PASSWORD = "correct horse battery staple"
 SECRET = "panel-secret-for-tests-0123456789abcdef"
+# The sign-in throttle of the `throttled_validator` fixture.
+MAX_FAILURES, MAX_FAILURES_PER_ADDRESS = 2, 4
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -90,9 +93,34 @@ def panel_settings(validator_url: str, logs_url: str, **extra: Any) -> Settings:
 
 
 @contextmanager
-def panel_client(settings: Settings, clock: Clock = system_clock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, clock), base_url="http://testserver", follow_redirects=False) as client:
+def panel_client(
+    settings: Settings, clock: Clock = system_clock, *, address: str = "testclient"
+) -> Iterator[TestClient]:
+    """The panel app, visited from `address` (what the validator counts failed sign-ins by)."""
+    app = create_app(settings, clock)
+    with TestClient(app, base_url="http://testserver", follow_redirects=False, client=(address, 50000)) as client:
         yield client
+
+
+def session_id_of(cookie: str) -> str:
+    """The validator's session id inside a panel session cookie."""
+    data = URLSafeTimedSerializer(SECRET, salt="cartero-panel-session").loads(cookie)
+    return str(data["sid"])
+
+
+def live_session(validator_url: str, session_id: str) -> dict[str, Any] | None:
+    """What the validator answers the panel for this session: its admin, or None once it ended."""
+    response = httpx.get(
+        f"{validator_url}/v1/admin/sessions/current",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "X-Cartero-Session": session_id},
+        timeout=10,
+    )
+    if response.status_code == 404:
+        assert response.json()["code"] == "session_ended"
+        return None
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
 
 
 def csrf_of(page: str) -> str:

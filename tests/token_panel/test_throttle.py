@@ -1,5 +1,6 @@
 """The sign-in throttle as served (uvicorn, as `python -m token_panel` runs it): per username from
-one address and per address, with X-Forwarded-For believed from TRUSTED_PROXIES only."""
+one address and per address (the validator's limits: 2 and 4 here), with X-Forwarded-For believed
+from TRUSTED_PROXIES only."""
 
 from __future__ import annotations
 
@@ -42,11 +43,9 @@ def _attempt(base: str, username: str, password: str, forwarded_for: str) -> int
 
 
 def test_a_rotating_x_forwarded_for_does_not_reset_the_count(
-    validator: RunningValidator, message_log: MessageLogDb
+    throttled_validator: RunningValidator, message_log: MessageLogDb
 ) -> None:
-    settings = panel_settings(
-        validator.url, message_log.url, panel_signin_max_failures=2, panel_signin_max_failures_per_address=4
-    )
+    settings = panel_settings(throttled_validator.url, message_log.url)
     with _served_panel(settings) as base:
         codes = [_attempt(base, f"guess-{n}", "wrong", f"10.9.0.{n}") for n in range(8)]
     # A new name and a new claimed address each time: still one client, stopped after 4.
@@ -54,15 +53,9 @@ def test_a_rotating_x_forwarded_for_does_not_reset_the_count(
 
 
 def test_behind_a_trusted_proxy_a_lockout_is_that_clients_only(
-    validator: RunningValidator, message_log: MessageLogDb
+    throttled_validator: RunningValidator, message_log: MessageLogDb
 ) -> None:
-    settings = panel_settings(
-        validator.url,
-        message_log.url,
-        panel_signin_max_failures=2,
-        panel_signin_max_failures_per_address=4,
-        trusted_proxies="192.0.2.0/24, 127.0.0.1",
-    )
+    settings = panel_settings(throttled_validator.url, message_log.url, trusted_proxies="192.0.2.0/24, 127.0.0.1")
     with _served_panel(settings) as base:
         attacker = "203.0.113.7"
         assert [_attempt(base, ADMIN, "wrong", attacker) for _ in range(3)] == [401, 401, 429]

@@ -1,4 +1,4 @@
-"""The panel's pure parts: form reading, charts, the sign-in throttle, cookies, log paging."""
+"""The panel's pure parts: form reading, charts, cookies, log paging."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from token_panel.charts import bar_chart, nice_ceiling
 from token_panel.forms import Invalid, TokenForm, actions, local_instant, restriction
 from token_panel.message_log import page_of, summary
 from token_panel.routes.auth import safe_next
-from token_panel.sessions import CookieSigner, Flash, PanelSession, SignedOut
-from token_panel.throttle import SignInThrottle
+from token_panel.sessions import CookieSigner, Flash, PanelSession
 
 MADRID = ZoneInfo("Europe/Madrid")
 NOW = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
@@ -78,50 +77,27 @@ def test_nice_ceiling_and_bars() -> None:
     assert bar_chart([]).bars == []
 
 
-def test_throttle_blocks_after_max_failures_in_the_window() -> None:
+def test_session_cookie_is_signed_and_ends_with_its_session() -> None:
     clock = FixedClock(NOW)
-    throttle = SignInThrottle(clock, max_failures=3, window_seconds=60)
-    keys = ["ip:1.2.3.4", "user:ana"]
-    for _ in range(3):
-        assert throttle.wait_seconds(keys) == 0
-        throttle.failed(keys)
-    assert throttle.wait_seconds(keys) == 60
-    assert throttle.wait_seconds(["ip:5.6.7.8", "user:ana"]) == 60  # another address, same name
-    clock.set(NOW + timedelta(seconds=61))
-    assert throttle.wait_seconds(keys) == 0
-    throttle.failed(keys)
-    throttle.succeeded("user:ana")
-    assert throttle.wait_seconds(["user:ana"]) == 0
-
-
-def test_session_cookie_is_signed_and_expires() -> None:
-    clock = FixedClock(NOW)
-    signer = CookieSigner("s" * 40, 600, clock)
-    session = PanelSession.anonymous().signed_in("ana")
+    signer = CookieSigner("s" * 40, clock)
+    session = PanelSession.signed_in("validator-session-id", "ana", NOW + timedelta(seconds=600))
     cookie = signer.dump_session(session)
-    assert signer.load_session(cookie) == session
+    # The admin's name is not in the cookie: only the validator says whose a session is.
+    assert signer.load_session(cookie) == PanelSession(csrf=session.csrf, expires=session.expires, sid=session.sid)
     assert signer.load_session(cookie[:-2] + "xx") is None
-    assert CookieSigner("t" * 40, 600, clock).load_session(cookie) is None
+    assert CookieSigner("t" * 40, clock).load_session(cookie) is None
     clock.set(NOW + timedelta(seconds=601))
     assert signer.load_session(cookie) is None
     assert signer.load_flash(signer.dump_flash(Flash("ok", "<b>hi</b>"))) == Flash("ok", "<b>hi</b>")
 
 
-def test_signing_in_changes_the_session_id_and_csrf() -> None:
-    anonymous = PanelSession.anonymous()
-    signed = anonymous.signed_in("ana")
-    assert signed.sid != anonymous.sid and signed.csrf != anonymous.csrf
+def test_signing_in_changes_the_csrf_token() -> None:
+    anonymous = PanelSession.anonymous(NOW)
+    signed = PanelSession.signed_in("validator-session-id", "ana", NOW + timedelta(minutes=5))
+    assert anonymous.sid is None and signed.csrf != anonymous.csrf
     assert signed.csrf_matches(signed.csrf) and not signed.csrf_matches(anonymous.csrf)
     assert not signed.csrf_matches(None)
-
-
-def test_signed_out_sessions_are_remembered_until_they_would_expire() -> None:
-    clock = FixedClock(NOW)
-    signed_out = SignedOut(clock, timedelta(minutes=10))
-    signed_out.add("abc")
-    assert "abc" in signed_out and "other" not in signed_out
-    clock.set(NOW + timedelta(minutes=11))
-    assert "abc" not in signed_out
+    assert signed.seconds_left(NOW) == 300 and signed.seconds_left(NOW + timedelta(minutes=6)) == 0
 
 
 def test_safe_next_never_leaves_the_site() -> None:

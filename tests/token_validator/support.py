@@ -39,6 +39,8 @@ TABLES = (
     "groups",
     "users",
     "applications",
+    "panel_sessions",
+    "sign_in_attempts",
     "admins",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from token_panel.admin_api import ApiError
 from token_panel.deps import ApiDep, FormDep, load_session, use_session, visitor_session
 from token_panel.forms import text
-from token_panel.throttle import SignInThrottle
+from token_panel.sessions import PanelSession
 from token_panel.web import ok, redirect, render
 
 router = APIRouter()
@@ -29,8 +30,8 @@ def _sign_in_page(request: Request, status: int, *, next_path: str, username: st
 
 
 @router.get("/signin", summary="The sign-in page")
-def sign_in_page(request: Request, next: str | None = None) -> Response:
-    session = visitor_session(request)
+async def sign_in_page(request: Request, next: str | None = None) -> Response:
+    session = await visitor_session(request)
     if session.user is not None:
         return redirect(request, safe_next(next))
     return _sign_in_page(request, 200, next_path=safe_next(next))
@@ -40,40 +41,36 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
 async def sign_in(request: Request, form: FormDep, api: ApiDep) -> Response:
     username, password = text(form, "username"), form.get("password")
     next_path = safe_next(text(form, "next"))
-    by_name: SignInThrottle = request.app.state.throttle
-    by_address: SignInThrottle = request.app.state.address_throttle
-    # Per name *from this address*: guessing an admin's password locks the guesser out, not the
-    # admin everywhere. Per address too, so a client cannot try name after name instead.
-    address = request.client.host if request.client else "-"
-    name_key, address_key = f"{username.lower()[:100]}@{address}", address
-    wait = max(by_name.wait_seconds([name_key]), by_address.wait_seconds([address_key]))
-    if wait:
-        minutes = max(1, math.ceil(wait / 60))
-        error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
-        response = _sign_in_page(request, 429, next_path=next_path, username=username, error=error)
-        response.headers["Retry-After"] = str(wait)
-        return response
     if not username or not isinstance(password, str) or not password:
         error = "Enter your username and password."
         return _sign_in_page(request, 422, next_path=next_path, username=username, error=error)
+    # The validator counts failures per name *from this address* (guessing an admin's password
+    # locks the guesser out, not the admin everywhere) and per address, for every panel process.
+    address = request.client.host[:64] if request.client else None
     try:
-        signed_in = await api.sign_in(username, password)
-    except ApiError:
-        by_name.failed([name_key])
-        by_address.failed([address_key])
+        signed_in = await api.sign_in(username, password, address)
+    except ApiError as exc:
+        if exc.status == 429:
+            wait = exc.retry_after or 60
+            minutes = max(1, math.ceil(wait / 60))
+            error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+            response = _sign_in_page(request, 429, next_path=next_path, username=username, error=error)
+            response.headers["Retry-After"] = str(wait)
+            return response
         error = "Wrong username or password."
         return _sign_in_page(request, 401, next_path=next_path, username=username, error=error)
-    by_name.succeeded(name_key)
-    session = visitor_session(request).signed_in(str(signed_in["username"]))
+    expires_at = datetime.fromisoformat(str(signed_in["expires_at"]))
+    session = PanelSession.signed_in(str(signed_in["id"]), str(signed_in["username"]), expires_at)
     use_session(request, session)
     return redirect(request, next_path, ok(f"Signed in as {session.user}."))
 
 
 @router.post("/signout", summary="End this session")
-def sign_out(request: Request, form: FormDep) -> Response:
+async def sign_out(request: Request, form: FormDep, api: ApiDep) -> Response:
     session = load_session(request)
-    if session is not None:
-        request.app.state.signed_out.add(session.sid)
+    if session is not None and session.sid is not None:
+        # Ended by the validator, so every panel process refuses a copy of the cookie from now on.
+        await api.end_session(session.sid)
     request.state.clear_session = True
     return redirect(request, "/signin", ok("You are signed out."))
 

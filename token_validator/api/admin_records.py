@@ -1,4 +1,4 @@
-"""Admin API: refusals, the audit trail, admin accounts and the panel's sign-in."""
+"""Admin API: refusals, the audit trail and admin accounts."""
 
 from __future__ import annotations
 
@@ -9,26 +9,21 @@ from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.exc import IntegrityError
 
 from cartero_common.http import Problem
-from token_validator import audit
 from token_validator.api.common import Instant, PageNo, PerPage, audited, paged
 from token_validator.deps import AdminDep, DbDep, MomentDep, ZoneDep
-from token_validator.passwords import verify_password
 from token_validator.repository import admins
 from token_validator.repository.records import AuditFilter, RefusalFilter, audit_events, refusals
 from token_validator.schemas import (
-    USERNAME_MAX,
     AdminCreate,
     AdminPublic,
     AuditPublic,
     Page,
     PasswordChange,
     RefusalPublic,
-    SessionCreate,
-    SessionPublic,
 )
 from token_validator.views import local
 
-router = APIRouter(tags=["admin: records and sign-in"])
+router = APIRouter(tags=["admin: records and accounts"])
 
 Username = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
 
@@ -85,54 +80,6 @@ def list_audit(
     return paged(found, items)
 
 
-@router.post(
-    "/sessions",
-    response_model=SessionPublic,
-    summary="Check an admin's username and password (the panel's sign-in)",
-    responses={401: {"description": "Wrong username or password (`invalid_credentials`)."}},
-)
-def sign_in(body: SessionCreate, actor: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep) -> Any:
-    typed = body.username
-    fits = len(typed) <= USERNAME_MAX
-    with db.begin() as session:
-        admin = admins.by_username(session, typed) if fits else None
-        # Verified even for an unknown name, so the answer takes as long either way.
-        valid = fits and verify_password(body.password, admin.password_hash if admin else None) and admin is not None
-        if admin is not None and valid:
-            admin.last_sign_in_at = moment.now
-            audit.record(
-                session,
-                at=moment.now,
-                actor=admin.username,
-                action="admin.sign_in",
-                target_type="admin",
-                target_id=admin.username,
-                client_ip=actor.client_ip,
-            )
-        else:
-            # Nobody signed in: the name typed is what was tried, not who tried it.
-            audit.record(
-                session,
-                at=moment.now,
-                actor=audit.ANONYMOUS,
-                action="admin.sign_in_failed",
-                target_type="admin",
-                details={"username": typed},
-                client_ip=actor.client_ip,
-            )
-    # Answered after the audit event is committed: a refused sign-in is recorded either way.
-    if not fits:
-        raise Problem(
-            422,
-            "invalid_request",
-            f"An admin's username has at most {USERNAME_MAX} characters.",
-            errors=[{"field": "username", "message": f"at most {USERNAME_MAX} characters"}],
-        )
-    if admin is None or not valid:
-        raise Problem(401, "invalid_credentials", "Wrong username or password.")
-    return SessionPublic(username=admin.username, signed_in_at=local(moment.now, zone))
-
-
 @router.get("/admins", response_model=list[AdminPublic], summary="Admin accounts")
 def list_admins(_: AdminDep, db: DbDep) -> Any:
     with db.begin() as session:
@@ -152,7 +99,11 @@ def create_admin(body: AdminCreate, actor: AdminDep, db: DbDep, moment: MomentDe
         return AdminPublic.model_validate(admin)
 
 
-@router.put("/admins/{username}/password", status_code=204, summary="Set an admin's password")
+@router.put(
+    "/admins/{username}/password",
+    status_code=204,
+    summary="Set an admin's password; every panel session the admin has ends",
+)
 def change_password(
     username: Username, body: PasswordChange, actor: AdminDep, db: DbDep, moment: MomentDep
 ) -> Response:
@@ -160,12 +111,16 @@ def change_password(
         admin = admins.by_username(session, username)
         if admin is None:
             raise Problem(404, "not_found", f"No admin named {username!r}.")
-        admins.set_password(admin, body.password)
+        admins.set_password(session, admin, body.password, moment.now)
         audited(session, actor, moment, "admin.password", "admin", username)
     return Response(status_code=204)
 
 
-@router.delete("/admins/{username}", status_code=204, summary="Delete an admin account (not the last one)")
+@router.delete(
+    "/admins/{username}",
+    status_code=204,
+    summary="Delete an admin account (not the last one) and end its panel sessions",
+)
 def delete_admin(username: Username, actor: AdminDep, db: DbDep, moment: MomentDep) -> Response:
     with db.begin() as session:
         if admins.by_username(session, username) is None:
