@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.consumer_logs.support import READ_KEY
 from tests.support import ROOT, free_port, python_env, stop_process, wait_http
 from tests.token_panel.support import SECRET, MessageLogDb, create_admin, csrf_of, unique
 from tests.token_validator.support import ADMIN_KEY, RunningValidator, serve_validator
@@ -48,6 +49,7 @@ class Panel:
             VALIDATOR_URL=validator.url,
             VALIDATOR_ADMIN_KEY=ADMIN_KEY,
             CONSUMER_LOGS_URL=message_log.url,
+            CONSUMER_LOGS_READ_KEY=READ_KEY,
             PANEL_SECRET_KEY=SECRET,
             TRUSTED_PROXIES="127.0.0.1",
             LOG_LEVEL="WARNING",
