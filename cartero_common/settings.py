@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
 
-class ServiceSettings(BaseSettings):
+class AmqpTlsSettings(BaseSettings):
+    """How an `amqps://` AMQP_URL is verified (cartero_common/amqp/tls.py)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # PEM file of the CA that signed the broker's certificate; unset: the system's trust store.
+    # Read only for amqps:// URLs. A missing file stops the service at start.
+    amqp_ca_file: FilePath | None = None
+
+
+class ServiceSettings(AmqpTlsSettings):
     """Names shared by every service (docs/design.md §3). Field names are the env var names."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
