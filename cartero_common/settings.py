@@ -10,22 +10,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
 
-class AmqpTlsSettings(BaseSettings):
-    """How an `amqps://` AMQP_URL is verified (cartero_common/amqp/tls.py)."""
-
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
-
-    # PEM file of the CA that signed the broker's certificate; unset: the system's trust store.
-    # Read only for amqps:// URLs. A missing file stops the service at start.
-    amqp_ca_file: FilePath | None = None
-
-
-class ServiceSettings(AmqpTlsSettings):
+class ServiceSettings(BaseSettings):
     """Names shared by every service (docs/design.md §3). Field names are the env var names."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     amqp_url: str = DEFAULT_AMQP_URL
+    # PEM file of the CA that signed the broker's certificate, for amqps:// URLs; unset: the
+    # system's trust store. Declared here too so that a missing file stops a service at start;
+    # the connections read it through cartero_common/amqp/tls.py (which may not import this
+    # module: settings already reaches the amqp package for the retry delays).
+    amqp_ca_file: FilePath | None = None
     timezone: str = "Europe/Madrid"
     log_level: str = "INFO"
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from cartero_common.settings import AmqpTlsSettings
+from pydantic import FilePath
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AmqpTlsSettings(BaseSettings):
+    """AMQP_CA_FILE, as `ServiceSettings.amqp_ca_file` reads it (see there)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    amqp_ca_file: FilePath | None = None
 
 
 def is_tls(url: str) -> bool:
