@@ -110,6 +110,8 @@ def rabbitmq_setup(definitions: Path | None, vhost: str | None) -> int:
             "queue_type": report.queue_type,
             "queues": report.queues,
             "policies": report.policies,
+            "users": report.users,
+            "roles_without_password": report.skipped_roles,
         },
     )
     return 0

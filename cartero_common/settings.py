@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
@@ -16,6 +16,11 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     amqp_url: str = DEFAULT_AMQP_URL
+    # PEM file of the CA that signed the broker's certificate, for amqps:// URLs; unset: the
+    # system's trust store. Declared here too so that a missing file stops a service at start;
+    # the connections read it through cartero_common/amqp/tls.py (which may not import this
+    # module: settings already reaches the amqp package for the retry delays).
+    amqp_ca_file: FilePath | None = None
     timezone: str = "Europe/Madrid"
     log_level: str = "INFO"
     # Where the services without an HTTP API of their own (the consumers, the monitor) serve

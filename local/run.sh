@@ -79,6 +79,10 @@ MSG
   exit 1
 fi
 
+# One RabbitMQ user per role, as in production (local/rabbitmq_roles.py): names and passwords
+# kept in the secrets file, each process's own URL exported for supervisord, never printed.
+eval "$("$CARTERO_PYTHON" "$root/local/rabbitmq_roles.py" "$secrets_file")"
+
 DATABASE_URL=$CONSUMER_LOGS_DATABASE_URL "$CARTERO_PYTHON" -m consumer_logs migrate
 DATABASE_URL=$TOKEN_VALIDATOR_DATABASE_URL "$CARTERO_PYTHON" -m token_validator migrate
 # First start only: an admin account and a demo token, printed once and kept in first-run.txt.

@@ -38,8 +38,7 @@ class EventPublisher:
             )
             return False
         try:
-            channel = connection.channel()
-            declare_shared_queues(channel, (QUEUE_LOGS,))
+            channel = declare_shared_queues(connection.channel(), (QUEUE_LOGS,))
             publisher = ConfirmedPublisher(channel)
             while self.pending:
                 publisher.publish(QUEUE_LOGS, self.pending[0], message_id=str(uuid.uuid4()), now=self.clock())

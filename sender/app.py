@@ -35,7 +35,7 @@ def _with_token_scheme(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or Settings()
-    publisher = AsyncPublisher(settings.amqp_url, timeout=settings.publish_timeout)
+    publisher = AsyncPublisher(settings.amqp_url, timeout=settings.publish_timeout, ca_file=settings.amqp_ca_file)
     validator = ValidatorClient(
         settings.validator_url, settings.validator_service_key, timeout=settings.validator_timeout
     )

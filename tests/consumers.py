@@ -24,9 +24,12 @@ from tests.support import ROOT, consumer_count, drain, python_env, rabbit_api, w
 FAST_DELAYS = "200ms,400ms"
 
 
-def publish(url: str, queue: str, payload: dict[str, Any] | bytes, *, php: bool = False, **props: Any) -> None:
+def publish(
+    url: str, queue: str, payload: dict[str, Any] | bytes, *, php: bool = False, passive: bool = False, **props: Any
+) -> None:
     """Ours: persistent, JSON, message_id = id. `php=True`: what the PHP senders send — no
-    properties at all, hence not persistent."""
+    properties at all, hence not persistent. `passive=True`: the queue must exist already, as
+    for the sender's role, which may not declare it."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
     if php:
         properties = None
@@ -38,7 +41,7 @@ def publish(url: str, queue: str, payload: dict[str, Any] | bytes, *, php: bool 
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         channel = connection.channel()
-        channel.queue_declare(queue, durable=True)
+        channel.queue_declare(queue, durable=True, passive=passive)
         channel.basic_publish("", queue, body, properties)
     finally:
         connection.close()

@@ -77,6 +77,42 @@ def isolated_vhost(prefix: str = "cartero-test") -> Iterator[str]:
 
 
 @contextmanager
+def rabbitmq_roles(vhost: str) -> Iterator[dict[str, str]]:
+    """The real `rabbitmq-setup` on `vhost` with one user per role of rabbitmq/definitions.json,
+    named for this run only (parallel runs never share one); yields each role's AMQP URL and
+    deletes the users afterwards (the vhost is the caller's to delete)."""
+    from pydantic import SecretStr
+
+    from cartero_common.amqp.setup import RoleCredentials, SetupSettings, load_definitions, run
+
+    definitions = ROOT / "rabbitmq" / "definitions.json"
+    tag = uuid.uuid4().hex[:10]
+    credentials = {
+        role.role: RoleCredentials(user=f"cartero-test-{role.role}-{tag}", password=SecretStr(uuid.uuid4().hex))
+        for role in load_definitions(definitions).roles
+    }
+    settings = SetupSettings.model_validate(
+        {
+            "rabbitmq_api_url": RABBIT_API,
+            "rabbitmq_admin_user": RABBIT_AUTH[0],
+            "rabbitmq_admin_password": SecretStr(RABBIT_AUTH[1]),
+            "rabbitmq_vhost": vhost,
+            "rabbitmq_definitions": definitions,
+            "rabbitmq_setup_timeout": 5.0,
+        }
+    )
+    try:
+        run(settings, credentials)
+        yield {
+            role: f"amqp://{c.user}:{c.password.get_secret_value()}@{RABBIT_HOST}:5672/{quote(vhost, safe='')}"
+            for role, c in credentials.items()
+        }
+    finally:
+        for c in credentials.values():
+            rabbit_api("DELETE", f"/users/{quote(c.user, safe='')}")
+
+
+@contextmanager
 def isolated_database(prefix: str = "cartero_test") -> Iterator[str]:
     """A SQLAlchemy URL to a new PostgreSQL database, dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"

@@ -11,12 +11,16 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pika
+import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from cartero_common.amqp.tls import context_for
 from cartero_common.wire import SHARED_QUEUES
 
 log = logging.getLogger(__name__)
@@ -26,9 +30,14 @@ JSON = "application/json"
 
 
 def connection_parameters(
-    url: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None
+    url: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None, ca_file: Path | None = None
 ) -> pika.URLParameters:
+    """`ca_file`: for an `amqps://` URL, the CA to verify the broker against (None: AMQP_CA_FILE,
+    else the system's trust store; see `tls.py`). An `ssl_options` in the URL itself wins."""
     params = pika.URLParameters(url)
+    context = context_for(url, ca_file)
+    if context is not None and "ssl_options" not in urlsplit(url).query:
+        params.ssl_options = pika.SSLOptions(context, server_hostname=params.host)
     params.heartbeat = heartbeat
     if name:
         # Shown by the management UI and API, so an operator (or a test) can find this connection.
@@ -39,15 +48,36 @@ def connection_parameters(
     return params
 
 
-def connect(url: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(url, heartbeat=heartbeat, timeout=timeout, name=name))
+def connect(
+    url: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None, ca_file: Path | None = None
+) -> pika.BlockingConnection:
+    params = connection_parameters(url, heartbeat=heartbeat, timeout=timeout, name=name, ca_file=ca_file)
+    return pika.BlockingConnection(params)
 
 
-def declare_shared_queues(channel: BlockingChannel, queues: Iterable[str] = SHARED_QUEUES) -> None:
-    """Durable, no arguments: exactly what the PHP services' `queue_declare(q, false, true, false,
-    false)` declares, so both sides can declare the queue in any order without a 406."""
+def ensure_queue(channel: BlockingChannel, queue: str) -> tuple[BlockingChannel, int]:
+    """`queue` exists afterwards; returns the channel to go on with and the messages ready in it.
+
+    A passive declare first: it needs no permission on the queue, so a role without `configure`
+    on the shared queues (the sender, the monitor, the consumers) still starts once
+    `rabbitmq-setup` has created them, and cannot delete them. Only a queue that is missing is
+    declared, durable with no arguments, exactly what the PHP services' `queue_declare(q, false,
+    true, false, false)` declares, so both sides can declare it in any order without a 406. The
+    broker closes a channel whose passive declare finds nothing, hence the fresh channel."""
+    try:
+        return channel, int(channel.queue_declare(queue=queue, passive=True).method.message_count)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+    channel = channel.connection.channel()
+    return channel, int(channel.queue_declare(queue=queue, durable=True).method.message_count)
+
+
+def declare_shared_queues(channel: BlockingChannel, queues: Iterable[str] = SHARED_QUEUES) -> BlockingChannel:
+    """Each of `queues` made sure of (`ensure_queue`); returns the channel to go on with."""
     for queue in queues:
-        channel.queue_declare(queue=queue, durable=True)
+        channel, _ = ensure_queue(channel, queue)
+    return channel
 
 
 def encode(payload: dict[str, Any]) -> bytes:

@@ -21,12 +21,15 @@ import enum
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
+from ssl import SSLContext
 
 import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
-from aiormq.exceptions import DeliveryError, PublishError
+from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 from pamqp import commands
 
+from cartero_common.amqp.tls import context_for
 from cartero_common.wire import SHARED_QUEUES
 
 log = logging.getLogger(__name__)
@@ -68,8 +71,13 @@ class PublishUnconfirmed(Exception):
 
 
 class AsyncPublisher:
-    def __init__(self, url: str, *, timeout: float = 2.0, queues: Iterable[str] = SHARED_QUEUES) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 2.0, queues: Iterable[str] = SHARED_QUEUES, ca_file: Path | None = None
+    ) -> None:
+        """`ca_file`: for an `amqps://` URL, the CA the broker's certificate must chain to (None:
+        AMQP_CA_FILE, else the system's trust store; see `cartero_common/amqp/tls.py`)."""
         self.url = url
+        self.ssl_context = context_for(url, ca_file)
         self.timeout = timeout
         self.queues = tuple(queues)
         self._connection: AbstractRobustConnection | None = None
@@ -94,10 +102,9 @@ class AsyncPublisher:
                 assert self._channel is not None
                 return self._channel
             await self._close_quietly()
-            connection = await aio_pika.connect_robust(self.url, timeout=self.timeout)
+            await _ensure_queues(self.url, self.queues, timeout=self.timeout, ssl_context=self.ssl_context)
+            connection = await aio_pika.connect_robust(self.url, timeout=self.timeout, ssl_context=self.ssl_context)
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            for queue in self.queues:
-                await channel.declare_queue(queue, durable=True)
             self._connection = connection
             self._channel = channel
             log.info("connected to the broker")
@@ -167,6 +174,26 @@ class AsyncPublisher:
     async def close(self) -> None:
         async with self._lock:
             await self._close_quietly()
+
+
+async def _ensure_queues(url: str, queues: Iterable[str], *, timeout: float, ssl_context: SSLContext | None) -> None:
+    """Each queue checked by a passive declare, which needs no permission (the sender's role has
+    no `configure`: it can neither create nor delete a queue); one that is missing is declared
+    durable and argument-free, as the PHP services do (`blocking.ensure_queue` says why).
+
+    On a plain connection of its own, closed at once: the broker closes the channel of a passive
+    declare that finds nothing, and a robust channel would reopen itself and redo it."""
+    connection = await aio_pika.connect(url, timeout=timeout, ssl_context=ssl_context)
+    try:
+        for queue in queues:
+            channel = await connection.channel(publisher_confirms=False)
+            try:
+                await channel.declare_queue(queue, passive=True)
+            except ChannelNotFoundEntity:
+                channel = await connection.channel(publisher_confirms=False)
+                await channel.declare_queue(queue, durable=True)
+    finally:
+        await connection.close()
 
 
 def _late_answer(sending: asyncio.Task[object]) -> asyncio.Future[LateAnswer]:

@@ -1,6 +1,11 @@
 """`python -m cartero_common rabbitmq-setup`: the broker's vhost, users, queues and policies,
 applied through the management HTTP API from `rabbitmq/definitions.json` and the environment.
 
+One user per role (`cartero_roles` in the definitions: sender, each consumer, monitor, php), each
+with only the configure/write/read patterns its code needs; the names and passwords come from
+`RABBITMQ_<ROLE>_USER` (default: the role's name) and `RABBITMQ_<ROLE>_PASSWORD`. A role without
+a password is left alone (compose's preflight refuses to start without them all).
+
 A one-shot step rather than definitions imported at boot: a node that imports definitions at
 boot skips creating its default user, so the administrator from RABBITMQ_DEFAULT_USER/PASS would
 never exist, and the passwords would have to be written into a file. Every call is an
@@ -14,6 +19,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,11 +50,37 @@ class SetupSettings(BaseSettings):
     rabbitmq_admin_user: str = "guest"
     rabbitmq_admin_password: SecretStr = SecretStr("guest")
     rabbitmq_vhost: str = "cartero"
-    # The user every Cartero service connects as; empty means "create none".
-    rabbitmq_app_user: str = ""
-    rabbitmq_app_password: SecretStr = SecretStr("")
     rabbitmq_definitions: Path = Path("rabbitmq/definitions.json")
     rabbitmq_setup_timeout: float = 60.0
+
+
+class RoleCredentials(BaseSettings):
+    """`RABBITMQ_<ROLE>_USER` / `RABBITMQ_<ROLE>_PASSWORD` for one role (see `for_role`)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    user: str = ""
+    password: SecretStr = SecretStr("")
+
+    @classmethod
+    def for_role(cls, role: str) -> RoleCredentials:
+        return cls(_env_prefix=f"rabbitmq_{role}_")
+
+
+class RoleSpec(BaseModel):
+    """One role's user: management tags and the three permission patterns on the vhost. A
+    pattern that matches nothing is `^$` (RabbitMQ has no "no permission" value of its own)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    tags: list[str] = Field(default_factory=list)
+    configure: str
+    write: str
+    read: str
+
+    def permissions(self) -> dict[str, str]:
+        return {"configure": self.configure, "write": self.write, "read": self.read}
 
 
 class QueueSpec(BaseModel):
@@ -77,6 +109,7 @@ class Definitions(BaseModel):
     default_queue_type: str = "classic"
     queues: list[QueueSpec]
     policies: list[PolicySpec]
+    roles: list[RoleSpec] = Field(default_factory=list)
 
 
 @dataclass
@@ -86,6 +119,8 @@ class SetupReport:
     reason: str
     queues: list[str] = field(default_factory=list)
     policies: list[str] = field(default_factory=list)
+    users: dict[str, str] = field(default_factory=dict)  # role → user name
+    skipped_roles: list[str] = field(default_factory=list)  # no password given
 
 
 def load_definitions(path: Path) -> Definitions:
@@ -99,6 +134,7 @@ def load_definitions(path: Path) -> Definitions:
         default_queue_type=vhost.get("default_queue_type", metadata.get("default_queue_type", "classic")),
         queues=raw.get("queues", []),
         policies=raw.get("policies", []),
+        roles=raw.get("cartero_roles", []),
     )
 
 
@@ -169,8 +205,15 @@ class ManagementApi:
         }
 
 
-def apply(api: ManagementApi, definitions: Definitions, settings: SetupSettings) -> SetupReport:
-    """Vhost (with its default queue type), permissions, the application user, policies, queues."""
+def apply(
+    api: ManagementApi,
+    definitions: Definitions,
+    settings: SetupSettings,
+    credentials: Mapping[str, RoleCredentials] | None = None,
+) -> SetupReport:
+    """Vhost (with its default queue type), the administrator's permissions, one user per role,
+    policies, queues. `credentials` maps a role to its user and password (default: from the
+    environment, `RoleCredentials.for_role`)."""
     overview = api.wait(settings.rabbitmq_setup_timeout)
     version_text = str(overview.get("rabbitmq_version", "0"))
     vhost = _q(settings.rabbitmq_vhost)
@@ -181,13 +224,21 @@ def apply(api: ManagementApi, definitions: Definitions, settings: SetupSettings)
     api.call("PUT", f"/vhosts/{vhost}", {"description": definitions.description, "default_queue_type": queue_type})
     everything = {"configure": ".*", "write": ".*", "read": ".*"}
     api.call("PUT", f"/permissions/{vhost}/{_q(settings.rabbitmq_admin_user)}", everything)
-    if settings.rabbitmq_app_user:
-        password = settings.rabbitmq_app_password.get_secret_value()
-        if not password:
-            raise SetupError("RABBITMQ_APP_USER is set but RABBITMQ_APP_PASSWORD is empty")
-        api.call("PUT", f"/users/{_q(settings.rabbitmq_app_user)}", {"password": password, "tags": ""})
-        api.call("PUT", f"/permissions/{vhost}/{_q(settings.rabbitmq_app_user)}", everything)
     report = SetupReport(broker_version=version_text, queue_type=queue_type, reason=reason)
+    for role in definitions.roles:
+        given = credentials.get(role.role) if credentials is not None else RoleCredentials.for_role(role.role)
+        password = given.password.get_secret_value() if given is not None else ""
+        if given is None or not password:
+            log.warning("no password for this role; its user is left as it is", extra={"role": role.role})
+            report.skipped_roles.append(role.role)
+            continue
+        user = given.user or role.role
+        if user == settings.rabbitmq_admin_user:
+            raise SetupError(f"role {role.role!r} names the administrator {user!r}; give it a user of its own")
+        # PUT sets the password every run: changing it in .env and running the setup rotates it.
+        api.call("PUT", f"/users/{_q(user)}", {"password": password, "tags": ",".join(role.tags)})
+        api.call("PUT", f"/permissions/{vhost}/{_q(user)}", role.permissions())
+        report.users[role.role] = user
     # Policies before queues, so a queue has its limits from the moment it exists.
     for policy in definitions.policies:
         body = {
@@ -211,13 +262,13 @@ def apply(api: ManagementApi, definitions: Definitions, settings: SetupSettings)
     return report
 
 
-def run(settings: SetupSettings) -> SetupReport:
+def run(settings: SetupSettings, credentials: Mapping[str, RoleCredentials] | None = None) -> SetupReport:
     definitions = load_definitions(settings.rabbitmq_definitions)
     api = ManagementApi(
         settings.rabbitmq_api_url, settings.rabbitmq_admin_user, settings.rabbitmq_admin_password.get_secret_value()
     )
     try:
-        return apply(api, definitions, settings)
+        return apply(api, definitions, settings, credentials)
     finally:
         api.close()
 

@@ -77,8 +77,9 @@ def dead_letter_queue(queue: str) -> str:
 
 
 def declare_topology(channel: BlockingChannel, queue: str, policy: RetryPolicy, *, also: Iterable[str] = ()) -> None:
-    """The shared queue (and `also`, e.g. `logs`) argument-free; our retry queues and DLQ."""
-    declare_shared_queues(channel, (queue, *also))
+    """The shared queue (and `also`, e.g. `logs`) made sure of, argument-free; our retry queues and
+    DLQ declared (the consumer's role has `configure` on these, not on the shared queues)."""
+    channel = declare_shared_queues(channel, (queue, *also))
     for delay in policy.used_delays():
         channel.queue_declare(
             retry_queue(queue, delay),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pika
 
-from cartero_common.amqp.blocking import PERSISTENT, connect
+from cartero_common.amqp.blocking import PERSISTENT, connect, declare_shared_queues
 from cartero_common.amqp.topology import dead_letter_queue
 
 REPLAYS_HEADER = "x-cartero-replays"
@@ -22,8 +22,7 @@ def replay_dead_letters(url: str, queue: str, *, limit: int | None = None, progr
     dlq = dead_letter_queue(queue)
     connection = connect(url, name=f"replay-dlq {queue}")
     try:
-        channel = connection.channel()
-        channel.queue_declare(queue, durable=True)
+        channel = declare_shared_queues(connection.channel(), (queue,))
         waiting = channel.queue_declare(dlq, durable=True).method.message_count
         total = waiting if limit is None else min(limit, waiting)
         channel.confirm_delivery()

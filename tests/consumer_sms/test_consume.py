@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -19,7 +19,7 @@ from cartero_common.wire import SmsMessage
 from consumer_sms.handler import make_handler
 from consumer_sms.providers import HttpGateway
 from tests.consumers import FAST_DELAYS, Gateway, events, ledger_for, odd_json, publish, running, sms, vhost_of
-from tests.support import drain, isolated_vhost, queue_depth, unavailable, wait_until
+from tests.support import drain, isolated_vhost, queue_depth, rabbitmq_roles, unavailable, wait_until
 
 POLICY = RetryPolicy(max_attempts=3, delays=parse_delays(FAST_DELAYS))
 
@@ -153,26 +153,40 @@ def test_gateway_4xx_is_permanent(url: str, tmp_path: Path) -> None:
     assert [e["evento"] for e in events(url)] == ["fallido"]
 
 
-def php_publish(url: str, queue: str, body: str) -> None:
+def php(script: str, url: str, *args: str) -> str:
+    """`php <script> HOST PORT USER PASSWORD VHOST ...` with the user and password of `url`."""
     if shutil.which("php") is None or not Path("/usr/share/php/PhpAmqpLib/autoload.php").exists():
         unavailable("php-cli with php-amqplib (local/install-test-deps.sh installs them)")
-    host = urlparse(url).hostname or "127.0.0.1"
-    script = Path(__file__).with_name("php_publish.php")
-    result = subprocess.run(
-        ["php", str(script), host, "5672", vhost_of(url), queue, body], capture_output=True, text=True, timeout=30
-    )
+    parsed = urlparse(url)
+    user, password = unquote(parsed.username or ""), unquote(parsed.password or "")
+    host, port = parsed.hostname or "127.0.0.1", str(parsed.port or 5672)
+    command = ["php", str(Path(__file__).with_name(script)), host, port, user, password]
+    result = subprocess.run([*command, vhost_of(url), *args], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
 
 
 def test_a_real_php_senders_message_is_processed(url: str, tmp_path: Path) -> None:
+    """PHP as the `php` role, our consumer as the `consumer_sms` role, both made by rabbitmq-setup."""
     provider = RecordingProvider()
-    with running(loop_for(url, provider, tmp_path)):
+    with rabbitmq_roles(vhost_of(url)) as roles, running(loop_for(roles["consumer_sms"], provider, tmp_path)):
         # The PHP client declares `cola_sms` after we did: no 406, the arguments match (none).
-        php_publish(url, "cola_sms", json.dumps({"id": "php-1", "mensaje": "¡hola!", "telefono": "600111222"}))
+        body = json.dumps({"id": "php-1", "mensaje": "¡hola!", "telefono": "600111222"})
+        php("php_publish.php", roles["php"], "cola_sms", body)
         wait_until(lambda: [m.id for m in provider.sent] == ["php-1"], timeout=10, what="the PHP message sent")
         wait_until(lambda: queue_depth(url, "logs") == 1, timeout=10, what="its event")
     (event,) = events(url)
     assert event["evento"] == "consumido" and event["mensaje"] == "¡hola!"
+
+
+def test_the_php_consumer_takes_what_the_sender_role_published(url: str) -> None:
+    """The seed's PHP consumer (basic_get and ack on cola_sms) as the `php` role."""
+    with rabbitmq_roles(vhost_of(url)) as roles:
+        publish(roles["sender"], "cola_sms", sms("for-php"), passive=True)
+        taken = php("php_get.php", roles["php"], "cola_sms")
+        assert json.loads(taken)["id"] == "for-php"
+        assert queue_depth(url, "cola_sms") == 0
+        assert php("php_get.php", roles["php"], "cola_sms") == ""
 
 
 @pytest.mark.parametrize("batch_size", [1, 10])

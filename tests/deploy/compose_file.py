@@ -19,7 +19,12 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 GOOD_SECRETS = {
     "POSTGRES_PASSWORD": "pg-0123456789abcdef-0123456789abcdef",
     "RABBITMQ_ADMIN_PASSWORD": "rabbit-admin-0123456789-0123456789abcdef",
-    "RABBITMQ_APP_PASSWORD": "rabbit-app-0123456789-0123456789abcdef",
+    "RABBITMQ_SENDER_PASSWORD": "rabbit-sender-0123456789-0123456789abcdef",
+    "RABBITMQ_CONSUMER_SMS_PASSWORD": "rabbit-sms-0123456789-0123456789abcdef",
+    "RABBITMQ_CONSUMER_EMAIL_PASSWORD": "rabbit-email-0123456789-0123456789abcdef",
+    "RABBITMQ_CONSUMER_LOGS_PASSWORD": "rabbit-logs-0123456789-0123456789abcdef",
+    "RABBITMQ_MONITOR_PASSWORD": "rabbit-monitor-0123456789-0123456789abcdef",
+    "RABBITMQ_PHP_PASSWORD": "rabbit-php-0123456789-0123456789abcdef",
     "VALIDATOR_SERVICE_KEY": "service-key-0123456789-0123456789abcdef",
     "VALIDATOR_ADMIN_KEY": "admin-key-0123456789-0123456789abcdef",
     "TOKEN_PANEL_SECRET_KEY": "panel-secret-0123456789-0123456789abcdef",
@@ -52,15 +57,19 @@ def write_env(path: Path, values: dict[str, str]) -> Path:
     return path
 
 
-def run_compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_compose(
+    env_file: Path, *args: str, files: tuple[Path, ...] = (COMPOSE_FILE,)
+) -> subprocess.CompletedProcess[str]:
     """The binary with a clean environment, so nothing from the caller's shell is interpolated."""
     command = [str(compose_binary()), "--project-directory", str(ROOT), "--env-file", str(env_file)]
-    command += ["-f", str(COMPOSE_FILE), *args]
+    for file in files:
+        command += ["-f", str(file)]
+    command += list(args)
     return subprocess.run(command, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
 
 
-def resolved_config(env_file: Path) -> dict[str, Any]:
-    result = run_compose(env_file, "config", "--format", "json")
+def resolved_config(env_file: Path, files: tuple[Path, ...] = (COMPOSE_FILE,)) -> dict[str, Any]:
+    result = run_compose(env_file, "config", "--format", "json", files=files)
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = json.loads(result.stdout)
     return config

@@ -87,7 +87,9 @@ def test_preflight_refuses_the_example_env_with_a_message(tmp_path: Path) -> Non
         ("POSTGRES_PASSWORD", "has/slash:and@at0123", "goes into a URL"),
         ("POSTGRES_CONSUMER_SMS_PASSWORD", "has/slash:and@at0123-0123456789abcdef", "goes into a URL"),
         ("POSTGRES_TOKEN_VALIDATOR_OWNER_PASSWORD", "short", "shorter than 32 characters"),
-        ("RABBITMQ_APP_PASSWORD", "my-changethis-secret", "example value"),
+        ("RABBITMQ_SENDER_PASSWORD", "my-changethis-secret", "example value"),
+        ("RABBITMQ_MONITOR_PASSWORD", "has/slash:and@at0123-0123456789abcdef", "goes into a URL"),
+        ("RABBITMQ_PHP_PASSWORD", "short", "shorter than 32 characters"),
     ],
 )
 def test_preflight_refuses_weak_secrets(config: dict[str, Any], name: str, value: str, complaint: str) -> None:
@@ -397,3 +399,78 @@ def test_every_reader_of_the_message_log_holds_its_read_key(config: dict[str, An
     # Compose keeps no message's text unless the operator asks for it.
     assert config["services"]["consumer_logs"]["environment"]["CONSUMER_LOGS_STORE_CONTENT"] == "false"
     assert "CONSUMER_LOGS_READ_KEY" in config["services"]["preflight"]["environment"]["SECRETS"].split()
+
+
+AMQP_ROLES = {  # service: the RabbitMQ role it connects as
+    "sender": "sender",
+    "consumer_logs": "consumer_logs",
+    "consumer_sms": "consumer_sms",
+    "consumer_email": "consumer_email",
+    "monitor": "monitor",
+}
+
+
+def amqp_user(url: str) -> str:
+    return url.removeprefix("amqp://").split(":", 1)[0]
+
+
+def test_each_service_connects_as_its_own_rabbitmq_user(config: dict[str, Any]) -> None:
+    services = config["services"]
+    for name, service in services.items():
+        url = (service.get("environment") or {}).get("AMQP_URL")
+        if name in AMQP_ROLES:
+            assert url is not None and amqp_user(url) == AMQP_ROLES[name], f"{name}: {url}"
+            password = GOOD_SECRETS[f"RABBITMQ_{AMQP_ROLES[name].upper()}_PASSWORD"]
+            assert f":{password}@rabbitmq:5672/" in url, name
+        else:
+            assert url is None, f"{name} holds an AMQP credential it does not use"
+    monitor = services["monitor"]["environment"]
+    # The consumers the monitor starts get their own users, not the monitor's.
+    for variable, role in (
+        ("MONITOR_SMS_CONSUMER_ENV", "consumer_sms"),
+        ("MONITOR_EMAIL_CONSUMER_ENV", "consumer_email"),
+    ):
+        consumer_env = json.loads(monitor[variable])
+        assert consumer_env["AMQP_URL"] == services[role]["environment"]["AMQP_URL"]
+
+
+def test_rabbitmq_setup_gets_every_role_and_preflight_checks_every_role_password(config: dict[str, Any]) -> None:
+    from cartero_common.amqp.setup import load_definitions
+
+    setup = config["services"]["rabbitmq-setup"]["environment"]
+    preflight = config["services"]["preflight"]["environment"]
+    checked = preflight["SECRETS"].split()
+    in_urls = preflight["URL_SECRETS"].split()
+    for role in load_definitions(ROOT / "rabbitmq" / "definitions.json").roles:
+        variable = f"RABBITMQ_{role.role.upper()}_PASSWORD"
+        assert setup[variable] == GOOD_SECRETS[variable]
+        assert setup[f"RABBITMQ_{role.role.upper()}_USER"] == role.role
+        assert variable in checked
+        assert (variable in in_urls) == (role.role in AMQP_ROLES.values()), variable
+
+
+def test_plain_amqp_is_published_to_this_host_only_by_default(config: dict[str, Any]) -> None:
+    ports = {p["target"]: p for p in config["services"]["rabbitmq"]["ports"]}
+    assert ports[5672]["host_ip"] == "127.0.0.1"
+    assert 5671 not in ports  # AMQPS only with the operator's certificates (docker-compose.tls.yml)
+
+
+def test_the_tls_file_adds_amqps_with_the_operators_certificates(env_file: Path) -> None:
+    tls_file = ROOT / "docker-compose.tls.yml"
+    combined = resolved_config(env_file, files=(ROOT / "docker-compose.yml", tls_file))
+    rabbitmq = combined["services"]["rabbitmq"]
+    ports = {p["target"]: p for p in rabbitmq["ports"]}
+    assert ports[5671]["published"] == "5671"
+    assert ports[5672]["host_ip"] == "127.0.0.1"
+    mounts = {v["target"]: v for v in rabbitmq["volumes"]}
+    assert mounts["/etc/rabbitmq/conf.d/30-cartero-tls.conf"]["source"] == str(ROOT / "rabbitmq" / "tls.conf")
+    certificates = mounts["/etc/rabbitmq/tls"]
+    assert certificates["read_only"] is True and certificates["source"] == str(ROOT / "rabbitmq" / "tls")
+    # Every file tls.conf names is inside the certificates' mount.
+    conf = (ROOT / "rabbitmq" / "tls.conf").read_text()
+    named = [
+        line.split("=", 1)[1].strip()
+        for line in conf.splitlines()
+        if line.startswith("ssl_options.") and "file" in line
+    ]
+    assert len(named) == 3 and all(path.startswith("/etc/rabbitmq/tls/") for path in named)

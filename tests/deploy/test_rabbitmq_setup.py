@@ -1,9 +1,11 @@
 """`python -m cartero_common rabbitmq-setup` against the machine's real RabbitMQ, each run on a
-vhost and an application user of its own, both removed afterwards."""
+vhost and role users of its own, all removed afterwards. What each role may do is in
+test_rabbitmq_roles.py."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -13,10 +15,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pika
+import pika.exceptions
 import pytest
 from pydantic import SecretStr
 
 from cartero_common.amqp.setup import (
+    RoleCredentials,
     SetupError,
     SetupSettings,
     choose_queue_type,
@@ -36,14 +40,21 @@ from tests.support import (
 )
 
 DEFINITIONS = ROOT / "rabbitmq" / "definitions.json"
+ROLES = ("sender", "consumer_sms", "consumer_email", "consumer_logs", "monitor", "php")
 pytestmark = pytest.mark.integration
 
 
 @dataclass(frozen=True)
 class Target:
     vhost: str
-    user: str
+    tag: str
     password: str
+
+    def user(self, role: str) -> str:
+        return f"cartero-test-{role}-{self.tag}"
+
+    def credentials(self, *roles: str) -> dict[str, RoleCredentials]:
+        return {role: RoleCredentials(user=self.user(role), password=SecretStr(self.password)) for role in roles}
 
     def settings(self, **changes: object) -> SetupSettings:
         values: dict[str, object] = {
@@ -51,33 +62,31 @@ class Target:
             "rabbitmq_admin_user": RABBIT_AUTH[0],
             "rabbitmq_admin_password": SecretStr(RABBIT_AUTH[1]),
             "rabbitmq_vhost": self.vhost,
-            "rabbitmq_app_user": self.user,
-            "rabbitmq_app_password": SecretStr(self.password),
             "rabbitmq_definitions": DEFINITIONS,
             "rabbitmq_setup_timeout": 5.0,
         }
         values.update(changes)
         return SetupSettings.model_validate(values)
 
-    def url(self, user: str | None = None, password: str | None = None) -> str:
-        user, password = user or self.user, password or self.password
-        return f"amqp://{user}:{password}@{RABBIT_HOST}:5672/{quote(self.vhost, safe='')}"
+    def url(self, role: str) -> str:
+        return f"amqp://{self.user(role)}:{self.password}@{RABBIT_HOST}:5672/{quote(self.vhost, safe='')}"
 
 
 @pytest.fixture
 def target() -> Iterator[Target]:
-    """A vhost and user name nobody else uses; the setup creates both, the fixture deletes both."""
+    """A vhost and user names nobody else uses; the setup creates them, the fixture deletes them."""
     tag = uuid.uuid4().hex[:10]
     try:
         rabbit_api("GET", "/overview").raise_for_status()
     except Exception as exc:  # noqa: BLE001 - any failure means the API is not there
         unavailable(f"RabbitMQ management API at {RABBIT_API} ({exc})")
-    found = Target(vhost=f"cartero-test-setup-{tag}", user=f"cartero-test-app-{tag}", password=uuid.uuid4().hex)
+    found = Target(vhost=f"cartero-test-setup-{tag}", tag=tag, password=uuid.uuid4().hex)
     try:
         yield found
     finally:
         rabbit_api("DELETE", f"/vhosts/{quote(found.vhost, safe='')}")
-        rabbit_api("DELETE", f"/users/{quote(found.user, safe='')}")
+        for role in ROLES:
+            rabbit_api("DELETE", f"/users/{quote(found.user(role), safe='')}")
 
 
 def queue_info(target: Target, name: str) -> dict[str, object]:
@@ -106,9 +115,10 @@ def test_shared_queues_are_durable_and_argument_free_with_policies(target: Targe
     assert wait_until(lambda: queue_info(target, "correos.dlq")["policy"], timeout=15) == "cartero-dlq"
 
 
-def test_the_php_declaration_still_matches_and_the_app_user_can_use_the_vhost(target: Target) -> None:
-    run(target.settings())
-    connection = pika.BlockingConnection(pika.URLParameters(target.url()))
+def test_the_php_declaration_still_matches_and_the_php_user_can_use_the_vhost(target: Target) -> None:
+    report = run(target.settings(), target.credentials("php"))
+    assert report.users == {"php": target.user("php")}
+    connection = pika.BlockingConnection(pika.URLParameters(target.url("php")))
     try:
         channel = connection.channel()
         for queue in ("cola_sms", "correos", "logs"):
@@ -123,7 +133,7 @@ def test_the_php_declaration_still_matches_and_the_app_user_can_use_the_vhost(ta
         channel.basic_reject(method.delivery_tag, requeue=False)
     finally:
         connection.close()
-    wait_until(lambda: queue_depth(target.url(), "cola_sms.dlq") == 1, timeout=10, what="the dead letter")
+    wait_until(lambda: queue_depth(target.url("php"), "cola_sms.dlq") == 1, timeout=10, what="the dead letter")
 
 
 def test_running_it_again_changes_nothing_and_succeeds(target: Target) -> None:
@@ -165,21 +175,50 @@ def test_an_unreachable_api_is_a_clear_error(target: Target) -> None:
         run(settings)
 
 
+def test_roles_without_a_password_are_skipped_and_named(target: Target) -> None:
+    report = run(target.settings(), target.credentials("sender", "monitor"))
+    assert report.users == {"sender": target.user("sender"), "monitor": target.user("monitor")}
+    assert report.skipped_roles == ["consumer_sms", "consumer_email", "consumer_logs", "php"]
+    listed = rabbit_api("GET", f"/users/{quote(target.user('php'), safe='')}")
+    assert listed.status_code == 404
+
+
+def test_a_role_may_not_be_the_administrator(target: Target) -> None:
+    admin = {"monitor": RoleCredentials(user=RABBIT_AUTH[0], password=SecretStr(target.password))}
+    with pytest.raises(SetupError, match="names the administrator"):
+        run(target.settings(), admin)
+    # The administrator's password was not touched.
+    assert rabbit_api("GET", "/overview").status_code == 200
+
+
+def test_a_changed_password_is_applied_on_the_next_run(target: Target) -> None:
+    run(target.settings(), target.credentials("monitor"))
+    old = target.url("monitor")
+    pika.BlockingConnection(pika.URLParameters(old)).close()
+    rotated = Target(vhost=target.vhost, tag=target.tag, password=uuid.uuid4().hex)
+    run(rotated.settings(), rotated.credentials("monitor"))
+    pika.BlockingConnection(pika.URLParameters(rotated.url("monitor"))).close()
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        pika.BlockingConnection(pika.URLParameters(old))
+
+
 def test_the_command_line_exits_zero_and_logs_the_result(target: Target) -> None:
     env = dict(
         os.environ,
         RABBITMQ_API_URL=RABBIT_API,
         RABBITMQ_ADMIN_USER=RABBIT_AUTH[0],
         RABBITMQ_ADMIN_PASSWORD=RABBIT_AUTH[1],
-        RABBITMQ_APP_USER=target.user,
-        RABBITMQ_APP_PASSWORD=target.password,
     )
+    for role in ROLES:
+        env[f"RABBITMQ_{role.upper()}_USER"] = target.user(role)
+        env[f"RABBITMQ_{role.upper()}_PASSWORD"] = target.password
     command = [sys.executable, "-m", "cartero_common", "rabbitmq-setup", "--vhost", target.vhost]
     command += ["--definitions", str(DEFINITIONS)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "rabbitmq topology applied" in result.stdout
     assert target.password not in result.stdout + result.stderr
+    pika.BlockingConnection(pika.URLParameters(target.url("consumer_email"))).close()
     bad = subprocess.run(
         command, env={**env, "RABBITMQ_ADMIN_PASSWORD": "wrong"}, capture_output=True, text=True, timeout=60
     )
@@ -214,3 +253,14 @@ def test_versions_and_definitions_parse() -> None:
 def test_the_definitions_hold_no_users_or_passwords() -> None:
     text = Path(DEFINITIONS).read_text()
     assert '"users"' not in text and "password" not in text
+
+
+def test_every_role_is_defined_and_only_the_php_role_configures_a_shared_queue() -> None:
+    roles = {role.role: role for role in load_definitions(DEFINITIONS).roles}
+    assert tuple(roles) == ROLES
+    for name, role in roles.items():
+        assert not role.tags, f"{name} has management tags"
+        for shared in ("cola_sms", "correos", "logs"):
+            configures = re.fullmatch(role.configure, shared) is not None
+            assert configures == (name == "php"), f"{name} configure on {shared}"
+        assert ".*" not in role.permissions().values(), name

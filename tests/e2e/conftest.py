@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from tests.monitor.helpers import consumers_on
-from tests.support import ROOT, free_port, isolated_vhost, wait_until
+from tests.support import ROOT, free_port, isolated_vhost, rabbit_api, wait_until
 
 READY_LINE = "Cartero is ready"
 
@@ -116,6 +117,21 @@ def started_suite(var: Path, vhost_prefix: str = "cartero-e2e") -> Iterator[Suit
                 except subprocess.TimeoutExpired:
                     process.kill()
             log.close()
+            delete_role_users(var)
+
+
+def role_users(var: Path) -> dict[str, str]:
+    """The RabbitMQ users `make run` made for this var/ (RABBITMQ_<ROLE>_USER in secrets.env)."""
+    secrets = var / "secrets.env"
+    lines = secrets.read_text().splitlines() if secrets.exists() else []
+    pairs = (line.split("=", 1) for line in lines if "=" in line)
+    return {k.removeprefix("RABBITMQ_").removesuffix("_USER").lower(): v for k, v in pairs if k.endswith("_USER")}
+
+
+def delete_role_users(var: Path) -> None:
+    """Users are global to the broker, unlike the vhost this run had: remove them too."""
+    for user in role_users(var).values():
+        rabbit_api("DELETE", f"/users/{quote(user, safe='')}")
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,15 @@ import subprocess
 import time
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Suite, run_env
+from tests.consumers import vhost_of
+from tests.e2e.conftest import Suite, delete_role_users, role_users, run_env
 from tests.monitor.helpers import consumers_on
-from tests.support import ROOT, free_port, isolated_vhost, python_env, wait_until
+from tests.support import ROOT, free_port, isolated_vhost, python_env, rabbit_api, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -88,6 +89,28 @@ def test_first_run_credentials_are_private_and_work(suite: Suite) -> None:
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "missing_token"
     log_text = "".join(p.read_text(errors="replace") for p in (suite.var / "log").glob("*.log"))
     assert first["DEMO_TOKEN"] not in log_text
+
+
+def test_each_process_connects_as_its_own_rabbitmq_user(suite: Suite) -> None:
+    """make run creates the production roles on the local broker and gives each process its own."""
+    users = role_users(suite.var)
+    assert set(users) == {"sender", "consumer_sms", "consumer_email", "consumer_logs", "monitor", "php"}
+    saved = dict(line.split("=", 1) for line in (suite.var / "secrets.env").read_text().splitlines() if "=" in line)
+    run_output = (suite.var / "run.out").read_text()
+    for role in users:
+        assert saved[f"RABBITMQ_{role.upper()}_PASSWORD"] not in run_output, f"make run printed the {role} password"
+
+    def connected_users() -> set[str]:
+        listed = rabbit_api("GET", f"/vhosts/{quote(vhost_of(suite.amqp_url), safe='')}/connections").json()
+        return {c["user"] for c in listed}
+
+    # The sender connects on its first publish: send one.
+    posted = httpx.post(
+        f"{suite.sender}/v1/sms", json={"mensaje": "roles", "telefono": "600111222"}, headers=suite.auth, timeout=5
+    )
+    assert posted.status_code == 202, posted.text
+    wanted = {users[role] for role in ("sender", "consumer_sms", "consumer_email", "consumer_logs")}
+    wait_until(lambda: wanted <= connected_users(), timeout=30, what="each role's connection listed")
 
 
 def test_openapi_and_logs(suite: Suite) -> None:
@@ -205,7 +228,12 @@ def test_a_service_that_never_answers_is_named_and_run_exits(tmp_path: Path) -> 
         squatter.listen()
         env["READY_TIMEOUT_SECONDS"] = "15"
         started = time.monotonic()
-        result = subprocess.run([str(ROOT / "local" / "run.sh")], env=env, capture_output=True, text=True, timeout=120)
+        try:
+            result = subprocess.run(
+                [str(ROOT / "local" / "run.sh")], env=env, capture_output=True, text=True, timeout=120
+            )
+        finally:
+            delete_role_users(tmp_path)
         took = time.monotonic() - started
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Cartero is ready" not in result.stdout

@@ -1,0 +1,291 @@
+"""Each RabbitMQ role of rabbitmq/definitions.json, created by the real `rabbitmq-setup` on a vhost
+of its own (users named for this run, deleted afterwards): the code that holds the role does its
+work with it, and the broker answers 403 ACCESS_REFUSED to everything outside the role.
+
+What no test here can show, because AMQP 0-9-1 cannot refuse it: a role that may publish to the
+default exchange (every role but admin needs it) may address any queue of the vhost by name.
+rabbitmq/README.md ("Roles") says what that leaves open."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pika
+import pika.exceptions
+import pytest
+from pika.adapters.blocking_connection import BlockingChannel
+
+from cartero_common.amqp import RetryPolicy, connect, parse_delays
+from cartero_common.amqp.publisher import AsyncPublisher
+from cartero_common.clock import FixedClock
+from cartero_common.consume import ConsumerLoop
+from cartero_common.consume.dlq import replay_dead_letters
+from cartero_common.consume.outcomes import Delivery, Done, Outcome, PermanentFailure, TransientFailure
+from monitor.events import EventPublisher
+from monitor.sources import AmqpDepth
+from tests.consumers import events, running, sms
+from tests.support import (
+    RABBIT_API,
+    amqp_url_for,
+    create_vhost,
+    delete_vhost,
+    drain,
+    queue_depth,
+    rabbitmq_roles,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+SHARED = ("cola_sms", "correos", "logs")
+
+
+@pytest.fixture(scope="module")
+def vhost() -> Iterator[str]:
+    found = create_vhost("cartero-roles")
+    try:
+        yield found
+    finally:
+        delete_vhost(found)
+
+
+@pytest.fixture(scope="module")
+def roles(vhost: str) -> Iterator[dict[str, str]]:
+    with rabbitmq_roles(vhost) as urls:
+        yield urls
+
+
+@pytest.fixture
+def guest(vhost: str) -> Iterator[str]:
+    """The vhost as the test's administrator sees it; every shared queue emptied afterwards."""
+    url = amqp_url_for(vhost)
+    yield url
+    for queue in (*SHARED, "cola_sms.dlq", "correos.dlq", "logs.dlq"):
+        drain(url, queue)
+
+
+def refused(url: str, action: Callable[[BlockingChannel], object]) -> str:
+    """The broker's answer to `action` on a fresh channel: must be 403 ACCESS_REFUSED."""
+    connection = connect(url)
+    try:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
+            action(connection.channel())
+        assert caught.value.reply_code == 403, caught.value
+        assert "ACCESS_REFUSED" in caught.value.reply_text
+        return str(caught.value.reply_text)
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def allowed(url: str, action: Callable[[BlockingChannel], Any]) -> Any:
+    connection = connect(url)
+    try:
+        return action(connection.channel())
+    finally:
+        connection.close()
+
+
+def confirmed_publish(queue: str, body: bytes = b'{"id": "x"}') -> Callable[[BlockingChannel], None]:
+    def publish(channel: BlockingChannel) -> None:
+        channel.confirm_delivery()
+        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
+
+    return publish
+
+
+def consume(queue: str) -> Callable[[BlockingChannel], object]:
+    return lambda channel: channel.basic_consume(queue, lambda *_: None)
+
+
+def get(queue: str) -> Callable[[BlockingChannel], object]:
+    return lambda channel: channel.basic_get(queue)
+
+
+def purge(queue: str) -> Callable[[BlockingChannel], object]:
+    return lambda channel: channel.queue_purge(queue)
+
+
+def declare(queue: str, **arguments: Any) -> Callable[[BlockingChannel], object]:
+    return lambda channel: channel.queue_declare(queue, durable=True, arguments=arguments or None)
+
+
+def delete(queue: str) -> Callable[[BlockingChannel], object]:
+    return lambda channel: channel.queue_delete(queue)
+
+
+def passive(queue: str) -> Callable[[BlockingChannel], int]:
+    return lambda channel: int(channel.queue_declare(queue, passive=True).method.message_count)
+
+
+def test_every_role_exists_with_no_management_access(roles: dict[str, str]) -> None:
+    assert set(roles) == {"sender", "consumer_sms", "consumer_email", "consumer_logs", "monitor", "php"}
+    for role, url in roles.items():
+        parsed = pika.URLParameters(url)
+        credentials = parsed.credentials
+        answer = httpx.get(f"{RABBIT_API}/overview", auth=(credentials.username, credentials.password), timeout=10)
+        assert answer.status_code == 401, f"{role} reached the management API"
+
+
+def test_the_sender_publishes_to_the_three_queues_through_its_own_publisher(roles: dict[str, str], guest: str) -> None:
+    async def publish_all() -> None:
+        publisher = AsyncPublisher(roles["sender"], timeout=5.0)
+        try:
+            for queue in SHARED:
+                await publisher.publish(queue, json.dumps({"id": queue}).encode(), message_id=queue, now=NOW)
+        finally:
+            await publisher.close()
+
+    asyncio.run(publish_all())
+    assert [queue_depth(guest, q) for q in SHARED] == [1, 1, 1]
+
+
+def test_the_sender_cannot_consume_purge_declare_or_delete(roles: dict[str, str], guest: str) -> None:
+    sender = roles["sender"]
+    allowed(guest, confirmed_publish("cola_sms"))
+    for queue in SHARED:
+        refused(sender, consume(queue))
+        refused(sender, get(queue))
+        refused(sender, purge(queue))
+        refused(sender, delete(queue))
+        refused(sender, declare(queue))  # a declare that is not passive needs configure
+    refused(sender, declare("sender-own-queue"))
+    refused(sender, lambda channel: channel.exchange_declare("sender-exchange", "fanout"))
+    refused(sender, _publish_to_exchange("amq.direct"))  # write is on the default exchange only
+    assert queue_depth(guest, "cola_sms") == 1, "the message the sender could not touch is still there"
+
+
+def _publish_to_exchange(exchange: str) -> Callable[[BlockingChannel], None]:
+    def publish(channel: BlockingChannel) -> None:
+        channel.confirm_delivery()
+        channel.basic_publish(exchange, "cola_sms", b"{}", mandatory=True)
+
+    return publish
+
+
+class Scripted:
+    """A consumer handler: the message's `mensaje` says what becomes of it."""
+
+    def __call__(self, batch: Sequence[Delivery]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for delivery in batch:
+            message = json.loads(delivery.body)
+            if message["mensaje"] == "retry":
+                outcomes.append(TransientFailure("gateway timeout", message=message))
+            elif message["mensaje"] == "dead":
+                outcomes.append(PermanentFailure("invalid number", message=message))
+            else:
+                outcomes.append(Done(message=message, consumed_at=NOW))
+        return outcomes
+
+
+def test_a_consumer_does_all_its_work_with_its_own_role(roles: dict[str, str], guest: str) -> None:
+    """consumer_sms's loop: declares its retry queues and DLQ, consumes, retries, dead-letters,
+    reports on logs; then replay-dlq as the same role puts the dead letters back."""
+    loop = ConsumerLoop(
+        url=roles["consumer_sms"],
+        queue="cola_sms",
+        handler=Scripted(),
+        policy=RetryPolicy(max_attempts=2, delays=parse_delays("200ms")),
+        prefetch=10,
+        clock=FixedClock(NOW),
+        name="roles-test consumer_sms",
+    )
+    with running(loop):
+        for message_id, what in (("ok-1", "hola"), ("retry-1", "retry"), ("dead-1", "dead")):
+            allowed(roles["sender"], confirmed_publish("cola_sms", json.dumps(sms(message_id, mensaje=what)).encode()))
+        wait_until(lambda: queue_depth(guest, "cola_sms.dlq") == 2, timeout=15, what="two dead letters")
+        wait_until(lambda: queue_depth(guest, "logs") == 4, timeout=10, what="four events")
+    reported = sorted((e["id"], e["evento"]) for e in events(guest))
+    assert reported == [("dead-1", "fallido"), ("ok-1", "consumido"), ("retry-1", "fallido"), ("retry-1", "reintento")]
+    assert replay_dead_letters(roles["consumer_sms"], "cola_sms", progress=False) == 2
+    assert queue_depth(guest, "cola_sms") == 2 and queue_depth(guest, "cola_sms.dlq") == 0
+
+
+def test_a_consumer_is_refused_other_queues(roles: dict[str, str], guest: str) -> None:
+    sms_role = roles["consumer_sms"]
+    for queue in ("correos", "logs", "correos.dlq", "logs.dlq"):
+        refused(sms_role, get(queue))
+        refused(sms_role, consume(queue))
+        refused(sms_role, purge(queue))
+    refused(sms_role, declare("correos.retry.5s", **{"x-message-ttl": 5000}))
+    refused(sms_role, declare("correos.dlq"))
+    refused(sms_role, declare("anything-else"))
+    for queue in SHARED:  # it may check them (passive), not redeclare or delete them
+        allowed(sms_role, passive(queue))
+        refused(sms_role, delete(queue))
+        refused(sms_role, declare(queue))
+    email_role = roles["consumer_email"]
+    allowed(email_role, declare("correos.retry.5s", **{"x-message-ttl": 5000}))
+    allowed(email_role, get("correos"))
+    refused(email_role, get("cola_sms"))
+    refused(email_role, declare("cola_sms.retry.5s", **{"x-message-ttl": 5000}))
+
+
+def test_consumer_logs_reads_logs_and_its_dlq_only(roles: dict[str, str], guest: str) -> None:
+    logs_role = roles["consumer_logs"]
+    allowed(guest, confirmed_publish("logs"))
+    method, _, _ = allowed(logs_role, lambda channel: channel.basic_get("logs", auto_ack=True))
+    assert method is not None
+    allowed(logs_role, get("logs.dlq"))
+    allowed(logs_role, declare("logs.retry.5s", **{"x-message-ttl": 5000}))
+    for queue in ("cola_sms", "correos", "cola_sms.dlq", "correos.dlq"):
+        refused(logs_role, get(queue))
+        refused(logs_role, purge(queue))
+    refused(logs_role, delete("logs"))
+
+
+def test_the_monitor_reads_depth_and_reports_but_touches_no_message(roles: dict[str, str], guest: str) -> None:
+    monitor = roles["monitor"]
+    allowed(guest, confirmed_publish("cola_sms"))
+    source = AmqpDepth(monitor, "cola_sms")
+    try:
+        assert source.read().ready == 1
+    finally:
+        source.close()
+    assert EventPublisher(monitor, clock=FixedClock(NOW)).publish([{"evento": "escalado", "id": "m-1"}])
+    assert queue_depth(guest, "logs") == 1
+    for queue in (*SHARED, "cola_sms.dlq"):
+        refused(monitor, get(queue))
+        refused(monitor, consume(queue))
+        refused(monitor, purge(queue))
+        refused(monitor, delete(queue))
+        refused(monitor, declare(queue))
+    assert queue_depth(guest, "cola_sms") == 1
+
+
+def test_the_php_role_does_what_the_php_services_do_and_nothing_more(roles: dict[str, str], guest: str) -> None:
+    php = roles["php"]
+
+    def php_sender_and_consumer(channel: BlockingChannel) -> bytes:
+        for queue in SHARED:
+            # queue_declare('cola_sms', false, true, false, false), as the PHP services do.
+            channel.queue_declare(queue, passive=False, durable=True, exclusive=False, auto_delete=False)
+        channel.basic_publish("", "cola_sms", b'{"id": "php-1"}')
+        channel.basic_publish("", "correos", b'{"id": "php-2"}')
+        channel.basic_publish("", "logs", b'{"id": "php-3"}')
+        method, _, body = channel.basic_get("cola_sms")
+        assert method is not None
+        channel.basic_ack(method.delivery_tag)
+        return bytes(body)
+
+    assert allowed(php, php_sender_and_consumer) == b'{"id": "php-1"}'
+    assert [queue_depth(guest, q) for q in SHARED] == [0, 1, 1]
+    for queue in ("logs", "correos"):
+        refused(php, purge(queue))
+        refused(php, get(queue))
+        refused(php, consume(queue))
+    for queue in ("cola_sms.dlq", "correos.dlq", "logs.dlq"):
+        refused(php, get(queue))
+        refused(php, purge(queue))
+        refused(php, declare(queue))
+        refused(php, delete(queue))
+    refused(php, declare("cola_sms.retry.5s", **{"x-message-ttl": 5000}))
+    refused(php, declare("php-own-queue"))
+    # Not refusable: basic_get needs `read` on cola_sms, and `read` is also what purge needs.
