@@ -180,13 +180,14 @@ def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
     assert {"consumer_logs.db", "token_validator.db", "secrets.env", "log"} <= {p.name for p in suite.var.iterdir()}
     printed = (suite.var / "run.out").read_text(errors="replace")
     secrets = suite.secrets()
-    assert set(secrets) == {
-        "VALIDATOR_SERVICE_KEY",
-        "VALIDATOR_ADMIN_KEY",
-        "PANEL_SECRET_KEY",
-        "CONSUMER_LOGS_READ_KEY",
-    }
-    for name, value in secrets.items():
+    keys = {"VALIDATOR_SERVICE_KEY", "VALIDATOR_ADMIN_KEY", "PANEL_SECRET_KEY", "CONSUMER_LOGS_READ_KEY"}
+    # Besides the keys, each RabbitMQ role's user name and password (local/rabbitmq_roles.py).
+    role_passwords = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_PASSWORD")}
+    role_users = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_USER")}
+    assert keys <= set(secrets) and set(secrets) == keys | role_passwords | role_users
+    assert len(role_passwords) == 6, sorted(secrets)
+    for name in keys | role_passwords:
+        value = secrets[name]
         assert len(value) >= 32 and value not in printed, name
     password = urlsplit(suite.amqp_url).password
     assert password and f":{password}@" not in printed
