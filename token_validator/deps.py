@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -15,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cartero_common.clock import Clock
+from cartero_common.credentials import bearer, credential_matches
 from cartero_common.http import Problem, from_state
 from token_validator.config import Settings
 from token_validator.db import Database
@@ -23,18 +22,6 @@ from token_validator.moment import Moment
 ADMIN_HEADER = "X-Cartero-Admin"
 DEFAULT_ACTOR = "admin-key"
 _ACTOR = re.compile(r"[A-Za-z0-9._@-]{1,100}")
-
-
-def bearer(request: Request) -> str | None:
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
-
-
-def credential_matches(given: str | None, expected: str) -> bool:
-    """Constant time, and blind to length: both sides are hashed before `compare_digest`."""
-    if not expected or given is None:
-        return False
-    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
 
 
 def _unauthorized(what: str) -> Problem:
@@ -57,7 +44,7 @@ _ADMIN_SCHEME = HTTPBearer(auto_error=False, scheme_name="AdminKey", description
 
 async def check_service_key(request: Request) -> None:
     settings: Settings = request.app.state.settings
-    if not credential_matches(bearer(request), settings.validator_service_key):
+    if not credential_matches(bearer(request.headers), settings.validator_service_key):
         raise _unauthorized("service credential (VALIDATOR_SERVICE_KEY)")
 
 
@@ -80,7 +67,7 @@ class Actor:
 
 async def require_admin(request: Request, _: Annotated[Any, Depends(_ADMIN_SCHEME)] = None) -> Actor:
     settings: Settings = request.app.state.settings
-    if not credential_matches(bearer(request), settings.validator_admin_key):
+    if not credential_matches(bearer(request.headers), settings.validator_admin_key):
         raise _unauthorized("admin credential (VALIDATOR_ADMIN_KEY)")
     name = request.headers.get(ADMIN_HEADER)
     if name is not None and not _ACTOR.fullmatch(name):
