@@ -31,18 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from cartero_common.containers import CONSUMER, CONSUMER_ROLE, MONITOR, QUEUE, ROLE, SLOT
+
 Profile = Literal["monitor", "discovery"]
 
-# The labels the monitor puts on every consumer container (monitor/docker_backend.py; the gate
-# imports no service, so they are named again here).
-ROLE, QUEUE, MONITOR, CONSUMER, SLOT = (
-    "cartero.role",
-    "cartero.queue",
-    "cartero.monitor",
-    "cartero.consumer",
-    "cartero.slot",
-)
-CONSUMER_ROLE = "consumer"
 OWNED_LABEL = f"{ROLE}={CONSUMER_ROLE}"
 MONITOR_LABELS = frozenset({ROLE, QUEUE, MONITOR, CONSUMER, SLOT})
 REQUIRED_LABELS = frozenset({ROLE, QUEUE, MONITOR})

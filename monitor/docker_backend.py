@@ -20,17 +20,11 @@ import docker
 import docker.errors
 import requests
 
+from cartero_common.containers import CONSUMER, CONSUMER_ROLE, MONITOR, QUEUE, ROLE, SLOT
 from monitor.backend import BackendError, Replica, Stopped, replica_port
 
 log = logging.getLogger(__name__)
 
-ROLE, QUEUE, MONITOR, CONSUMER, SLOT = (
-    "cartero.role",
-    "cartero.queue",
-    "cartero.monitor",
-    "cartero.consumer",
-    "cartero.slot",
-)
 _ALIVE = {"created", "running", "restarting", "paused"}
 _ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)
 _BUILD_TIMEOUT = 900
@@ -79,7 +73,7 @@ class DockerBackend:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {ROLE: "consumer", QUEUE: self.queue, MONITOR: self.monitor}
+        return {ROLE: CONSUMER_ROLE, QUEUE: self.queue, MONITOR: self.monitor}
 
     def _ours(self) -> list[Any]:
         filters = {"label": [f"{key}={value}" for key, value in self.labels.items()]}

@@ -22,7 +22,8 @@ import docker.errors
 import httpx
 import pytest
 
-from monitor.docker_backend import MONITOR, DockerBackend
+from cartero_common.containers import MONITOR
+from monitor.docker_backend import DockerBackend
 from tests.support import ROOT, container_engine, free_port, stop_process, unavailable, wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]

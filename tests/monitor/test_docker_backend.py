@@ -10,9 +10,10 @@ import docker.errors
 import pytest
 
 from cartero_common.clock import system_clock
+from cartero_common.containers import CONSUMER, MONITOR, QUEUE, ROLE, SLOT
 from monitor.backend import BackendError
 from monitor.decision import Policy
-from monitor.docker_backend import CONSUMER, MONITOR, QUEUE, ROLE, SLOT, DockerBackend
+from monitor.docker_backend import DockerBackend
 from monitor.events import EventPublisher
 from monitor.loop import Monitor
 from monitor.sources import AmqpDepth

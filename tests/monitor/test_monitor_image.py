@@ -8,7 +8,8 @@ import docker.errors
 import httpx
 import pytest
 
-from monitor.docker_backend import MONITOR, QUEUE, DockerBackend
+from cartero_common.containers import MONITOR, QUEUE
+from monitor.docker_backend import DockerBackend
 from tests.monitor.conftest import CACHE_TAG
 from tests.monitor.helpers import LogsWatcher, metric_value, publish_sms
 from tests.support import ROOT, free_port, isolated_vhost, wait_until

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from cartero_common.credentials import credential_matches
 from tests.token_validator.conftest import ADMIN, SERVICE, validate
 from tests.token_validator.support import ADMIN_KEY, SERVICE_KEY, TABLES, Tokens
 from token_validator.db import Database
-from token_validator.deps import credential_matches
 
 A = "/v1/admin"
 
