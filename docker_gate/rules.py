@@ -45,6 +45,14 @@ _PATH = re.compile(r"^/[A-Za-z0-9_.:/-]*$")
 _CONTAINER = r"(?P<container>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _ENV_ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=", re.DOTALL)
+# The variables a consumer reads (its Settings), and nothing else: an environment is code too
+# (PYTHONWARNINGS with BROWSER runs a command as the interpreter starts, LD_PRELOAD loads a
+# library, *_PROXY reroutes traffic), so a name the consumers do not read is refused.
+_ENV_NAME = re.compile(r"(?:AMQP|DATABASE|CONSUMER|EMAIL|SMTP|SMS|MAIL|METRICS)_[A-Z0-9_]+|TIMEZONE|LOG_LEVEL")
+# The names the monitor gives its containers (monitor/docker_backend.py): `cartero-<consumer>-
+# <slot>-<6 hex>`. Any other name could be a service's (`token_validator`, `rabbitmq`) and would
+# answer for it in the network's DNS.
+_CONSUMER_NAME = re.compile(r"cartero-consumer_[a-z]{1,20}-\d{1,4}-[0-9a-f]{6}")
 _BOOLEAN = {"0", "1", "true", "false", "True", "False"}
 _FALSE = {"0", "false", "False"}
 
@@ -110,6 +118,15 @@ def _integer(value: str) -> bool:
 
 def _name(value: str) -> bool:
     return _NAME.fullmatch(value) is not None
+
+
+def consumer_variable(name: str) -> bool:
+    """Whether a container may be created with the environment variable `name`."""
+    return _ENV_NAME.fullmatch(name) is not None
+
+
+def _consumer_name(value: str) -> bool:
+    return _CONSUMER_NAME.fullmatch(value) is not None
 
 
 def _owned_filter(value: str) -> bool:
@@ -275,6 +292,9 @@ def _env(value: Any) -> Any:
         return value
     if not isinstance(value, list) or not all(isinstance(e, str) and _ENV_ENTRY.match(e) for e in value):
         raise Refused("Env must be a list of NAME=value strings")
+    unknown = sorted({name for name in (e.split("=", 1)[0] for e in value) if not consumer_variable(name)})
+    if unknown:
+        raise Refused(f"Env names variables no consumer reads: {unknown}")
     return value
 
 
@@ -408,7 +428,7 @@ ROUTES: dict[Profile, list[Route]] = {
         *_PING,
         _LIST,
         _route("GET", r"/images/(?P<image>[A-Za-z0-9][A-Za-z0-9_./:-]{0,255})/json", image=True),
-        _route("POST", "/containers/create", query={"name": _name}, body="create"),
+        _route("POST", "/containers/create", query={"name": _consumer_name}, required_query=("name",), body="create"),
         _route("GET", f"/containers/{_CONTAINER}/json", query={"size": _boolean}, owned=True),
         _route("POST", f"/containers/{_CONTAINER}/start", owned=True),
         _route("POST", f"/containers/{_CONTAINER}/stop", query={"t": _integer}, owned=True),

@@ -269,6 +269,12 @@ def test_the_monitor_reaches_docker_only_through_its_gate(config: dict[str, Any]
     consumers = {services[name]["image"] for name in ("consumer_sms", "consumer_email")}
     assert set(environment["DOCKER_GATE_IMAGES"].split(",")) == consumers
     assert environment["DOCKER_GATE_NETWORK"] == monitor["environment"]["MONITOR_DOCKER_NETWORK"]
+    # Every variable the monitor hands its consumers is one the gate lets a container have.
+    from docker_gate.rules import consumer_variable
+
+    for variable in ("MONITOR_SMS_CONSUMER_ENV", "MONITOR_EMAIL_CONSUMER_ENV"):
+        refused = [name for name in json.loads(monitor["environment"][variable]) if not consumer_variable(name)]
+        assert not refused, f"{variable}: the gate would refuse {refused}"
 
 
 def test_prometheus_service_discovery_uses_the_list_only_gate(config: dict[str, Any]) -> None:

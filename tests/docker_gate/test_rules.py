@@ -85,6 +85,54 @@ def test_anything_that_reaches_the_host_is_refused(body: bytes, named: str) -> N
     assert named in result.reason, result.reason
 
 
+@pytest.mark.parametrize("name", ["token_validator", "rabbitmq", "postgres", "cartero-consumer_sms-0-abc123x", ""])
+def test_a_name_the_monitor_never_gives_is_refused(name: str) -> None:
+    """A container named like a service would answer for it in the network's DNS."""
+    refused = verdict("POST", "/v1.41/containers/create", urlencode({"name": name}), sdk_create_body())
+    assert not refused.allowed and "name" in refused.reason
+    unnamed = verdict("POST", "/v1.41/containers/create", "", sdk_create_body())
+    assert not unnamed.allowed
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "PYTHONWARNINGS=ignore::antigravity.x::0",
+        "BROWSER=sh -c id #%s",
+        "LD_PRELOAD=/tmp/x.so",
+        "HTTPS_PROXY=x",
+        "PATH=/tmp",
+        "amqp_url=amqp://elsewhere",
+        "SSL_CERT_FILE=/tmp/ca.pem",
+    ],
+)
+def test_an_environment_variable_no_consumer_reads_is_refused(variable: str) -> None:
+    body = sdk_create_body(
+        environment={
+            "AMQP_URL": "amqp://u:p@rabbitmq:5672/cartero",
+            variable.split("=", 1)[0]: variable.split("=", 1)[1],
+        }
+    )
+    refused = create(body)
+    assert not refused.allowed and variable.split("=", 1)[0] in refused.reason
+
+
+def test_the_consumers_own_variables_are_allowed() -> None:
+    environment = {
+        "AMQP_URL": "amqp://u:p@rabbitmq:5672/cartero",
+        "AMQP_CA_FILE": "/etc/ca.pem",
+        "DATABASE_URL": "postgresql+psycopg2://consumer_sms:p@postgres:5432/consumer_sms",
+        "CONSUMER_EMAIL_METRICS_PORT": "9102",
+        "EMAIL_PROVIDER": "smtp",
+        "SMTP_HOST": "mailpit",
+        "SMS_GATEWAY_URL": "http://gateway",
+        "METRICS_HOST": "0.0.0.0",
+        "TIMEZONE": "Europe/Madrid",
+        "LOG_LEVEL": "INFO",
+    }
+    assert create(sdk_create_body(environment=environment)).allowed
+
+
 def test_an_image_not_on_the_list_is_refused() -> None:
     result = create(sdk_create_body("docker.io/library/debian:12"))
     assert not result.allowed and "debian" in result.reason
