@@ -21,9 +21,36 @@ EMAIL_FIELDS = ("destinatario",)
 MASK = "*"
 
 
+# The fields that name an event rather than say anything about the message: never rewritten.
+NAMING_FIELDS = ("id", "evento", "cola")
+CONTENT_PLACEHOLDER = "[content]"
+
+
+def _replaced(payload: dict[str, Any], found: dict[str, str]) -> dict[str, Any]:
+    """`payload` with each occurrence of a key of `found` inside its free-text fields (a
+    failure's `motivo`, say: a gateway's answer may quote the number and the text) replaced."""
+    if not found:
+        return payload
+    shown = dict(payload)
+    for key, value in payload.items():
+        if key in NAMING_FIELDS or not isinstance(value, str):
+            continue
+        for secret, replacement in found.items():
+            value = value.replace(secret, replacement)
+        shown[key] = value
+    return shown
+
+
 def without_content(payload: dict[str, Any]) -> dict[str, Any]:
-    """The event with the message's content fields left out."""
-    return {key: value for key, value in payload.items() if key not in CONTENT_FIELDS}
+    """The event with the message's content fields left out, and their text removed from
+    wherever else the event quotes it."""
+    content = {
+        value: CONTENT_PLACEHOLDER
+        for key in CONTENT_FIELDS
+        if isinstance(value := payload.get(key), str) and value.strip()
+    }
+    kept = {key: value for key, value in payload.items() if key not in CONTENT_FIELDS}
+    return _replaced(kept, content)
 
 
 def mask_phone(value: str) -> str:
@@ -45,12 +72,19 @@ def mask_email(value: str) -> str:
 
 
 def masked(payload: dict[str, Any]) -> dict[str, Any]:
-    """The event as a list shows it: every address masked."""
+    """The event as a list shows it: every address masked, in its own field and wherever else
+    the event quotes it (an SMTP refusal's `motivo` names the recipient)."""
     shown = dict(payload)
+    found: dict[str, str] = {}
     for keys, mask in ((PHONE_FIELDS, mask_phone), (EMAIL_FIELDS, mask_email)):
         for key in keys:
             value = shown.get(key)
             # The PHP senders may write a phone number as a JSON number.
             if isinstance(value, str | int) and not isinstance(value, bool):
                 shown[key] = mask(str(value))
-    return shown
+                if str(value).strip():
+                    found[str(value)] = shown[key]
+                    # A gateway may quote the number without its plus sign.
+                    if str(value).startswith("+") and len(str(value)) > 1:
+                        found[str(value)[1:]] = shown[key][1:]
+    return _replaced(shown, found)

@@ -93,4 +93,6 @@ def public_event(event: Event, *, mask_addresses: bool) -> dict[str, Any]:
     if event.readable and event.payload is not None:
         payload = masked(event.payload) if mask_addresses else event.payload
         return {"id": event.message_id, "evento": None, **payload, **meta}
-    return {"id": event.message_id, "evento": None, "raw": event.raw, **meta}
+    # An unreadable body cannot be searched for addresses: a list leaves it out, a lookup by id
+    # shows it (when content is stored at all).
+    return {"id": event.message_id, "evento": None, "raw": None if mask_addresses else event.raw, **meta}

@@ -91,7 +91,34 @@ def _log_a_message(amqp_url: str, served: ServedLog) -> dict[str, str]:
             "destinatario": "juana@example.com",
         },
     )
-    _publish_raw(amqp_url, f"not json: {text}".encode(), message_id=raw_id)
+    # A consumer's failure events carry the whole message, and a provider's answer may quote the
+    # number, the text or the recipient (a gateway's body, an SMTP refusal).
+    publish(
+        amqp_url,
+        "logs",
+        {
+            "id": sms_id,
+            "evento": "fallido",
+            "cola": "cola_sms",
+            "mensaje": text,
+            "telefono": "+34600111789",
+            "motivo": f"gateway answered 400: invalid destination 34600111789 for {text!r}",
+        },
+    )
+    publish(
+        amqp_url,
+        "logs",
+        {
+            "id": mail_id,
+            "evento": "rechazado",
+            "cola": "correos",
+            "asunto": subject,
+            "cuerpo": body,
+            "destinatario": "juana@example.com",
+            "motivo": "recipient refused: {'juana@example.com': (550, b'no such user')}",
+        },
+    )
+    _publish_raw(amqp_url, f"not json: {text} to juana@example.com".encode(), message_id=raw_id)
     wait_until(lambda: _events(served, id=raw_id), timeout=15, what="the unreadable event stored")
     return {"sms": sms_id, "mail": mail_id, "raw": raw_id, "text": text, "subject": subject, "body": body}
 
@@ -133,10 +160,13 @@ def test_without_store_content_the_text_never_reaches_the_database(without_conte
     assert "asunto" not in mail and "cuerpo" not in mail and mail["destinatario"] == "juana@example.com"
     raw = _events(served, id=logged["raw"])[0]
     assert raw["readable"] is False and raw["raw"] is None
-    ((sms_payload, _),) = _rows(served, logged["sms"])
-    ((mail_payload, _),) = _rows(served, logged["mail"])
+    (sms_payload, _), (sms_failure, _) = _rows(served, logged["sms"])
+    (mail_payload, _), (mail_failure, _) = _rows(served, logged["mail"])
     assert set(sms_payload) == {"id", "evento", "cola", "telefono", "token_id"}
     assert set(mail_payload) == {"id", "evento", "cola", "destinatario"}
+    # What the provider quoted of the text is gone from the reason too; the reason is kept.
+    assert sms_failure["motivo"] == "gateway answered 400: invalid destination 34600111789 for '[content]'"
+    assert set(mail_failure) == {"id", "evento", "cola", "destinatario", "motivo"}
     assert _rows(served, logged["raw"]) == [(None, None)]
     on_disk = b"".join(
         p.read_bytes() for p in Path(served.database_url.removeprefix("sqlite:///")).parent.glob("*.db*")
@@ -152,8 +182,8 @@ def test_with_store_content_the_text_is_kept(with_content: tuple[str, ServedLog]
     assert _events(served, id=logged["sms"])[0]["mensaje"] == logged["text"]
     mail = _events(served, id=logged["mail"])[0]
     assert (mail["asunto"], mail["cuerpo"]) == (logged["subject"], logged["body"])
-    assert _events(served, id=logged["raw"])[0]["raw"] == f"not json: {logged['text']}"
-    ((sms_payload, _),) = _rows(served, logged["sms"])
+    assert _events(served, id=logged["raw"])[0]["raw"] == f"not json: {logged['text']} to juana@example.com"
+    (sms_payload, _), _failure = _rows(served, logged["sms"])
     assert sms_payload["mensaje"] == logged["text"]
 
 
@@ -165,11 +195,18 @@ def test_lists_mask_addresses_and_a_lookup_by_id_does_not(with_content: tuple[st
     assert listed[logged["sms"]]["telefono"] == "+34******789"
     assert listed[logged["mail"]]["destinatario"] == "j***@example.com"
     everything = json.dumps(_events(served, limit="1000"))
-    assert "+34600111789" not in everything and "juana@example.com" not in everything
+    for address in ("+34600111789", "34600111789", "juana@example.com"):
+        assert address not in everything, address
+    failures = {e["id"]: e for e in _events(served, limit="1000") if e["evento"] in ("fallido", "rechazado")}
+    assert failures[logged["sms"]]["motivo"].startswith("gateway answered 400: invalid destination 34******789")
+    assert failures[logged["mail"]]["motivo"] == "recipient refused: {'j***@example.com': (550, b'no such user')}"
+    # An unreadable body cannot be searched for addresses: a list leaves it out, its lookup shows it.
+    assert {e["id"]: e for e in _events(served, limit="1000")}[logged["raw"]]["raw"] is None
+    assert "juana@example.com" in _events(served, id=logged["raw"])[0]["raw"]
     assert _events(served, id=logged["sms"])[0]["telefono"] == "+34600111789"
     assert _events(served, id=logged["mail"])[0]["destinatario"] == "juana@example.com"
     # The stored row keeps the whole address: masking is how a list shows it.
-    ((sms_payload, _),) = _rows(served, logged["sms"])
+    (sms_payload, _), _failure = _rows(served, logged["sms"])
     assert sms_payload["telefono"] == "+34600111789"
 
 
