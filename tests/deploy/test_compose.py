@@ -398,6 +398,14 @@ def test_the_sender_listens_on_this_host_unless_sender_bind_says_otherwise(
     assert opened["services"]["sender"]["ports"][0]["host_ip"] == "0.0.0.0"
 
 
+def test_the_panel_and_the_sender_are_told_their_reverse_proxies(tmp_path: Path) -> None:
+    told = resolved_config(write_env(tmp_path / ".env", {**GOOD_SECRETS, "TRUSTED_PROXIES": "172.18.0.1"}))
+    for service in ("sender", "token_panel"):
+        assert told["services"][service]["environment"]["TRUSTED_PROXIES"] == "172.18.0.1", service
+    own = resolved_config(write_env(tmp_path / ".env", {**GOOD_SECRETS, "PANEL_TRUSTED_PROXIES": "10.0.0.5"}))
+    assert own["services"]["token_panel"]["environment"]["TRUSTED_PROXIES"] == "10.0.0.5"
+
+
 def test_every_reader_of_the_message_log_holds_its_read_key(config: dict[str, Any]) -> None:
     key = GOOD_SECRETS["CONSUMER_LOGS_READ_KEY"]
     for service in ("consumer_logs", "token_panel", "token_validator"):
