@@ -21,6 +21,15 @@ QUEUE_EMAIL = "correos"
 QUEUE_LOGS = "logs"
 SHARED_QUEUES = (QUEUE_SMS, QUEUE_EMAIL, QUEUE_LOGS)
 
+
+def route_exchange(queue: str) -> str:
+    """The direct exchange, bound to `queue` alone (binding key: the queue's name), through which
+    Cartero's sender and monitor publish to it. A publish is authorised by exchange, not by
+    queue, so a role allowed only these exchanges reaches only these queues; the default
+    exchange (the PHP services', and the consumers' for their retry queues) reaches every one."""
+    return f"cartero.{queue}"
+
+
 MAX_SMS_TEXT = 1600  # ten concatenated SMS segments
 MAX_SUBJECT = 998  # RFC 5322 line limit
 MAX_EMAIL_BODY = 60_000  # stays inside the sender's 64 KiB body limit

@@ -8,8 +8,9 @@ from collections import deque
 from typing import Any
 
 from cartero_common.amqp import ConfirmedPublisher, connect, declare_shared_queues
+from cartero_common.amqp.blocking import ensure_route
 from cartero_common.clock import Clock
-from cartero_common.wire import QUEUE_LOGS
+from cartero_common.wire import QUEUE_LOGS, route_exchange
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,16 @@ class EventPublisher:
             )
             return False
         try:
-            channel = declare_shared_queues(connection.channel(), (QUEUE_LOGS,))
+            channel = ensure_route(declare_shared_queues(connection.channel(), (QUEUE_LOGS,)), QUEUE_LOGS)
             publisher = ConfirmedPublisher(channel)
             while self.pending:
-                publisher.publish(QUEUE_LOGS, self.pending[0], message_id=str(uuid.uuid4()), now=self.clock())
+                publisher.publish(
+                    QUEUE_LOGS,
+                    self.pending[0],
+                    message_id=str(uuid.uuid4()),
+                    now=self.clock(),
+                    exchange=route_exchange(QUEUE_LOGS),
+                )
                 self.pending.popleft()
         except Exception as exc:  # noqa: BLE001
             log.warning(

@@ -19,6 +19,7 @@ import pika
 
 from cartero_common.consume import ConsumerLoop, Ledger, migrate_ledger
 from cartero_common.db import make_engine
+from cartero_common.wire import route_exchange
 from tests.support import ROOT, consumer_count, drain, python_env, rabbit_api, wait_until
 
 FAST_DELAYS = "200ms,400ms"
@@ -28,8 +29,9 @@ def publish(
     url: str, queue: str, payload: dict[str, Any] | bytes, *, php: bool = False, passive: bool = False, **props: Any
 ) -> None:
     """Ours: persistent, JSON, message_id = id. `php=True`: what the PHP senders send — no
-    properties at all, hence not persistent. `passive=True`: the queue must exist already, as
-    for the sender's role, which may not declare it."""
+    properties at all, hence not persistent. `passive=True`: as the sender's role publishes: the
+    queue and its route exchange exist already (`rabbitmq-setup`), and the message goes through
+    that exchange, not the default one, which the role may not use."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
     if php:
         properties = None
@@ -42,7 +44,7 @@ def publish(
     try:
         channel = connection.channel()
         channel.queue_declare(queue, durable=True, passive=passive)
-        channel.basic_publish("", queue, body, properties)
+        channel.basic_publish(route_exchange(queue) if passive else "", queue, body, properties)
     finally:
         connection.close()
 

@@ -21,7 +21,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from cartero_common.amqp.tls import context_for
-from cartero_common.wire import SHARED_QUEUES
+from cartero_common.wire import SHARED_QUEUES, route_exchange
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,24 @@ def ensure_queue(channel: BlockingChannel, queue: str) -> tuple[BlockingChannel,
             raise
     channel = channel.connection.channel()
     return channel, int(channel.queue_declare(queue=queue, durable=True).method.message_count)
+
+
+def ensure_route(channel: BlockingChannel, queue: str) -> BlockingChannel:
+    """`route_exchange(queue)` exists and is bound to `queue`; returns the channel to go on with.
+    As with `ensure_queue`, a passive declare first (no permission needed): `rabbitmq-setup`
+    created and bound it where the roles have no `configure`; elsewhere (a broker as guest) it
+    is declared durable and bound here."""
+    exchange = route_exchange(queue)
+    try:
+        channel.exchange_declare(exchange=exchange, passive=True)
+        return channel
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+    channel = channel.connection.channel()
+    channel.exchange_declare(exchange=exchange, exchange_type="direct", durable=True)
+    channel.queue_bind(queue=queue, exchange=exchange, routing_key=queue)
+    return channel
 
 
 def declare_shared_queues(channel: BlockingChannel, queues: Iterable[str] = SHARED_QUEUES) -> BlockingChannel:

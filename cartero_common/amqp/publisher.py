@@ -25,12 +25,13 @@ from pathlib import Path
 from ssl import SSLContext
 
 import aio_pika
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika import ExchangeType
+from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 from pamqp import commands
 
 from cartero_common.amqp.tls import context_for
-from cartero_common.wire import SHARED_QUEUES
+from cartero_common.wire import SHARED_QUEUES, route_exchange
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class AsyncPublisher:
         self.queues = tuple(queues)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}  # queue → its route exchange, on the channel
         self._lock = asyncio.Lock()
 
     @property
@@ -107,6 +109,7 @@ class AsyncPublisher:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             self._connection = connection
             self._channel = channel
+            self._exchanges = {q: await channel.get_exchange(route_exchange(q), ensure=False) for q in self.queues}
             log.info("connected to the broker")
             return channel
 
@@ -146,7 +149,8 @@ class AsyncPublisher:
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
         # Its own task, never cancelled: once the frames may have gone out, only the broker's
         # answer tells what happened, and that answer is wanted even after the caller gave up.
-        sending = loop.create_task(channel.default_exchange.publish(message, routing_key=queue, mandatory=True))
+        exchange = self._exchanges.get(queue) or await channel.get_exchange(route_exchange(queue), ensure=False)
+        sending = loop.create_task(exchange.publish(message, routing_key=queue, mandatory=True))
         done, _ = await asyncio.wait({sending}, timeout=max(0.0, deadline - loop.time()))
         if not done:
             raise PublishUnconfirmed(f"no confirm from the broker within {self.timeout}s", _late_answer(sending))
@@ -192,6 +196,15 @@ async def _ensure_queues(url: str, queues: Iterable[str], *, timeout: float, ssl
             except ChannelNotFoundEntity:
                 channel = await connection.channel(publisher_confirms=False)
                 await channel.declare_queue(queue, durable=True)
+            # The exchange the sender publishes through (`route_exchange`), the same way:
+            # `rabbitmq-setup` made and bound it where the sender's role may not.
+            try:
+                await channel.declare_exchange(route_exchange(queue), passive=True)
+            except ChannelNotFoundEntity:
+                channel = await connection.channel(publisher_confirms=False)
+                exchange = await channel.declare_exchange(route_exchange(queue), ExchangeType.DIRECT, durable=True)
+                bound = await channel.declare_queue(queue, passive=True)
+                await bound.bind(exchange, routing_key=queue)
     finally:
         await connection.close()
 

@@ -92,6 +92,27 @@ class QueueSpec(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
+class ExchangeSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    type: str = "direct"
+    durable: bool = True
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class BindingSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    source: str
+    destination: str
+    destination_type: str = "queue"
+    routing_key: str = ""
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -109,6 +130,8 @@ class Definitions(BaseModel):
     default_queue_type: str = "classic"
     queues: list[QueueSpec]
     policies: list[PolicySpec]
+    exchanges: list[ExchangeSpec] = Field(default_factory=list)
+    bindings: list[BindingSpec] = Field(default_factory=list)
     roles: list[RoleSpec] = Field(default_factory=list)
 
 
@@ -119,6 +142,7 @@ class SetupReport:
     reason: str
     queues: list[str] = field(default_factory=list)
     policies: list[str] = field(default_factory=list)
+    exchanges: list[str] = field(default_factory=list)
     users: dict[str, str] = field(default_factory=dict)  # role → user name
     skipped_roles: list[str] = field(default_factory=list)  # no password given
 
@@ -134,6 +158,8 @@ def load_definitions(path: Path) -> Definitions:
         default_queue_type=vhost.get("default_queue_type", metadata.get("default_queue_type", "classic")),
         queues=raw.get("queues", []),
         policies=raw.get("policies", []),
+        exchanges=raw.get("exchanges", []),
+        bindings=raw.get("bindings", []),
         roles=raw.get("cartero_roles", []),
     )
 
@@ -259,6 +285,26 @@ def apply(
                 f"arguments?); shared queues must stay argument-free: {exc}"
             ) from exc
         report.queues.append(queue.name)
+    # The route exchanges (`cartero_common.wire.route_exchange`), each bound to its one queue:
+    # what the sender's and the monitor's roles may publish to, instead of the default exchange.
+    for exchange in definitions.exchanges:
+        body = {
+            "type": exchange.type,
+            "durable": exchange.durable,
+            "auto_delete": exchange.auto_delete,
+            "internal": exchange.internal,
+            "arguments": exchange.arguments,
+        }
+        api.call("PUT", f"/exchanges/{vhost}/{_q(exchange.name)}", body)
+        report.exchanges.append(exchange.name)
+    for binding in definitions.bindings:
+        kind = "q" if binding.destination_type == "queue" else "e"
+        # Binding again what is bound already changes nothing (the broker answers 201 as well).
+        api.call(
+            "POST",
+            f"/bindings/{vhost}/e/{_q(binding.source)}/{kind}/{_q(binding.destination)}",
+            {"routing_key": binding.routing_key, "arguments": binding.arguments},
+        )
     return report
 
 

@@ -2,9 +2,11 @@
 of its own (users named for this run, deleted afterwards): the code that holds the role does its
 work with it, and the broker answers 403 ACCESS_REFUSED to everything outside the role.
 
-What no test here can show, because AMQP 0-9-1 cannot refuse it: a role that may publish to the
-default exchange (every role but admin needs it) may address any queue of the vhost by name.
-rabbitmq/README.md ("Roles") says what that leaves open."""
+A publish is authorised by exchange, not by queue. The sender and the monitor publish only through
+the route exchanges (`cartero.<queue>`, each bound to its one queue), so they reach only their
+queues; the consumers and the php role need the default exchange (retry queues, the PHP wire
+format), and with it may address any queue of the vhost by name. rabbitmq/README.md ("Roles") says
+what that leaves open."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from cartero_common.clock import FixedClock
 from cartero_common.consume import ConsumerLoop
 from cartero_common.consume.dlq import replay_dead_letters
 from cartero_common.consume.outcomes import Delivery, Done, Outcome, PermanentFailure, TransientFailure
+from cartero_common.wire import route_exchange
 from monitor.events import EventPublisher
 from monitor.sources import AmqpDepth
 from tests.consumers import events, running, sms
@@ -92,10 +95,12 @@ def allowed(url: str, action: Callable[[BlockingChannel], Any]) -> Any:
         connection.close()
 
 
-def confirmed_publish(queue: str, body: bytes = b'{"id": "x"}') -> Callable[[BlockingChannel], None]:
+def confirmed_publish(
+    queue: str, body: bytes = b'{"id": "x"}', *, exchange: str = ""
+) -> Callable[[BlockingChannel], None]:
     def publish(channel: BlockingChannel) -> None:
         channel.confirm_delivery()
-        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
+        channel.basic_publish(exchange, queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
 
     return publish
 
@@ -157,14 +162,22 @@ def test_the_sender_cannot_consume_purge_declare_or_delete(roles: dict[str, str]
         refused(sender, declare(queue))  # a declare that is not passive needs configure
     refused(sender, declare("sender-own-queue"))
     refused(sender, lambda channel: channel.exchange_declare("sender-exchange", "fanout"))
-    refused(sender, _publish_to_exchange("amq.direct"))  # write is on the default exchange only
+    refused(sender, _publish_to_exchange("amq.direct"))
+    # Not the default exchange either, which reaches every queue by name: a DLQ, a retry queue,
+    # or a shared queue addressed directly.
+    for queue in ("cola_sms.dlq", "cola_sms.retry.1s", "cola_sms", "logs"):
+        refused(sender, confirmed_publish(queue))
+    # Its own exchanges reach their one queue: any other routing key goes nowhere.
+    with pytest.raises(pika.exceptions.UnroutableError):
+        allowed(sender, _publish_to_exchange("cartero.logs", routing_key="cola_sms.dlq"))
     assert queue_depth(guest, "cola_sms") == 1, "the message the sender could not touch is still there"
+    assert queue_depth(guest, "cola_sms.dlq") == 0 and queue_depth(guest, "logs") == 0
 
 
-def _publish_to_exchange(exchange: str) -> Callable[[BlockingChannel], None]:
+def _publish_to_exchange(exchange: str, routing_key: str = "cola_sms") -> Callable[[BlockingChannel], None]:
     def publish(channel: BlockingChannel) -> None:
         channel.confirm_delivery()
-        channel.basic_publish(exchange, "cola_sms", b"{}", mandatory=True)
+        channel.basic_publish(exchange, routing_key, b"{}", mandatory=True)
 
     return publish
 
@@ -199,7 +212,8 @@ def test_a_consumer_does_all_its_work_with_its_own_role(roles: dict[str, str], g
     )
     with running(loop):
         for message_id, what in (("ok-1", "hola"), ("retry-1", "retry"), ("dead-1", "dead")):
-            allowed(roles["sender"], confirmed_publish("cola_sms", json.dumps(sms(message_id, mensaje=what)).encode()))
+            body = json.dumps(sms(message_id, mensaje=what)).encode()
+            allowed(roles["sender"], confirmed_publish("cola_sms", body, exchange=route_exchange("cola_sms")))
         wait_until(lambda: queue_depth(guest, "cola_sms.dlq") == 2, timeout=15, what="two dead letters")
         wait_until(lambda: queue_depth(guest, "logs") == 4, timeout=10, what="four events")
     reported = sorted((e["id"], e["evento"]) for e in events(guest))
@@ -257,7 +271,11 @@ def test_the_monitor_reads_depth_and_reports_but_touches_no_message(roles: dict[
         refused(monitor, purge(queue))
         refused(monitor, delete(queue))
         refused(monitor, declare(queue))
-    assert queue_depth(guest, "cola_sms") == 1
+    # It reports on logs through logs' route exchange, and can publish nowhere else.
+    for queue in (*SHARED, "cola_sms.dlq"):
+        refused(monitor, confirmed_publish(queue))
+    refused(monitor, _publish_to_exchange("cartero.cola_sms"))
+    assert queue_depth(guest, "cola_sms") == 1 and queue_depth(guest, "logs") == 1
 
 
 def test_the_php_role_does_what_the_php_services_do_and_nothing_more(roles: dict[str, str], guest: str) -> None:
