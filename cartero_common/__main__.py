@@ -112,6 +112,7 @@ def rabbitmq_setup(definitions: Path | None, vhost: str | None) -> int:
             "policies": report.policies,
             "users": report.users,
             "roles_without_password": report.skipped_roles,
+            "users_outside_the_roles": report.other_users,
         },
     )
     return 0

@@ -145,6 +145,7 @@ class SetupReport:
     exchanges: list[str] = field(default_factory=list)
     users: dict[str, str] = field(default_factory=dict)  # role → user name
     skipped_roles: list[str] = field(default_factory=list)  # no password given
+    other_users: list[str] = field(default_factory=list)  # allowed on the vhost, in no role
 
 
 def load_definitions(path: Path) -> Definitions:
@@ -261,10 +262,27 @@ def apply(
         user = given.user or role.role
         if user == settings.rabbitmq_admin_user:
             raise SetupError(f"role {role.role!r} names the administrator {user!r}; give it a user of its own")
+        for other, taken in report.users.items():
+            if taken == user:
+                # One user, two roles: the second's permissions would silently replace the first's.
+                raise SetupError(f"roles {other!r} and {role.role!r} both name the user {user!r}; give each its own")
         # PUT sets the password every run: changing it in .env and running the setup rotates it.
         api.call("PUT", f"/users/{_q(user)}", {"password": password, "tags": ",".join(role.tags)})
         api.call("PUT", f"/permissions/{vhost}/{_q(user)}", role.permissions())
         report.users[role.role] = user
+    # Anyone else allowed on the vhost (the single application user of older versions, a user
+    # made by hand) keeps whatever rights it had: named, so the operator can remove it.
+    # (A role skipped for want of a password counts by its default name: it is left as it is.)
+    known = {settings.rabbitmq_admin_user, *report.users.values(), *report.skipped_roles}
+    for permission in api.call("GET", f"/vhosts/{vhost}/permissions") or []:
+        user = str(permission.get("user", ""))
+        if user not in known:
+            log.warning(
+                "a user outside the roles may use this vhost; remove it unless it is yours "
+                "(rabbitmqctl delete_user, or clear_permissions -p <vhost>)",
+                extra={"user": user, "vhost": settings.rabbitmq_vhost},
+            )
+            report.other_users.append(user)
     # Policies before queues, so a queue has its limits from the moment it exists.
     for policy in definitions.policies:
         body = {

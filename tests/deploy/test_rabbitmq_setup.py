@@ -28,6 +28,7 @@ from cartero_common.amqp.setup import (
     parse_version,
     run,
 )
+from cartero_common.wire import SHARED_QUEUES, route_exchange
 from tests.support import (
     RABBIT_API,
     RABBIT_AUTH,
@@ -264,3 +265,40 @@ def test_every_role_is_defined_and_only_the_php_role_configures_a_shared_queue()
             configures = re.fullmatch(role.configure, shared) is not None
             assert configures == (name == "php"), f"{name} configure on {shared}"
         assert ".*" not in role.permissions().values(), name
+
+
+def test_two_roles_may_not_share_a_user(target: Target) -> None:
+    shared = RoleCredentials(user=target.user("sender"), password=SecretStr(target.password))
+    with pytest.raises(SetupError, match="both name the user"):
+        run(target.settings(), {"sender": shared, "monitor": shared})
+
+
+def test_a_user_outside_the_roles_is_named(target: Target, caplog: pytest.LogCaptureFixture) -> None:
+    """The one application user of older versions keeps its rights until removed: the setup says so."""
+    run(target.settings(), target.credentials("sender"))
+    stray = target.user("old-app")
+    vhost = quote(target.vhost, safe="")
+    try:
+        rabbit_api("PUT", f"/users/{quote(stray, safe='')}", json={"password": target.password, "tags": ""})
+        everything = {"configure": ".*", "write": ".*", "read": ".*"}
+        rabbit_api("PUT", f"/permissions/{vhost}/{quote(stray, safe='')}", json=everything).raise_for_status()
+        with caplog.at_level("WARNING", logger="cartero_common.amqp.setup"):
+            report = run(target.settings(), target.credentials("sender"))
+        assert report.other_users == [stray]
+        assert any(getattr(r, "user", None) == stray for r in caplog.records)
+    finally:
+        rabbit_api("DELETE", f"/users/{quote(stray, safe='')}")
+
+
+def test_the_route_exchanges_are_bound_each_to_its_one_queue(target: Target) -> None:
+    report = run(target.settings())
+    assert report.exchanges == [route_exchange(queue) for queue in SHARED_QUEUES]
+    vhost = quote(target.vhost, safe="")
+    for queue in SHARED_QUEUES:
+        exchange = rabbit_api("GET", f"/exchanges/{vhost}/{quote(route_exchange(queue), safe='')}").json()
+        assert (exchange["type"], exchange["durable"]) == ("direct", True)
+        bindings = rabbit_api("GET", f"/exchanges/{vhost}/{quote(route_exchange(queue), safe='')}/bindings/source")
+        assert [(b["destination"], b["routing_key"]) for b in bindings.json()] == [(queue, queue)]
+    run(target.settings())  # again: nothing doubles
+    bindings = rabbit_api("GET", f"/exchanges/{vhost}/cartero.logs/bindings/source").json()
+    assert len(bindings) == 1
