@@ -11,6 +11,7 @@ event, answerable by id.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # The fields of a message that say what it said (docs/design.md §5, and the PHP senders' own).
@@ -88,3 +89,16 @@ def masked(payload: dict[str, Any]) -> dict[str, Any]:
                     if str(value).startswith("+") and len(str(value)) > 1:
                         found[str(value)[1:]] = shown[key][1:]
     return _replaced(shown, found)
+
+
+# What looks like an address in text nobody could parse: a word with an @ inside, or a run of
+# 7 to 15 digits (E.164's lengths) with an optional plus.
+_EMAIL_LIKE = re.compile(r"[^\s@\"'<>,;:()\[\]{}]+@[^\s@\"'<>,;:()\[\]{}]+")
+_PHONE_LIKE = re.compile(r"(?<![0-9])\+?[0-9]{7,15}(?![0-9])")
+
+
+def masked_text(text: str) -> str:
+    """An unreadable body as a list shows it: whatever looks like an address masked, since no
+    field says which address the message was for."""
+    text = _EMAIL_LIKE.sub(lambda m: mask_email(m.group()), text)
+    return _PHONE_LIKE.sub(lambda m: mask_phone(m.group()), text)

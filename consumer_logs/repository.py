@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from cartero_common.db import insert_ignoring_duplicates
 from cartero_common.json_input import NotJson, parse_json
 from consumer_logs.models import COLA_LENGTH, EVENTO_LENGTH, ID_LENGTH, Event
-from consumer_logs.privacy import masked, without_content
+from consumer_logs.privacy import masked, masked_text, without_content
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ def public_event(event: Event, *, mask_addresses: bool) -> dict[str, Any]:
     if event.readable and event.payload is not None:
         payload = masked(event.payload) if mask_addresses else event.payload
         return {"id": event.message_id, "evento": None, **payload, **meta}
-    # An unreadable body cannot be searched for addresses: a list leaves it out, a lookup by id
-    # shows it (when content is stored at all).
-    return {"id": event.message_id, "evento": None, "raw": None if mask_addresses else event.raw, **meta}
+    # An unreadable body names no field to mask: a list masks whatever in it looks like an
+    # address; a lookup by id shows it as stored (when content is stored at all).
+    raw = masked_text(event.raw) if mask_addresses and event.raw is not None else event.raw
+    return {"id": event.message_id, "evento": None, "raw": raw, **meta}

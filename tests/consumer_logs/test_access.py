@@ -16,7 +16,7 @@ import httpx
 import pika
 import pytest
 
-from consumer_logs.privacy import mask_email, mask_phone
+from consumer_logs.privacy import mask_email, mask_phone, masked_text
 from tests.consumer_logs.support import READ_AUTH, READ_KEY, ServedLog, serve_consumer_logs
 from tests.consumers import publish
 from tests.support import ROOT, isolated_vhost, python_env, wait_until
@@ -200,14 +200,22 @@ def test_lists_mask_addresses_and_a_lookup_by_id_does_not(with_content: tuple[st
     failures = {e["id"]: e for e in _events(served, limit="1000") if e["evento"] in ("fallido", "rechazado")}
     assert failures[logged["sms"]]["motivo"].startswith("gateway answered 400: invalid destination 34******789")
     assert failures[logged["mail"]]["motivo"] == "recipient refused: {'j***@example.com': (550, b'no such user')}"
-    # An unreadable body cannot be searched for addresses: a list leaves it out, its lookup shows it.
-    assert {e["id"]: e for e in _events(served, limit="1000")}[logged["raw"]]["raw"] is None
+    # An unreadable body names no field: a list masks what looks like an address, its lookup does not.
+    listed_raw = {e["id"]: e for e in _events(served, limit="1000")}[logged["raw"]]["raw"]
+    assert listed_raw == f"not json: {logged['text']} to j***@example.com"
     assert "juana@example.com" in _events(served, id=logged["raw"])[0]["raw"]
     assert _events(served, id=logged["sms"])[0]["telefono"] == "+34600111789"
     assert _events(served, id=logged["mail"])[0]["destinatario"] == "juana@example.com"
     # The stored row keeps the whole address: masking is how a list shows it.
     (sms_payload, _), _failure = _rows(served, logged["sms"])
     assert sms_payload["telefono"] == "+34600111789"
+
+
+def test_masked_text() -> None:
+    assert masked_text("to juana@example.com, +34600111789 or 600111789!") == (
+        "to j***@example.com, +34******789 or 60****789!"
+    )
+    assert masked_text("order 123456 of 2026-07-01") == "order 123456 of 2026-07-01"
 
 
 def test_masks() -> None:

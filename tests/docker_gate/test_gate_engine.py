@@ -171,7 +171,15 @@ def test_a_create_that_reaches_the_host_is_refused_and_creates_nothing(
     setup: Setup, kwargs: dict[str, Any], named: str
 ) -> None:
     client = setup.through(setup.monitor)
-    arguments = {"image": CONSUMER_IMAGE, "network": setup.network, "labels": consumer_labels(setup), **kwargs}
+    # Named as the monitor names its containers, so that what is refused is the body's one change.
+    name = f"cartero-consumer_sms-0-{uuid.uuid4().hex[:6]}"
+    arguments = {
+        "image": CONSUMER_IMAGE,
+        "name": name,
+        "network": setup.network,
+        "labels": consumer_labels(setup),
+        **kwargs,
+    }
     with pytest.raises(docker.errors.APIError) as refused:
         client.containers.run(detach=True, stop_signal="SIGTERM", **arguments)
     client.close()
