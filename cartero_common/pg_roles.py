@@ -48,6 +48,7 @@ RUNTIME_PRIVILEGES: Mapping[str, frozenset[str]] = {
 _ORDER = (SELECT, INSERT, UPDATE, DELETE)
 # The relations a GRANT ON TABLE covers, and the keyword that changes each one's owner.
 _RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE"}
+_VIEW_KINDS = frozenset({"v", "m"})
 _ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
 
 
@@ -100,14 +101,16 @@ def grant_runtime(connection: Connection, runtime_role: str) -> dict[str, frozen
     ]
     tables = connection.execute(
         text(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = :schema AND c.relkind = ANY(:kinds) ORDER BY c.relname"
         ),
         {"schema": schema, "kinds": list(_RELATION_KINDS)},
-    ).scalars()
+    ).all()
     granted: dict[str, frozenset[str]] = {}
-    for table in tables:
-        granted[table] = runtime_privileges(table)
+    for table, kind in tables:
+        # A view is read only: an updatable one writes its base table with the view owner's
+        # rights, which would step around a restricted table (the audit trail) beneath it.
+        granted[table] = runtime_privileges(table) & (frozenset({SELECT}) if kind in _VIEW_KINDS else DML)
         target = f"{q_schema}.{_quote(connection, table)}"
         # Everything off first, so a privilege given earlier (by hand, or by the default
         # privileges before this table was restricted) does not outlive the declaration.

@@ -433,6 +433,41 @@ def test_a_table_a_later_migration_adds_is_granted_too(deployment: Deployment) -
         owner.close()
 
 
+def test_a_view_is_read_only_for_the_runtime_role(deployment: Deployment) -> None:
+    """An updatable view over the audit trail would write it with its owner's rights: the grants
+    step leaves the runtime role SELECT on any view."""
+    s = deployment.services["token_validator"]
+    owner = deployment.owner("token_validator")
+    with owner.cursor() as cur:
+        cur.execute("CREATE VIEW audit_view AS SELECT * FROM audit_events")
+    owner.commit()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "cartero_common", "db-grants"],
+            cwd=ROOT,
+            env=migrate_env(deployment.owner_url("token_validator"), s.runtime),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr[-1500:]
+        conn = deployment.runtime("token_validator")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM audit_view")
+            conn.commit()
+            refused(conn, "DELETE FROM audit_view")
+            refused(conn, "UPDATE audit_view SET actor = 'x'")
+        finally:
+            conn.rollback()  # a statement wrongly allowed must not hold its locks against the DROP
+            conn.close()
+    finally:
+        with owner.cursor() as cur:
+            cur.execute("DROP VIEW audit_view")
+        owner.commit()
+        owner.close()
+
+
 def test_the_grants_step_takes_back_what_was_granted_by_hand(deployment: Deployment) -> None:
     """`python -m cartero_common db-grants`: a privilege given outside the declaration (here
     UPDATE and DELETE on the audit trail) does not survive the next migrate job."""
