@@ -104,6 +104,21 @@ def migrate_env(url: str, runtime_role: str) -> dict[str, str]:
     )
 
 
+def run_as_owner(deployment: Deployment, service: str, *command: str) -> None:
+    """`python -m <command>` as that service's `*-migrate` job runs it: the owner's URL, the
+    runtime role to grant."""
+    s = deployment.services[service]
+    result = subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        env=migrate_env(deployment.owner_url(service), s.runtime),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-1500:]
+
+
 def drop_everything(admin: Any, services: dict[str, ServiceDatabase]) -> None:
     with admin.cursor() as cur:
         for s in services.values():
@@ -220,16 +235,7 @@ def test_setting_up_and_migrating_again_changes_nothing(deployment: Deployment) 
 
     provision(deployment.admin_url, list(deployment.services.values()))
     for name in ("token_validator", "consumer_sms"):
-        s = deployment.services[name]
-        result = subprocess.run(
-            [sys.executable, "-m", name, "migrate"],
-            cwd=ROOT,
-            env=migrate_env(deployment.owner_url(name), s.runtime),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr[-1500:]
+        run_as_owner(deployment, name, name, "migrate")
     assert_audit_trail_insert_only(deployment)
 
 
@@ -436,21 +442,12 @@ def test_a_table_a_later_migration_adds_is_granted_too(deployment: Deployment) -
 def test_a_view_is_read_only_for_the_runtime_role(deployment: Deployment) -> None:
     """An updatable view over the audit trail would write it with its owner's rights: the grants
     step leaves the runtime role SELECT on any view."""
-    s = deployment.services["token_validator"]
     owner = deployment.owner("token_validator")
     with owner.cursor() as cur:
         cur.execute("CREATE VIEW audit_view AS SELECT * FROM audit_events")
     owner.commit()
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "cartero_common", "db-grants"],
-            cwd=ROOT,
-            env=migrate_env(deployment.owner_url("token_validator"), s.runtime),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr[-1500:]
+        run_as_owner(deployment, "token_validator", "cartero_common", "db-grants")
         conn = deployment.runtime("token_validator")
         try:
             with conn.cursor() as cur:
@@ -477,15 +474,7 @@ def test_the_grants_step_takes_back_what_was_granted_by_hand(deployment: Deploym
         cur.execute(f'GRANT ALL ON audit_events TO "{s.runtime}"')
     owner.commit()
     owner.close()
-    result = subprocess.run(
-        [sys.executable, "-m", "cartero_common", "db-grants"],
-        cwd=ROOT,
-        env=migrate_env(deployment.owner_url("token_validator"), s.runtime),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-1500:]
+    run_as_owner(deployment, "token_validator", "cartero_common", "db-grants")
     assert_audit_trail_insert_only(deployment)
 
 
