@@ -105,7 +105,12 @@ async def accept(
     if retry:
         # The first attempt's fate is unknown: publish again under its id (consumers dedupe by id).
         message["id"] = stored.get("body", {}).get("id", message["id"])
-    token_fields = {"token_id": verdict.token_id, "token_kind": verdict.kind, "token_prefix": verdict.prefix}
+    token_fields = {
+        "token_id": verdict.token_id,
+        "token_kind": verdict.kind,
+        "token_prefix": verdict.prefix,
+        "owner_ref": verdict.owner_ref,
+    }
     background: set[asyncio.Task[None]] = request.app.state.background
     try:
         await publish_with_event(

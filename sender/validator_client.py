@@ -41,6 +41,7 @@ class Verdict:
     token_id: int | None
     kind: str | None
     prefix: str | None
+    owner_ref: str | None  # who sent it: `<kind>:<id>` of the token's owner
     limit: int | None
     remaining: int | None
     reset_in: int | None
@@ -58,6 +59,7 @@ class Verdict:
                 token_id=body.get("token_id"),
                 kind=body.get("kind"),
                 prefix=body.get("prefix"),
+                owner_ref=body.get("owner_ref"),
                 limit=body.get("limit"),
                 remaining=body.get("remaining"),
                 reset_in=body.get("reset_in"),

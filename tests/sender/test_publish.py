@@ -22,7 +22,9 @@ def _one(broker_url: str, queue: str) -> tuple[pika.BasicProperties, dict[str, o
     return properties, json.loads(body)
 
 
-def test_sms_json_is_published_persistent_with_its_event(client: TestClient, broker_url: str) -> None:
+def test_sms_json_is_published_persistent_with_its_event(
+    client: TestClient, broker_url: str, validator: RunningValidator
+) -> None:
     response = client.post("/v1/sms", json={"mensaje": "Hola ñandú", "telefono": "+34 600 111 222"})
     assert response.status_code == 202, response.text
     answer = response.json()
@@ -43,6 +45,9 @@ def test_sms_json_is_published_persistent_with_its_event(client: TestClient, bro
     assert event["evento"] == "enviado" and event["id"] == answer["id"] and event["cola"] == "cola_sms"
     assert event["cuerpo"] == "Petición enviada por un sender"
     assert event_properties.delivery_mode == 2
+    # Who sent it, for the status endpoint and webhooks: the token's owner, not the token.
+    assert event["owner_ref"] == f"application:{validator.tokens.owner('application', 'sender-tests')}"
+    assert event["token_kind"] == "application" and str(event["token_prefix"]).startswith("app_")
 
 
 def test_sms_as_a_php_style_form(client: TestClient, broker_url: str) -> None:

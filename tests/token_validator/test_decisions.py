@@ -30,6 +30,7 @@ def test_each_kind_with_each_restriction(
     first = answers[0]
     assert first["code"] == "ok" and first["token_id"] == token_id and first["kind"] == kind
     assert first["owner"] == f"{kind}-owner" and first["prefix"] == token[:8] and first["usage_id"]
+    assert first["owner_ref"].startswith(f"{kind}:") and {a["owner_ref"] for a in answers} == {first["owner_ref"]}
     if restriction == "unlimited":
         assert answers[3]["allowed"] and first["limit"] is None and first["reset_at"] is None
         return
@@ -44,6 +45,27 @@ def test_each_kind_with_each_restriction(
         # 10 March 12:00 UTC → 1 April 00:00 Madrid (22:00 UTC on 31 March)
         assert refused["reset_in"] == int((datetime(2026, 3, 31, 22, tzinfo=UTC) - clock()).total_seconds())
     assert tokens.used(token_id) == 3
+
+
+def test_owner_ref_names_the_owner_not_the_token(api: TestClient, tokens: Tokens) -> None:
+    """Two tokens of one owner are told the same `owner_ref`, whichever path decides them (a
+    spend, a check without spending, a refusal); another owner of another kind with the same
+    name is told another."""
+    first, _ = tokens.make("application", "shared-name")
+    second, _ = tokens.make("application", "shared-name")
+    limited, _ = tokens.make("application", "shared-name", restriction="max_uses", limit=1)
+    group, _ = tokens.make("group", "shared-name")
+    spent = validate(api, first)
+    refs = {
+        spent["owner_ref"],
+        validate(api, second)["owner_ref"],
+        validate(api, first, cost=0)["owner_ref"],
+        validate(api, limited)["owner_ref"],
+        validate(api, limited)["owner_ref"],  # refused: usage_exhausted
+    }
+    assert refs == {f"application:{tokens.owner('application', 'shared-name')}"}
+    assert validate(api, group)["owner_ref"] == f"group:{tokens.owner('group', 'shared-name')}"
+    assert validate(api, "app_" + "x" * 43)["owner_ref"] is None
 
 
 def test_checks_run_in_order_and_an_early_refusal_spends_nothing(

@@ -90,6 +90,9 @@ class ValidateResponse(BaseModel):
     kind: str | None
     prefix: str | None
     owner: str | None
+    owner_ref: str | None = Field(
+        description="`<kind>:<id>` of the token's owner (`application:12`); the sender records it with each message."
+    )
     limit: int | None
     remaining: int | None
     reset_at: datetime | None
@@ -117,6 +120,7 @@ def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
         "kind": decision.kind,
         "prefix": decision.prefix,
         "owner": decision.owner,
+        "owner_ref": decision.owner_ref,
         "limit": limit.limit if limit else None,
         "remaining": limit.remaining if limit else None,
         "reset_at": reset_at.astimezone(zone).isoformat() if reset_at else None,

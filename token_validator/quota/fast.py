@@ -28,6 +28,7 @@ from token_validator.quota.sql import (
     DIGEST,
     INSERT_USAGE,
     NOW,
+    OWNER_ID,
     OWNER_NAME,
     PERIOD,
     SPENT,
@@ -82,7 +83,7 @@ def _spend_statement(amount: Any) -> Any:
 
 
 # SQLite: the spend, then INSERT_USAGE, in one BEGIN IMMEDIATE transaction.
-SPEND_RETURNING = _spend_statement(COST).returning(*SPENT, OWNER_NAME.label("owner"))
+SPEND_RETURNING = _spend_statement(COST).returning(*SPENT, OWNER_NAME.label("owner"), OWNER_ID.label("owner_id"))
 
 
 def _name_of(application_id: Any, group_id: Any, user_id: Any) -> Any:
@@ -103,7 +104,10 @@ def _spend_batch_in_one_statement() -> Any:
         ["id", "token_id", *USAGE_VALUES], select(usage_id, spent.c.id, *USAGE_VALUES.values())
     )
     owner = _name_of(spent.c.application_id, spent.c.group_id, spent.c.user_id)
-    return select(*(spent.c[c.key] for c in SPENT), owner.label("owner")).add_cte(logged.cte("logged"))
+    owner_id = func.coalesce(spent.c.application_id, spent.c.group_id, spent.c.user_id)
+    return select(*(spent.c[c.key] for c in SPENT), owner.label("owner"), owner_id.label("owner_id")).add_cte(
+        logged.cte("logged")
+    )
 
 
 SPEND_BATCH = _spend_batch_in_one_statement()
@@ -179,6 +183,7 @@ def _allowed(row: Row[Any], counter: CounterState, usage_id: str, moment: Moment
         kind=row.kind,
         prefix=row.prefix,
         owner=row.owner,
+        owner_id=row.owner_id,
         limit=binding_limit([counter], moment.period, moment.next_month),
         usage_id=usage_id,
         counters=counters_public([("token", row.id)], [counter], moment),

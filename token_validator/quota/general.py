@@ -28,6 +28,7 @@ from token_validator.quota.sql import (
     DIGEST,
     INSERT_USAGE,
     NOW,
+    OWNER_ID,
     OWNER_NAME,
     PERIOD,
     SPENT,
@@ -58,6 +59,7 @@ READ_TOKEN = select(
     Token.group_id,
     Token.user_id,
     OWNER_NAME.label("owner"),
+    OWNER_ID.label("owner_id"),
     OWNER_DISABLED.label("owner_disabled"),
 ).where(Token.digest == DIGEST)
 READ_TOKEN_PREPARED = prepare("cartero_read_token", READ_TOKEN)
@@ -122,7 +124,13 @@ def _decide(db: Database, hashed: str, check: Check, moment: Moment) -> Decision
     if token is None:
         return Decision(allowed=False, code="invalid_token")
     base = Decision(
-        allowed=False, code=early or OK, token_id=token.id, kind=token.kind, prefix=token.prefix, owner=token.owner
+        allowed=False,
+        code=early or OK,
+        token_id=token.id,
+        kind=token.kind,
+        prefix=token.prefix,
+        owner=token.owner,
+        owner_id=token.owner_id,
     )
     states = [state_of(token)] + [state_of(g) for g in groups]
     if early is not None:

@@ -43,6 +43,8 @@ OWNER_NAME = func.coalesce(
     correlated(select(Group.name).where(Group.id == Token.group_id)),
     correlated(select(User.name).where(User.id == Token.user_id)),
 )
+# Exactly one of the three is set (the `one_owner` constraint); the kind says which table it is of.
+OWNER_ID = func.coalesce(Token.application_id, Token.group_id, Token.user_id)
 USABLE = and_(Token.revoked_at.is_(None), or_(Token.expires_at.is_(None), Token.expires_at > NOW))
 SPENT = (Token.id, Token.kind, Token.prefix, Token.restriction, Token.quota, Token.used, Token.period)
 
