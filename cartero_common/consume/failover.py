@@ -110,13 +110,15 @@ class CircuitBreaker:
             self._probing = False
 
     def failed(self) -> bool:
-        """Record a transient failure; True when this one opened (or reopened) the circuit."""
+        """Record a transient failure; True when this one opened the circuit (from closed, or a
+        failed probe), not when it was open already (every circuit open: see `Failover`)."""
         with self._lock:
+            was_open = self.state is CircuitState.OPEN
             self.consecutive_failures += 1
             self._probing = False
             if self.opened_at is not None or self.consecutive_failures >= self.policy.failures:
-                self.opened_at = self.clock()
-                return True
+                self.opened_at = self.clock()  # a new cool-down from now
+                return not was_open
             return False
 
 

@@ -210,6 +210,15 @@ def test_one_provider_alone_is_always_tried_even_with_its_circuit_open() -> None
     assert metric("provider_attempts_total", service=service, provider="only", outcome="skipped_open") == 0
 
 
+def test_a_failure_while_open_restarts_the_cool_down_but_does_not_count_as_opening() -> None:
+    clock = FixedClock(START)
+    breaker = CircuitBreaker(POLICY, clock)
+    assert [breaker.failed() for _ in range(3)] == [False, False, True]
+    later(clock, 10)
+    assert breaker.failed() is False  # a call made although open (every circuit open)
+    assert breaker.reopens_at == clock() + timedelta(seconds=30)
+
+
 def test_a_provider_bug_propagates_and_leaves_no_probe_slot_taken() -> None:
     clock = FixedClock(START)
     calls: list[str] = []
