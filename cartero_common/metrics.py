@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from cartero_common.wire import Settled
 
@@ -67,3 +67,22 @@ class ConsumerMetrics:
             self._retries.inc()
         elif outcome in (Settled.FAILED, Settled.REJECTED):
             CONSUMER_DEAD_LETTERS.labels(self.queue, outcome).inc()
+
+
+# Provider failover (cartero_common.consume.failover). `provider` is one of the configured
+# providers (a gateway URL without credentials or query, an SMTP `host:port`): bounded by the list.
+PROVIDER_CIRCUIT_STATE = Gauge(
+    "provider_circuit_state",
+    "A provider's circuit breaker: 0 closed, 1 half-open (the next call is a probe), 2 open.",
+    ["service", "provider"],
+)
+PROVIDER_ATTEMPTS = Counter(
+    "provider_attempts_total",
+    "Calls to a provider by outcome: sent, transient, permanent, or skipped_open (circuit open, not called).",
+    ["service", "provider", "outcome"],
+)
+PROVIDER_FAILOVERS = Counter(
+    "provider_failovers_total",
+    "Messages a provider other than the first in the list took, the ones before it having failed or being open.",
+    ["service"],
+)

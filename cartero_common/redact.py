@@ -27,3 +27,12 @@ def redact_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """Every `scheme://user:password@` in `text` with the password masked."""
     return _USERINFO.sub(lambda found: f"{found['head']}{MASK}@", text)
+
+
+def public_url(url: str) -> str:
+    """Where `url` points, safe to print anywhere and to use as a metric label: scheme, host,
+    port and path; the user, password, query and fragment left out (a gateway's key often rides
+    in one of them)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import AliasChoices, Field, FilePath, field_validator
+from pydantic import AliasChoices, Field, FilePath, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
@@ -46,6 +46,10 @@ class ConsumerSettings(ServiceSettings):
     consumer_batch_size: int = Field(default=100, ge=1)
     # Fault injection for the crash tests: hold each ack this long. Never set it in production.
     consumer_pause_before_ack_seconds: float = Field(default=0.0, ge=0)
+    # Provider failover (cartero_common.consume.failover): a provider's circuit opens after this
+    # many transient failures in a row, and lets one probe through after the cool-down.
+    consumer_breaker_failures: int = Field(default=5, ge=1)
+    consumer_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     # `migrate` as the database's owner (PostgreSQL): the role the service runs as, granted row
     # access to the tables afterwards (cartero_common.pg_roles). Empty: no grants.
     database_runtime_role: str = ""
@@ -57,6 +61,30 @@ class ConsumerSettings(ServiceSettings):
 
         parse_delays(value)
         return value
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(settings: type[S], prog: str) -> S:
+    """`settings()` from the environment, or exit with one line per bad variable. The values are
+    left out of the message: a URL setting may carry a password."""
+    try:
+        return settings()
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(part) for part in error['loc']).upper() or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        ]
+        raise SystemExit(f"{prog}: invalid settings, not starting\n" + "\n".join(lines)) from None
+
+
+def comma_list(value: object) -> object:
+    """A `NoDecode` list setting's env value, `a, b,c`, as its items (blanks dropped); a list
+    given in code passes as it is."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
 
 
 def service_database_url(service: str) -> Any:

@@ -1,6 +1,7 @@
 """Email providers: SMTP (Mailpit in compose, any relay in production) and .eml files (the
-embedded default). `send` returns once delivered or raises `TransientFailure` /
-`PermanentFailure`; `batchable` as for SMS (`consumer_sms.providers`)."""
+embedded default). `send` returns once delivered, with the name of the provider that took it
+(for the `consumido` event), or raises `TransientFailure` / `PermanentFailure`; `batchable` as
+for SMS (`consumer_sms.providers`). Several SMTP servers: `FailoverSmtp` (docs/failover.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 from typing import Literal, Protocol
 
-from cartero_common.consume import PermanentFailure, TransientFailure
+from cartero_common.consume import Failover, PermanentFailure, TransientFailure
 
 log = logging.getLogger("consumer_email.provider")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -22,7 +23,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 class EmailProvider(Protocol):
     batchable: bool
 
-    def send(self, message_id: str, mail: MimeMessage) -> None: ...
+    def send(self, message_id: str, mail: MimeMessage) -> str | None: ...
 
 
 class FileProvider:
@@ -30,6 +31,7 @@ class FileProvider:
     never sees half a file; a resend overwrites the same file, hence batchable."""
 
     batchable = True
+    name = "file"
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -38,7 +40,7 @@ class FileProvider:
     def path_for(self, message_id: str) -> Path:
         return self.directory / f"{_UNSAFE.sub('_', message_id)}.eml"
 
-    def send(self, message_id: str, mail: MimeMessage) -> None:
+    def send(self, message_id: str, mail: MimeMessage) -> str:
         target = self.path_for(message_id)
         partial = target.with_suffix(".eml.partial")
         try:
@@ -47,6 +49,12 @@ class FileProvider:
         except OSError as exc:
             raise TransientFailure(f"cannot write {target}: {exc}") from None
         log.info("email written", extra={"id": message_id, "path": str(target)})
+        return self.name
+
+
+def server_name(host: str, port: int) -> str:
+    """`host:port` (`[v6]:port`): the metric label and the event's `proveedor`."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 Security = Literal["none", "starttls", "ssl"]
@@ -72,6 +80,7 @@ class SmtpProvider:
     ) -> None:
         self.host, self.port, self.security = host, port, security
         self.username, self.password, self.timeout = username, password, timeout
+        self.name = server_name(host, port)
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
@@ -94,7 +103,7 @@ class SmtpProvider:
         self._smtp = smtp
         return smtp
 
-    def send(self, message_id: str, mail: MimeMessage) -> None:
+    def send(self, message_id: str, mail: MimeMessage) -> str:
         try:
             refused = self._connect().send_message(mail)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -109,7 +118,8 @@ class SmtpProvider:
             raise TransientFailure(f"SMTP server unreachable or gone: {exc!r}") from None
         if refused:
             raise PermanentFailure(f"recipient refused: {refused}")
-        log.info("email sent", extra={"id": message_id, "smtp_host": self.host})
+        log.info("email sent", extra={"id": message_id, "smtp_server": self.name})
+        return self.name
 
     def _reset(self) -> None:
         # After a refusal the session may be half-way through a transaction; start clean.
@@ -126,6 +136,23 @@ class SmtpProvider:
             except (smtplib.SMTPException, OSError):
                 self._smtp.close()
             self._smtp = None
+
+
+class FailoverSmtp:
+    """The configured SMTP servers in order, each behind its circuit breaker: a transient
+    failure on one (refused connection, timeout, 4xx) tries the next within the same attempt."""
+
+    batchable = False
+
+    def __init__(self, failover: Failover[SmtpProvider]) -> None:
+        self.failover = failover
+
+    def send(self, message_id: str, mail: MimeMessage) -> str:
+        return self.failover.send(lambda server: server.send(message_id, mail))
+
+    def close(self) -> None:
+        for server in self.failover.providers:
+            server.close()
 
 
 def _text(error: bytes | str) -> str:

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import sys
 
-from cartero_common.clock import system_clock
-from cartero_common.consume import main, migrate_ledger, run_delivering
+from cartero_common.clock import Clock, system_clock
+from cartero_common.consume import Failover, breaker_policy, main, migrate_ledger, run_delivering
+from cartero_common.settings import load_settings
 from cartero_common.wire import QUEUE_SMS
 from consumer_sms.config import Settings
 from consumer_sms.handler import make_handler
-from consumer_sms.providers import HttpGateway, LogProvider, SmsProvider
+from consumer_sms.providers import FailoverGateways, HttpGateway, LogProvider, SmsProvider
+
+SERVICE = "consumer_sms"
 
 
-def build_provider(settings: Settings) -> SmsProvider:
+def build_provider(settings: Settings, *, clock: Clock = system_clock) -> SmsProvider:
     if settings.sms_provider == "http":
-        if not settings.sms_gateway_url:
-            raise SystemExit("SMS_PROVIDER=http needs SMS_GATEWAY_URL")
-        return HttpGateway(
-            settings.sms_gateway_url, timeout=settings.sms_gateway_timeout, token=settings.sms_gateway_token
+        if not settings.gateway_urls:
+            raise SystemExit("SMS_PROVIDER=http needs SMS_GATEWAY_URLS (or SMS_GATEWAY_URL)")
+        gateways = [
+            HttpGateway(url, timeout=settings.sms_gateway_timeout, token=settings.sms_gateway_token)
+            for url in settings.gateway_urls
+        ]
+        failover = Failover(
+            [(gateway.name, gateway) for gateway in gateways],
+            service=SERVICE,
+            policy=breaker_policy(settings),
+            clock=clock,
         )
+        return FailoverGateways(failover)
     return LogProvider()
 
 
@@ -26,7 +37,7 @@ def run(settings: Settings) -> None:
     provider = build_provider(settings)
     run_delivering(
         settings,
-        service="consumer_sms",
+        service=SERVICE,
         queue=QUEUE_SMS,
         database_url=settings.database_url,
         prefetch=settings.consumer_sms_prefetch,
@@ -39,9 +50,9 @@ def run(settings: Settings) -> None:
 
 
 def cli() -> int:
-    settings = Settings()
+    settings = load_settings(Settings, SERVICE)
     return main(
-        prog="consumer_sms",
+        prog=SERVICE,
         queue=QUEUE_SMS,
         settings=settings,
         run=lambda: run(settings),

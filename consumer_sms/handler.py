@@ -12,11 +12,11 @@ from consumer_sms.providers import SmsProvider
 def make_handler(
     provider: SmsProvider, *, ledger: Ledger, clock: Clock, max_body: int = DEFAULT_MAX_BODY
 ) -> BatchHandler:
-    def send(sms: SmsMessage) -> None:
+    def send(sms: SmsMessage) -> str | None:
         try:
             telefono = normalize_phone(sms.telefono)
         except ValueError as exc:
             raise PermanentFailure(f"invalid phone number: {exc}") from None
-        provider.send(sms if telefono == sms.telefono else sms.model_copy(update={"telefono": telefono}))
+        return provider.send(sms if telefono == sms.telefono else sms.model_copy(update={"telefono": telefono}))
 
     return sending_handler(model=SmsMessage, send=send, ledger=ledger, clock=clock, max_body=max_body)

@@ -10,9 +10,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from cartero_common.amqp.topology import RetryPolicy, parse_delays
 from cartero_common.consume.dlq import replay_dead_letters
+from cartero_common.consume.failover import BreakerPolicy
 from cartero_common.consume.ledger import Ledger, migrate_ledger
 from cartero_common.consume.loop import ConsumerLoop
 from cartero_common.consume.outcomes import BatchHandler
@@ -41,6 +43,13 @@ def default_prefetch(configured: int | None, *, batchable: bool) -> int:
 
 def retry_policy(settings: ConsumerSettings) -> RetryPolicy:
     return RetryPolicy(settings.consumer_max_attempts, parse_delays(settings.consumer_retry_delays))
+
+
+def breaker_policy(settings: ConsumerSettings) -> BreakerPolicy:
+    return BreakerPolicy(
+        failures=settings.consumer_breaker_failures,
+        cooldown=timedelta(seconds=settings.consumer_breaker_cooldown_seconds),
+    )
 
 
 def connection_name(service: str) -> str:

@@ -5,7 +5,7 @@ Order, and the window it leaves:
 1. read the message (unreadable → `Unreadable`, dead-lettered at once);
 2. look its id up in the ledger: already delivered → `Done(duplicate=True)`, nothing is sent;
 3. send through the provider;
-4. record the id in the ledger (committed);
+4. record the id, and the provider that took it, in the ledger (committed);
 5. the loop publishes the `consumido` event, waits for the broker's confirm, then acks.
 
 A crash after 4 only causes a redelivery that step 2 absorbs. A crash between 3 and 4 — after
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cartero_common.clock import Clock
-from cartero_common.consume.ledger import Ledger
+from cartero_common.consume.ledger import Ledger, Processed
 from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure, Unreadable
 from cartero_common.json_input import NotJson, parse_json
 
@@ -57,12 +57,13 @@ def read_message(delivery: Delivery, model: type[M], *, max_body: int = DEFAULT_
 def sending_handler(
     *,
     model: type[M],
-    send: Callable[[M], None],
+    send: Callable[[M], str | None],
     ledger: Ledger,
     clock: Clock,
     max_body: int = DEFAULT_MAX_BODY,
 ) -> BatchHandler:
-    """A batch handler over `send(message)`, which returns when delivered or raises a `Failure`."""
+    """A batch handler over `send(message)`, which returns when delivered (the name of the
+    provider that took it, or None) or raises a `Failure`."""
 
     def handle(batch: Sequence[Delivery]) -> list[Outcome]:
         read: list[tuple[dict[str, Any], M] | Failure] = []
@@ -71,9 +72,9 @@ def sending_handler(
                 read.append(read_message(delivery, model, max_body=max_body))
             except Failure as failure:
                 read.append(failure)
-        done = ledger.processed(item[1].id for item in read if isinstance(item, tuple))  # type: ignore[attr-defined]
+        done = ledger.lookup(item[1].id for item in read if isinstance(item, tuple))  # type: ignore[attr-defined]
         outcomes: list[Outcome] = []
-        recorded: list[tuple[str, datetime]] = []
+        recorded: list[tuple[str, datetime, str | None]] = []
         for item in read:
             if isinstance(item, Failure):
                 outcomes.append(item)
@@ -81,10 +82,11 @@ def sending_handler(
             payload, message = item
             message_id: str = message.id  # type: ignore[attr-defined]
             if message_id in done:
-                outcomes.append(Done(payload, consumed_at=done[message_id], duplicate=True))
+                first = done[message_id]
+                outcomes.append(Done(payload, consumed_at=first.at, duplicate=True, provider=first.provider))
                 continue
             try:
-                send(message)
+                provider = send(message)
             except Failure as failure:
                 outcomes.append(failure.about(payload))
                 continue
@@ -93,9 +95,9 @@ def sending_handler(
                 outcomes.append(TransientFailure(f"unexpected provider error: {exc!r}", message=payload))
                 continue
             now = clock()
-            done[message_id] = now
-            recorded.append((message_id, now))
-            outcomes.append(Done(payload, consumed_at=now))
+            done[message_id] = Processed(now, provider)
+            recorded.append((message_id, now, provider))
+            outcomes.append(Done(payload, consumed_at=now, provider=provider))
         ledger.record(recorded)
         return outcomes
 

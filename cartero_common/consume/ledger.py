@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import DateTime, Engine, String, bindparam, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -31,6 +32,14 @@ class ProcessedMessage(LedgerBase):
     queue: Mapped[str] = mapped_column(String(200), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Which provider took it (a gateway URL without credentials, an SMTP host:port), so that a
+    # redelivery's `consumido` names the same one. None: recorded before providers were named.
+    provider: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Processed(NamedTuple):
+    at: datetime
+    provider: str | None = None
 
 
 def migrate_ledger(url: str, runtime_role: str = "") -> None:
@@ -45,7 +54,9 @@ class Ledger:
     def __init__(self, engine: Engine, queue: str) -> None:
         self.engine = engine
         self.queue = queue
-        self._lookup = select(ProcessedMessage.message_id, ProcessedMessage.processed_at).where(
+        self._lookup = select(
+            ProcessedMessage.message_id, ProcessedMessage.processed_at, ProcessedMessage.provider
+        ).where(
             ProcessedMessage.queue == queue,
             ProcessedMessage.message_id.in_(bindparam("ids", expanding=True)),
         )
@@ -55,14 +66,29 @@ class Ledger:
 
     def processed(self, message_ids: Iterable[str]) -> dict[str, datetime]:
         """Which of `message_ids` were delivered already, and when (UTC)."""
+        return {message_id: found.at for message_id, found in self.lookup(message_ids).items()}
+
+    def lookup(self, message_ids: Iterable[str]) -> dict[str, Processed]:
+        """Which of `message_ids` were delivered already: when (UTC), and by which provider."""
         ids = list(dict.fromkeys(message_ids))
         if not ids:
             return {}
         with self.engine.connect() as connection:
-            return {message_id: _utc(at) for message_id, at in connection.execute(self._lookup, {"ids": ids})}
+            rows = connection.execute(self._lookup, {"ids": ids})
+            return {message_id: Processed(_utc(at), provider) for message_id, at, provider in rows}
 
-    def record(self, done: Iterable[tuple[str, datetime]]) -> None:
-        rows = [{"queue": self.queue, "message_id": mid, "processed_at": at.astimezone(UTC)} for mid, at in done]
+    def record(self, done: Iterable[tuple[str, datetime] | tuple[str, datetime, str | None]]) -> None:
+        """(id, when) or (id, when, provider) for each message delivered; an id already recorded
+        keeps its first row."""
+        rows = [
+            {
+                "queue": self.queue,
+                "message_id": item[0],
+                "processed_at": item[1].astimezone(UTC),
+                "provider": item[2] if len(item) > 2 else None,
+            }
+            for item in done
+        ]
         if not rows:
             return
         with self.engine.begin() as connection:

@@ -48,12 +48,14 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Done:
-    """The work is done. `message` (the message as read) and `consumed_at` feed the `consumido`
-    event; `duplicate` marks a redelivery of work finished before, reported with its first time."""
+    """The work is done. `message` (the message as read), `consumed_at` and `provider` (the one
+    that took it, when the consumer has providers) feed the `consumido` event; `duplicate` marks a
+    redelivery of work finished before, reported with its first time and provider."""
 
     message: Mapping[str, Any] | None = None
     consumed_at: datetime | None = None
     duplicate: bool = False
+    provider: str | None = None
 
 
 class Failure(Exception):

@@ -56,10 +56,11 @@ def settle(
         consumed_at = outcome.consumed_at or now
         events = []
         if report_to and outcome.message is not None:
-            # A duplicate reports its first consumption time, so the event is byte for byte the
-            # one published the first time and the message log keeps one of them.
+            # A duplicate reports its first consumption time and provider, so the event is byte
+            # for byte the one published the first time and the message log keeps one of them.
             first = _fecha(int(consumed_at.timestamp()), timezone)
-            event = consumed_event(dict(outcome.message), queue=delivery.queue, fecha_consumo=first)
+            extra = {"proveedor": outcome.provider} if outcome.provider else None
+            event = consumed_event(dict(outcome.message), queue=delivery.queue, fecha_consumo=first, extra=extra)
             events.append(_event(report_to, event, delivery, now))
         return Settlement(Settled.DUPLICATE if outcome.duplicate else Settled.CONSUMED, tuple(events))
 

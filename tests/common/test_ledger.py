@@ -19,3 +19,14 @@ def test_records_ids_per_queue_and_ignores_a_second_record(database_url: str) ->
     assert sms.processed(["a"])["a"] == at.astimezone(UTC)
     assert email.processed(["a", "b"]) == {}  # ids are per queue
     assert sms.processed([]) == {}
+
+
+def test_keeps_the_provider_that_took_each_message(database_url: str) -> None:
+    sms: Ledger = ledger_for(database_url, "cola_sms")
+    at = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+    sms.record([("named", at, "http://gateway-b:8080/send"), ("unnamed", at)])  # b: a provider without a name
+    sms.record([("named", at + timedelta(hours=1), "http://gateway-a:8080/send")])  # the first row stays
+    found = sms.lookup(["named", "unnamed", "never"])
+    assert found == {"named": (at, "http://gateway-b:8080/send"), "unnamed": (at, None)}
+    assert found["named"].provider == "http://gateway-b:8080/send" and found["named"].at == at
+    assert sms.processed(["named"]) == {"named": at}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from cartero_common.redact import redact_text, redact_url
+from cartero_common.redact import public_url, redact_text, redact_url
 from tests.support import ROOT
 
 
@@ -39,3 +39,9 @@ def test_the_command_reads_the_url_from_stdin() -> None:
         check=True,
     )
     assert result.stdout == "amqp://cartero:***@rabbitmq:5672/\n"
+
+
+def test_public_url_keeps_where_it_points_and_drops_every_credential() -> None:
+    assert public_url("https://user:s3cret@sms.example:8443/v1/send?key=abc#x") == "https://sms.example:8443/v1/send"
+    assert public_url("http://127.0.0.1:9000/send") == "http://127.0.0.1:9000/send"
+    assert public_url("http://token@[::1]:80/") == "http://[::1]:80/"

@@ -112,3 +112,21 @@ def test_unreadable_is_rejected_without_its_body() -> None:
 
 def test_no_events_when_there_is_nowhere_to_report() -> None:
     assert settle(delivery(), Done(MESSAGE), policy=POLICY, report_to=None, now=NOW, timezone="UTC").publishes == ()
+
+
+def test_consumido_names_the_provider_and_a_duplicate_repeats_it_byte_for_byte() -> None:
+    taken = Done(MESSAGE, NOW, provider="http://gateway-b/send")
+    first = settle(delivery(), taken, policy=POLICY, report_to="logs", now=NOW, timezone="UTC")
+    later = datetime(2026, 1, 15, 13, 0, tzinfo=UTC)
+    again = settle(
+        delivery(),
+        Done(MESSAGE, NOW, duplicate=True, provider="http://gateway-b/send"),
+        policy=POLICY,
+        report_to="logs",
+        now=later,
+        timezone="UTC",
+    )
+    assert json.loads(first.publishes[0].body)["proveedor"] == "http://gateway-b/send"
+    assert first.publishes[0].body == again.publishes[0].body
+    unnamed = settle(delivery(), Done(MESSAGE, NOW), policy=POLICY, report_to="logs", now=NOW, timezone="UTC")
+    assert "proveedor" not in json.loads(unnamed.publishes[0].body)
