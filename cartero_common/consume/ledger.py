@@ -64,10 +64,6 @@ class Ledger:
             engine.dialect.name, ProcessedMessage, unique=["queue", "message_id"]
         )
 
-    def processed(self, message_ids: Iterable[str]) -> dict[str, datetime]:
-        """Which of `message_ids` were delivered already, and when (UTC)."""
-        return {message_id: found.at for message_id, found in self.lookup(message_ids).items()}
-
     def lookup(self, message_ids: Iterable[str]) -> dict[str, Processed]:
         """Which of `message_ids` were delivered already: when (UTC), and by which provider."""
         ids = list(dict.fromkeys(message_ids))
@@ -77,17 +73,12 @@ class Ledger:
             rows = connection.execute(self._lookup, {"ids": ids})
             return {message_id: Processed(_utc(at), provider) for message_id, at, provider in rows}
 
-    def record(self, done: Iterable[tuple[str, datetime] | tuple[str, datetime, str | None]]) -> None:
-        """(id, when) or (id, when, provider) for each message delivered; an id already recorded
-        keeps its first row."""
+    def record(self, done: Iterable[tuple[str, datetime, str | None]]) -> None:
+        """(id, when, provider or None) for each message delivered; an id already recorded keeps
+        its first row."""
         rows = [
-            {
-                "queue": self.queue,
-                "message_id": item[0],
-                "processed_at": item[1].astimezone(UTC),
-                "provider": item[2] if len(item) > 2 else None,
-            }
-            for item in done
+            {"queue": self.queue, "message_id": mid, "processed_at": at.astimezone(UTC), "provider": provider}
+            for mid, at, provider in done
         ]
         if not rows:
             return

@@ -18,7 +18,7 @@ from cartero_common.settings import load_settings
 from consumer_email.__main__ import build_provider
 from consumer_email.config import Settings
 from consumer_email.handler import make_handler
-from tests.consumer_email.test_consume import SENDER, ScriptedSmtp
+from tests.consumer_email.conftest import SENDER, ScriptedSmtp
 from tests.consumers import FAST_DELAYS, events, ledger_for, publish, running
 from tests.consumers import email as email_message
 from tests.support import free_port, isolated_vhost, queue_depth, wait_until
@@ -28,17 +28,6 @@ from tests.support import free_port, isolated_vhost, queue_depth, wait_until
 def url() -> Iterator[str]:
     with isolated_vhost("cartero-email-failover") as found:
         yield found
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[ScriptedSmtp, Controller]]:
-    handler = ScriptedSmtp()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield handler, controller
-    finally:
-        controller.stop()
 
 
 def loop_for(url: str, tmp_path: Path, settings: Settings) -> ConsumerLoop:

@@ -400,8 +400,8 @@ def test_the_consumers_work_on_their_runtime_roles(deployment: Deployment) -> No
     try:
         ledger = Ledger(engine, "cola_sms")
         at = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-        ledger.record([("roles-1", at)])
-        assert ledger.processed(["roles-1", "roles-2"]) == {"roles-1": at}
+        ledger.record([("roles-1", at, "log")])
+        assert ledger.lookup(["roles-1", "roles-2"]) == {"roles-1": (at, "log")}
     finally:
         engine.dispose()
     engine = make_engine(deployment.runtime_url("consumer_logs"))

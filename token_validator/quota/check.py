@@ -40,11 +40,7 @@ class Decision:
     def owner_ref(self) -> str | None:
         """`<kind>:<id>` of the token's owner (`application:12`): what the message log records of
         who sent a message, stable across a rename, unlike `owner` (its name)."""
-        return owner_ref(self.kind, self.owner_id)
-
-
-def owner_ref(kind: str | None, owner_id: int | None) -> str | None:
-    return f"{kind}:{owner_id}" if kind is not None and owner_id is not None else None
+        return f"{self.kind}:{self.owner_id}" if self.kind is not None and self.owner_id is not None else None
 
 
 def counters_public(scopes: list[tuple[str, int]], states: list[CounterState], moment: Moment) -> list[dict[str, Any]]:
