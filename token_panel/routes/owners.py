@@ -91,8 +91,17 @@ async def _detail(
         members = await api.call(
             "GET", f"/groups/{owner_id}/members", actor=admin.name, params={"page": members_page, "per_page": 50}
         )
+    hooks = await api.call("GET", "/webhooks", actor=admin.name, params={"owner_type": kind, "owner_id": owner_id})
     status = context.pop("status", 200)
-    page = {"kind": kind, "plural": PLURAL[kind], "owner": owner, "tokens": owned, "members": members, "typed": {}}
+    page = {
+        "kind": kind,
+        "plural": PLURAL[kind],
+        "owner": owner,
+        "tokens": owned,
+        "members": members,
+        "webhooks": hooks["items"],
+        "typed": {},
+    }
     return render(request, "owner.html", {**page, **context}, status=status)
 
 
