@@ -177,6 +177,8 @@ def test_delete_and_deleting_the_owner_deletes_its_endpoints(hooks_api: TestClie
 
     _ok(hooks_api.delete(f"{A}/users/{user_id}", headers=ADMIN), 204)
     _problem(hooks_api.get(f"{A}/webhooks/{second['id']}", headers=ADMIN), 404, "not_found")
+    trail = _ok(hooks_api.get(f"{A}/audit", params={"action": "user.delete"}, headers=ADMIN))["items"]
+    assert trail[0]["details"] == {"name": "Borrada", "tokens_deleted": 0, "webhooks_deleted": 1}
     assert _ok(hooks_api.get(f"{A}/webhooks", headers=ADMIN))["items"] == []
 
 

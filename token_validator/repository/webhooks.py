@@ -86,5 +86,10 @@ def enabled_of(session: Session, owner_type: str, owner_id: int) -> list[Webhook
     return list(session.execute(query.order_by(WebhookEndpoint.id)).scalars())
 
 
+def count_of(session: Session, owner_type: str, owner_id: int) -> int:
+    column = getattr(WebhookEndpoint, OWNER_COLUMN[owner_type])
+    return int(session.execute(select(func.count(WebhookEndpoint.id)).where(column == owner_id)).scalar_one())
+
+
 def remove(session: Session, endpoint_id: int) -> bool:
     return bool(affected(session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id))))
