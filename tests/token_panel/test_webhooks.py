@@ -147,6 +147,18 @@ def test_new_secret_and_delete_each_ask_first(admin: TestClient, validator: Runn
     ]
 
 
+def test_deleting_the_owner_says_its_webhooks_go_too(admin: TestClient, validator: RunningValidator) -> None:
+    _, app_id = _application(admin)
+    _, webhook_id, _ = _add(admin, app_id)
+    confirm = admin.get(f"/applications/{app_id}/delete")
+    assert "Its 1 webhook(s) are deleted with it" in confirm.text
+    deleted = admin.post(f"/applications/{app_id}/delete", data={"csrf": csrf_of(confirm.text)})
+    assert deleted.status_code == 303
+    assert admin.get(f"/webhooks/{webhook_id}").status_code == 404
+    _, bare_id = _application(admin)
+    assert "webhook(s) are deleted" not in admin.get(f"/applications/{bare_id}/delete").text
+
+
 def test_forms_without_csrf_or_session_change_nothing(
     admin: TestClient, anonymous: TestClient, validator: RunningValidator
 ) -> None:

@@ -132,7 +132,9 @@ async def _set_status(request: Request, admin: Admin, api: AdminApi, kind: str, 
 async def _confirm_delete(request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int) -> Response:
     plural = PLURAL[kind]
     owner = await api.call("GET", f"/{plural}/{owner_id}", actor=admin.name)
-    return render(request, "owner_delete.html", {"kind": kind, "plural": plural, "owner": owner})
+    hooks = await api.call("GET", "/webhooks", actor=admin.name, params={"owner_type": kind, "owner_id": owner_id})
+    context = {"kind": kind, "plural": plural, "owner": owner, "webhooks": hooks["items"]}
+    return render(request, "owner_delete.html", context)
 
 
 async def _delete(request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int, form: Any) -> Response:
