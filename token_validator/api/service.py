@@ -20,10 +20,10 @@ from sqlalchemy import text
 from cartero_common.http import Problem, field_errors
 from cartero_common.metrics import LATENCY_BUCKETS
 from token_validator import idempotency, reconcile, usage
-from token_validator.identify import identify
 from token_validator.db import Database
 from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, check_service_key, moment_of
 from token_validator.idempotency import IdempotencyRequest
+from token_validator.identify import identify
 from token_validator.moment import Moment
 from token_validator.quota import Check, Decision, decide
 from token_validator.schemas import Strict
