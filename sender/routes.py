@@ -159,6 +159,7 @@ _STATUS_PROBLEMS: dict[int | str, dict[str, Any]] = {
         403: "The token's owner is disabled (`subject_disabled`).",
         404: "`message_not_found`: no message with this id was sent by a token of this token's owner (an unknown"
         " id and another owner's are answered alike).",
+        422: "The id is longer than 200 characters (`invalid_request`).",
         503: "`status_unavailable` (the message log) or `validator_unavailable`: try again after `Retry-After`.",
     }.items()
 }
