@@ -180,7 +180,13 @@ def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
     assert {"consumer_logs.db", "token_validator.db", "secrets.env", "log"} <= {p.name for p in suite.var.iterdir()}
     printed = (suite.var / "run.out").read_text(errors="replace")
     secrets = suite.secrets()
-    keys = {"VALIDATOR_SERVICE_KEY", "VALIDATOR_ADMIN_KEY", "PANEL_SECRET_KEY", "CONSUMER_LOGS_READ_KEY"}
+    keys = {
+        "VALIDATOR_SERVICE_KEY",
+        "VALIDATOR_ADMIN_KEY",
+        "PANEL_SECRET_KEY",
+        "CONSUMER_LOGS_READ_KEY",
+        "CONSUMER_LOGS_STATUS_KEY",
+    }
     # Besides the keys, each RabbitMQ role's user name and password (local/rabbitmq_roles.py).
     role_passwords = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_PASSWORD")}
     role_users = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_USER")}
