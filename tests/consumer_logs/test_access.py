@@ -144,7 +144,9 @@ def test_every_read_needs_the_read_key(without_content: tuple[str, ServedLog]) -
     # one message's status needs the status key instead, and only it (test_message_status).
     spec = httpx.get(f"{served.url}/openapi.json", timeout=5).json()
     for path, operations in spec["paths"].items():
-        needed = [{"StatusKey": []}] if path == "/v1/status/{message_id}" else [{"ReadKey": []}]
+        needed: list[dict[str, list[str]]] = (
+            [{"StatusKey": []}] if path == "/v1/status/{message_id}" else [{"ReadKey": []}]
+        )
         for operation in operations.values():
             assert operation.get("security") == needed, path
     assert "/v1/status/{message_id}" in spec["paths"]
