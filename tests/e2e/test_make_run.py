@@ -50,6 +50,27 @@ def test_sms_json_travels_to_the_message_log(suite: Suite) -> None:
     assert events[1]["fecha_consumo"]
 
 
+def test_the_sender_shows_its_owner_the_message_status(suite: Suite) -> None:
+    """make run wires the sender to the message log with the status key it generated."""
+    response = httpx.post(
+        f"{suite.sender}/v1/sms", json={"mensaje": "hola", "telefono": "+34600111222"}, headers=suite.auth, timeout=5
+    )
+    assert response.status_code == 202, response.text
+    message_id = response.json()["id"]
+    url = f"{suite.sender}/v1/messages/{message_id}"
+    sent = wait_until(
+        lambda: (
+            (r := httpx.get(url, headers=suite.auth, timeout=5)).status_code == 200
+            and r.json()["status"] == "sent"
+            and r.json()
+        ),
+        timeout=10,
+        what="status sent",
+    )
+    assert [entry["status"] for entry in sent["timeline"]] == ["queued", "sent"]
+    assert httpx.get(url, timeout=5).status_code == 401
+
+
 def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
     auth = suite.auth
     form = httpx.post(
