@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 
-from bench import broker, consumer_drain
+from bench import broker, consumer_drain, status_log
 from bench.load import LoadResult, Request, run_closed, run_paced
 from bench.report import machine, ratios, readme, table, versions
 from bench.services import Suite, create_token, running_suite
 from cartero_common.wire import QUEUE_LOGS, QUEUE_SMS
+from tests.support import isolated_vhost
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -35,6 +36,8 @@ class Plan:
         self.drain_messages = 300 if quick else 10_000
         self.get_loop_messages = 200 if quick else 3_000
         self.race_requests, self.race_limit = (40, 10) if quick else (200, 50)
+        self.status_events = 4_000 if quick else 1_000_000
+        self.status_connections = 2 if quick else 4
 
 
 def progress(text: str) -> None:
@@ -137,7 +140,27 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             progress(f"rep {rep}/{plan.reps}: basic_get loop, {plan.get_loop_messages} messages")
             record("seed_get_loop_msgs", consumer_drain.get_loop_rate(suite.amqp_url, plan.get_loop_messages, workdir))
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+
+            progress(f"rep {rep}/{plan.reps}: message status, {plan.status_events:,} events in the log")
+            record("status_p99_ms", status_p99(suite, token, plan, workdir))
     return {"figures": {name: median(values) for name, values in figures.items()}, "repetitions": figures}
+
+
+def status_p99(suite: Suite, token: str, plan: Plan, workdir: Path) -> float:
+    """p99 of `GET /v1/messages/{id}` (random ids of the token's owner) through the sender, the
+    validator's identify and consumer_logs over a log of `plan.status_events` events."""
+    owner_ref = status_log.owner_of(suite.validator_url, suite.service_key, token)
+    path = status_log.message_log(plan.status_events, owner_ref)
+    messages = plan.status_events // status_log.EVENTS_PER_MESSAGE
+    # A vhost of its own: the other phases' events must not land in the cached log.
+    with (
+        isolated_vhost("cartero-bench-log") as amqp_url,
+        status_log.serving(path, dict(suite.env, AMQP_URL=amqp_url), suite.logs_port, workdir / "consumer_logs.log"),
+    ):
+        make = status_log.status_request(suite.sender_port, token, messages)
+        found = closed(make, suite.sender_port, plan, connections=plan.status_connections)
+    check_ok("message status", found)
+    return found.percentile_ms(99)
 
 
 def race(suite: Suite, validator_port: int, plan: Plan) -> float:
@@ -198,6 +221,8 @@ def main() -> int:
             "drain_messages": plan.drain_messages,
             "get_loop_messages": plan.get_loop_messages,
             "race": [plan.race_requests, plan.race_limit],
+            "status_events": plan.status_events,
+            "status_connections": plan.status_connections,
             "validator_database": "postgresql",
             "figure": "median of repetitions",
         },

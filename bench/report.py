@@ -19,6 +19,7 @@ TARGETS = {
     "validator_rps": (">=", 2000.0),
     "overspend": ("==", 0.0),
     "drain_vs_get_loop": (">=", 5.0),
+    "status_p99_ms": ("<=", 20.0),
 }
 
 

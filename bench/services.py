@@ -27,6 +27,7 @@ class Suite:
     seed_port: int
     service_key: str
     env: dict[str, str]
+    logs_port: int  # where the status phase serves its message log (`bench.status_log`)
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -63,7 +64,7 @@ def running_suite(workdir: Path, *, sender_workers: int, validator_workers: int)
         amqp_url = stack.enter_context(isolated_vhost("cartero-bench"))
         database_url = stack.enter_context(isolated_database("cartero_bench"))
         service_key, admin_key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        validator_port, sender_port, seed_port = free_port(), free_port(), free_port()
+        validator_port, sender_port, seed_port, logs_port = free_port(), free_port(), free_port(), free_port()
         env = dict(
             os.environ,
             AMQP_URL=amqp_url,
@@ -77,6 +78,9 @@ def running_suite(workdir: Path, *, sender_workers: int, validator_workers: int)
             SENDER_HOST="127.0.0.1",
             SENDER_PORT=str(sender_port),
             SENDER_WORKERS=str(sender_workers),
+            CONSUMER_LOGS_URL=f"http://127.0.0.1:{logs_port}",
+            CONSUMER_LOGS_STATUS_KEY=secrets.token_urlsafe(32),
+            CONSUMER_LOGS_READ_KEY=secrets.token_urlsafe(32),
             # The services' default: the sender writes its `queued` line per request, as deployed.
             LOG_LEVEL="INFO",
         )
@@ -110,4 +114,4 @@ def running_suite(workdir: Path, *, sender_workers: int, validator_workers: int)
         wait_http(f"http://127.0.0.1:{sender_port}/healthz", timeout=60)
         wait_http(f"http://127.0.0.1:{seed_port}/docs", timeout=60)
         httpx.get(f"http://127.0.0.1:{sender_port}/readyz", timeout=10)
-        yield Suite(amqp_url, env["VALIDATOR_URL"], sender_port, seed_port, service_key, env)
+        yield Suite(amqp_url, env["VALIDATOR_URL"], sender_port, seed_port, service_key, env, logs_port)

@@ -228,10 +228,19 @@ def consumed_event(
 
 
 def retry_event(
-    message: dict[str, Any], *, queue: str, fecha_consumo: str, intento: int, motivo: str, espera_s: float
+    message: dict[str, Any],
+    *,
+    queue: str,
+    fecha_consumo: str,
+    intento: int,
+    motivo: str,
+    espera_s: float,
+    proximo_intento: str,
 ) -> dict[str, Any]:
-    """`reintento`: attempt `intento` failed for a reason that may pass; the next in `espera_s`."""
-    extra = {"intento": intento, "motivo": motivo, "espera_s": espera_s}
+    """`reintento`: attempt `intento` failed for a reason that may pass; the next in `espera_s`,
+    at `proximo_intento` (ISO 8601 with its offset: what a caller asking for the message's status
+    is told, unambiguous where `fecha_consumo`'s wall time, to the second, is not)."""
+    extra = {"intento": intento, "motivo": motivo, "espera_s": espera_s, "proximo_intento": proximo_intento}
     return consumed_event(message, queue=queue, fecha_consumo=fecha_consumo, evento=Evento.RETRYING, extra=extra)
 
 

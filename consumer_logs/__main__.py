@@ -58,7 +58,14 @@ def serve(settings: Settings) -> None:
     )
     consumer = threading.Thread(target=loop.run, name="consume-logs", daemon=True)
     consumer.start()
-    app = create_app(sessions, read_key=settings.consumer_logs_read_key, consuming=loop.connected.is_set)
+    if not settings.consumer_logs_status_key:
+        log.warning("CONSUMER_LOGS_STATUS_KEY is not set: GET /v1/status/{id} refuses every request")
+    app = create_app(
+        sessions,
+        read_key=settings.consumer_logs_read_key,
+        status_key=settings.consumer_logs_status_key,
+        consuming=loop.connected.is_set,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=settings.consumer_logs_host, port=settings.consumer_logs_port, log_config=None, access_log=False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,7 +14,8 @@ from sqlalchemy.orm import sessionmaker
 
 from cartero_common.credentials import bearer, credential_matches
 from cartero_common.http import Problem, install_problem_handlers
-from consumer_logs.repository import EventFilter, find_events, public_event
+from consumer_logs.repository import EventFilter, events_of, find_events, public_event
+from consumer_logs.status import message_status, owned_by
 
 # Declared for the OpenAPI document (auto_error off); `require_read_key` does the check.
 _READ_SCHEME = HTTPBearer(auto_error=False, scheme_name="ReadKey", description="CONSUMER_LOGS_READ_KEY")
@@ -27,6 +28,22 @@ async def require_read_key(request: Request, _: Annotated[Any, Depends(_READ_SCH
             401,
             "unauthorized",
             "Reading the message log needs CONSUMER_LOGS_READ_KEY as a bearer token.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+_STATUS_SCHEME = HTTPBearer(auto_error=False, scheme_name="StatusKey", description="CONSUMER_LOGS_STATUS_KEY")
+
+
+async def require_status_key(request: Request, _: Annotated[Any, Depends(_STATUS_SCHEME)] = None) -> None:
+    """Only the status key: the read key's holders read events, not this. An unset key matches
+    nothing."""
+    key: str = request.app.state.status_key
+    if not key or not credential_matches(bearer(request.headers), key):
+        raise Problem(
+            401,
+            "unauthorized",
+            "Reading a message's status needs CONSUMER_LOGS_STATUS_KEY as a bearer token.",
             headers={"WWW-Authenticate": "Bearer"},
         )
 
@@ -60,6 +77,29 @@ def list_events(
         return [public_event(event, mask_addresses=id is None) for event in found]
 
 
+statuses = APIRouter(dependencies=[Depends(require_status_key)])
+
+
+@statuses.get(
+    "/v1/status/{message_id}",
+    summary="One message's status and timeline, for the owner that sent it",
+    description="404 `message_not_found` unless an `enviado` event of this id names `owner_ref`: an"
+    " unknown id and another owner's are answered alike.",
+    responses={404: {"description": "`message_not_found`", "content": {"application/problem+json": {}}}},
+)
+def read_status(
+    request: Request,
+    message_id: Annotated[str, Path(min_length=1, max_length=200)],
+    owner_ref: Annotated[str, Query(min_length=1, max_length=100, description="`<kind>:<id>` of the asking owner")],
+) -> dict[str, Any]:
+    sessions: sessionmaker[Any] = request.app.state.sessions
+    with sessions() as session:
+        found = events_of(session, message_id)
+        if not owned_by(found, owner_ref):
+            raise Problem(404, "message_not_found", "No message with this id was sent by this owner.")
+        return message_status(message_id, found)
+
+
 @router.get("/healthz", include_in_schema=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -84,12 +124,16 @@ def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(sessions: sessionmaker[Any], *, read_key: str, consuming: Any = lambda: True) -> FastAPI:
+def create_app(
+    sessions: sessionmaker[Any], *, read_key: str, status_key: str = "", consuming: Any = lambda: True
+) -> FastAPI:
     app = FastAPI(title="Cartero message log", version="0.1.0")
     app.state.sessions = sessions
     app.state.consuming = consuming
     app.state.read_key = read_key
+    app.state.status_key = status_key
     install_problem_handlers(app)
     app.include_router(reads)
+    app.include_router(statuses)
     app.include_router(router)
     return app

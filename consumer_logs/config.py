@@ -13,6 +13,9 @@ class Settings(ConsumerSettings):
     # Every read of the message log presents it as a bearer token (the panel, the validator's
     # reconciliation, operators' scripts); `serve` refuses to start without one of 16+ characters.
     consumer_logs_read_key: str = ""
+    # What the sender presents to `GET /v1/status/{id}`, and all it opens: one message's status,
+    # for the owner its `enviado` event names. Unset, that route refuses every request.
+    consumer_logs_status_key: str = ""
     # Whether an event keeps what the message said (the SMS text, the email's subject and body,
     # an unreadable body's text). Off, it never reaches the database: who it went to, when, and
     # what became of it are kept, not what it said.

@@ -85,6 +85,16 @@ def find_events(session: Session, where: EventFilter) -> list[Event]:
     return list(session.scalars(query))
 
 
+MAX_EVENTS_OF_ONE = 200
+
+
+def events_of(session: Session, message_id: str) -> list[Event]:
+    """One message's events, oldest first: one query on `ix_events_message_id`. Bounded: a message
+    retried past any sane count still answers in one small read."""
+    query = select(Event).where(Event.message_id == message_id).order_by(Event.seq).limit(MAX_EVENTS_OF_ONE)
+    return list(session.scalars(query))
+
+
 def public_event(event: Event, *, mask_addresses: bool) -> dict[str, Any]:
     """The event as served: its own fields, plus where and when it was stored; with
     `mask_addresses` (a list, not a lookup by id) its phone numbers and addresses masked."""

@@ -48,14 +48,15 @@ mkdir -p "$CARTERO_VAR/log"
 # A var/ from an older run, made under a looser umask, is closed up too.
 chmod -R go-rwx "$CARTERO_VAR"
 
-# The validator's three credentials, the panel's cookie-signing key and the message log's read key:
-# generated on the first start unless given, kept (mode 600) in $CARTERO_VAR/secrets.env for the
-# next starts. A var/ from before a key existed gets the new key added.
+# The validator's three credentials, the panel's cookie-signing key and the message log's read and
+# status keys: generated on the first start unless given, kept (mode 600) in
+# $CARTERO_VAR/secrets.env for the next starts. A var/ from before a key existed gets the new key
+# added.
 secrets_file=$CARTERO_VAR/secrets.env
-secret_names=(VALIDATOR_SERVICE_KEY VALIDATOR_ADMIN_KEY VALIDATOR_WEBHOOKS_KEY PANEL_SECRET_KEY CONSUMER_LOGS_READ_KEY)
+secret_names=(VALIDATOR_SERVICE_KEY VALIDATOR_ADMIN_KEY VALIDATOR_WEBHOOKS_KEY PANEL_SECRET_KEY CONSUMER_LOGS_READ_KEY CONSUMER_LOGS_STATUS_KEY)
 if [[ -f $secrets_file ]]; then
   # shellcheck disable=SC1090
-  source <(grep -E '^(VALIDATOR_(SERVICE|ADMIN|WEBHOOKS)_KEY|PANEL_SECRET_KEY|CONSUMER_LOGS_READ_KEY)=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
+  source <(grep -E '^(VALIDATOR_(SERVICE|ADMIN|WEBHOOKS)_KEY|PANEL_SECRET_KEY|CONSUMER_LOGS_(READ|STATUS)_KEY)=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
 fi
 new_secret() { "$CARTERO_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 for name in "${secret_names[@]}"; do

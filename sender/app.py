@@ -16,6 +16,7 @@ from cartero_common.http import install_problem_handlers
 from sender.config import Settings
 from sender.metrics import CountRequests
 from sender.routes import router
+from sender.status_client import StatusClient
 from sender.validator_client import ValidatorClient
 
 TOKEN_SCHEME = {"type": "http", "scheme": "bearer", "description": "A token: app_…, grp_… or usr_…"}
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         settings.validator_url, settings.validator_service_key, timeout=settings.validator_timeout
     )
 
+    logs = StatusClient(settings.consumer_logs_url, settings.consumer_logs_status_key, timeout=settings.status_timeout)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             await asyncio.wait(set(background), timeout=settings.publish_timeout)
         await publisher.close()
         await validator.close()
+        await logs.close()
 
     app = FastAPI(
         title="Cartero sender",
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     app.state.settings = settings
     app.state.publisher = publisher
     app.state.validator = validator
+    app.state.logs = logs
     app.state.clock = clock
     # Background work a request started and must not lose: late confirms, event retries.
     background: set[asyncio.Task[None]] = set()

@@ -18,6 +18,11 @@ class Settings(ServiceSettings):
     validator_url: str = "http://127.0.0.1:8001"
     validator_service_key: str = ""
     validator_timeout: float = 2.0
+    # `GET /v1/messages/{id}` asks the message log (its status route, with the status key only:
+    # never the read key); slower than `status_timeout` seconds → 503 status_unavailable.
+    consumer_logs_url: str = "http://127.0.0.1:8003"
+    consumer_logs_status_key: str = ""
+    status_timeout: float = 2.0
     # Addresses or networks (comma-separated) of the reverse proxies in front of the sender: only
     # from them is X-Forwarded-For believed about who the client is (the address refusals are
     # stored with). None by default. FORWARDED_ALLOW_IPS (uvicorn's name) is read too.

@@ -74,3 +74,15 @@ class CountRequests:
             await send(message)
 
         await self.app(scope, receive, send_counted)
+
+
+STATUS_REQUESTS = Counter(
+    "sender_status_requests_total",
+    "`GET /v1/messages/{id}` answers, by outcome (found, not_found, unauthorized, forbidden, unavailable).",
+    ["outcome"],
+)
+STATUS_SECONDS = Histogram(
+    "sender_status_seconds",
+    "Time to answer `GET /v1/messages/{id}`, the validator's identify and the message log's status included.",
+    buckets=LATENCY_BUCKETS,
+)

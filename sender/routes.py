@@ -1,15 +1,15 @@
-"""`POST /v1/sms`, `POST /v1/email` and the health endpoints."""
+"""`POST /v1/sms`, `POST /v1/email`, `GET /v1/messages/{id}` and the health endpoints."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from cartero_common.http import Problem, field_errors
 from cartero_common.wire import QUEUE_EMAIL, QUEUE_SMS, EmailRequest, SmsRequest
@@ -17,6 +17,7 @@ from sender.auth import bearer_token
 from sender.body import FORM_TYPE, JSON_TYPE, parse_fields
 from sender.deps import PublisherDep, ValidatorDep
 from sender.intake import accept
+from sender.status import message_status
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -122,6 +123,60 @@ async def send_email(request: Request) -> JSONResponse:
         QUEUE_EMAIL,
         lambda email: {"destinatario": email.destinatario, "asunto": email.asunto, "cuerpo": email.cuerpo},
     )
+
+
+class TimelineEntry(BaseModel):
+    status: str = Field(description="queued | retrying | sent | failed")
+    evento: str = Field(description="The message log's event: enviado, reintento, consumido, fallido, rechazado.")
+    at: str = Field(description="When the message log stored it (ISO 8601, UTC).")
+    attempt: int | None = None
+    next_try_at: str | None = None
+    reason: str | None = None
+    attempts: int | None = None
+    dead_lettered: bool | None = None
+    dlq: str | None = None
+    provider: str | None = None
+
+
+class MessageStatus(BaseModel):
+    id: str
+    queue: str | None
+    status: str = Field(description="queued | retrying (`attempt`, `next_try_at`) | sent | failed (`reason`)")
+    attempt: int | None = None
+    next_try_at: str | None = None
+    reason: str | None = None
+    attempts: int | None = None
+    dead_lettered: bool | None = None
+    dlq: str | None = None
+    provider: str | None = None
+    timeline: list[TimelineEntry]
+
+
+_STATUS_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/problem+json": {}}}
+    for status, text in {
+        401: "No token, or not a valid one (`missing_token`, `invalid_token`, `token_revoked`, `token_expired`).",
+        403: "The token's owner is disabled (`subject_disabled`).",
+        404: "`message_not_found`: no message with this id was sent by a token of this token's owner (an unknown"
+        " id and another owner's are answered alike).",
+        422: "The id is longer than 200 characters (`invalid_request`).",
+        503: "`status_unavailable` (the message log) or `validator_unavailable`: try again after `Retry-After`.",
+    }.items()
+}
+
+
+@router.get(
+    "/v1/messages/{message_id}",
+    response_model=MessageStatus,
+    response_model_exclude_none=True,
+    responses=_STATUS_PROBLEMS,
+    openapi_extra={"security": _SECURITY},
+    summary="A message's status and timeline",
+)
+async def get_message(request: Request, message_id: Annotated[str, Path(min_length=1, max_length=200)]) -> Any:
+    token = bearer_token(request)
+    state = request.app.state
+    return await message_status(message_id=message_id, token=token, validator=state.validator, logs=state.logs)
 
 
 @router.get("/healthz", include_in_schema=False)

@@ -220,6 +220,20 @@ class ValidatorClient:
         """The broker may hold the use's message: keep the use until it is settled."""
         return await self._tell(usage_id, "unconfirmed", {"message_id": message_id})
 
+    async def identify(self, token: str) -> tuple[str, str | None]:
+        """`(code, owner_ref)` for `token`, nothing spent (`POST /v1/identify`)."""
+        response = await self._post("/v1/identify", {"token": token})
+        if response.status_code != 200:
+            raise ValidatorUnavailable(f"the validator answered {response.status_code}")
+        try:
+            body = response.json()
+            code, owner_ref = str(body["code"]), body.get("owner_ref")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ValidatorUnavailable("the validator answered something that is not an identity") from None
+        if code == "ok" and not isinstance(owner_ref, str):
+            raise ValidatorUnavailable("the validator named no owner for a usable token")
+        return code, owner_ref
+
     async def ping(self) -> bool:
         try:
             response = await self._request("GET", "/readyz")

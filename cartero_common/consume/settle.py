@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pika
 
@@ -75,7 +76,13 @@ def settle(
         publishes = [copy]
         if report_to:
             event = retry_event(
-                message, queue=delivery.queue, fecha_consumo=when, intento=attempt, motivo=reason, espera_s=delay
+                message,
+                queue=delivery.queue,
+                fecha_consumo=when,
+                intento=attempt,
+                motivo=reason,
+                espera_s=delay,
+                proximo_intento=next_try(now, delay, timezone),
             )
             publishes.append(_event(report_to, event, delivery, now))
         return Settlement(Settled.RETRYING, tuple(publishes), reason)
@@ -105,6 +112,12 @@ def settle(
             )
         publishes.append(_event(report_to, event, delivery, now))
     return Settlement(outcome.outcome, tuple(publishes), reason)
+
+
+def next_try(now: datetime, delay: float, timezone: str) -> str:
+    """When the retry copy comes back from its delay queue: ISO 8601 in `timezone`, to the
+    millisecond (delays may be shorter than a second)."""
+    return (now + timedelta(seconds=delay)).astimezone(ZoneInfo(timezone)).isoformat(timespec="milliseconds")
 
 
 @lru_cache(maxsize=64)

@@ -25,6 +25,7 @@ POSITIVE = [
     "sender_vs_seed",
     "sender_vs_broker_limit",
     "drain_vs_get_loop",
+    "status_p99_ms",
 ]
 
 

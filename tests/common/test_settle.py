@@ -76,6 +76,7 @@ def test_transient_failure_goes_to_the_retry_queue_with_the_next_attempt() -> No
         "intento": 2,
         "motivo": "gateway 503",
         "espera_s": 30.0,
+        "proximo_intento": "2026-01-15T12:00:30.000+00:00",
     }
 
 

@@ -142,11 +142,16 @@ def test_every_read_needs_the_read_key(without_content: tuple[str, ServedLog]) -
     by_id = httpx.get(url, params={"id": "x"}, timeout=5)
     assert by_id.status_code == 401
     assert httpx.get(url, headers=READ_AUTH, timeout=5).status_code == 200
-    # Every path but the probes, the metrics and the API description is a read, and needs the key.
+    # Every path but the probes, the metrics and the API description is a read, and needs the key;
+    # one message's status needs the status key instead, and only it (test_message_status).
     spec = httpx.get(f"{served.url}/openapi.json", timeout=5).json()
     for path, operations in spec["paths"].items():
+        needed: list[dict[str, list[str]]] = (
+            [{"StatusKey": []}] if path == "/v1/status/{message_id}" else [{"ReadKey": []}]
+        )
         for operation in operations.values():
-            assert operation.get("security") == [{"ReadKey": []}], path
+            assert operation.get("security") == needed, path
+    assert "/v1/status/{message_id}" in spec["paths"]
     for open_path in ("/healthz", "/readyz", "/metrics"):
         assert httpx.get(f"{served.url}{open_path}", timeout=5).status_code == 200, open_path
 

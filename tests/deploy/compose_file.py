@@ -36,6 +36,7 @@ GOOD_SECRETS = {
         for role in ("_OWNER", "")
     },
     "CONSUMER_LOGS_READ_KEY": "logs-read-key-0123456789-0123456789abcdef",
+    "CONSUMER_LOGS_STATUS_KEY": "logs-status-key-0123456789-0123456789abcd",
 }
 
 

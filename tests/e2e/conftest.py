@@ -77,6 +77,7 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         "CONSUMER_LOGS_URL",
         "PANEL_SECRET_KEY",
         "CONSUMER_LOGS_READ_KEY",
+        "CONSUMER_LOGS_STATUS_KEY",
         "CONSUMER_LOGS_STORE_CONTENT",
         "METRICS_HOST",
     ):

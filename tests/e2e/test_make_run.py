@@ -50,6 +50,27 @@ def test_sms_json_travels_to_the_message_log(suite: Suite) -> None:
     assert events[1]["fecha_consumo"]
 
 
+def test_the_sender_shows_its_owner_the_message_status(suite: Suite) -> None:
+    """make run wires the sender to the message log with the status key it generated."""
+    response = httpx.post(
+        f"{suite.sender}/v1/sms", json={"mensaje": "hola", "telefono": "+34600111222"}, headers=suite.auth, timeout=5
+    )
+    assert response.status_code == 202, response.text
+    message_id = response.json()["id"]
+    url = f"{suite.sender}/v1/messages/{message_id}"
+    sent = wait_until(
+        lambda: (
+            (r := httpx.get(url, headers=suite.auth, timeout=5)).status_code == 200
+            and r.json()["status"] == "sent"
+            and r.json()
+        ),
+        timeout=10,
+        what="status sent",
+    )
+    assert [entry["status"] for entry in sent["timeline"]] == ["queued", "sent"]
+    assert httpx.get(url, timeout=5).status_code == 401
+
+
 def test_sms_form_and_email_json_and_form_are_accepted(suite: Suite) -> None:
     auth = suite.auth
     form = httpx.post(
@@ -188,7 +209,13 @@ def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
     assert {"consumer_logs.db", "token_validator.db", "secrets.env", "log"} <= {p.name for p in suite.var.iterdir()}
     printed = (suite.var / "run.out").read_text(errors="replace")
     secrets = suite.secrets()
-    keys = {"VALIDATOR_SERVICE_KEY", "VALIDATOR_ADMIN_KEY", "PANEL_SECRET_KEY", "CONSUMER_LOGS_READ_KEY"}
+    keys = {
+        "VALIDATOR_SERVICE_KEY",
+        "VALIDATOR_ADMIN_KEY",
+        "PANEL_SECRET_KEY",
+        "CONSUMER_LOGS_READ_KEY",
+        "CONSUMER_LOGS_STATUS_KEY",
+    }
     # Besides the keys, each RabbitMQ role's user name and password (local/rabbitmq_roles.py).
     role_passwords = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_PASSWORD")}
     role_users = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_USER")}

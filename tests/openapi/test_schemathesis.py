@@ -18,9 +18,14 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
+from cartero_common.db import make_engine, make_sessionmaker, migrate
+from consumer_logs.__main__ import ALEMBIC as LOGS_ALEMBIC
+from consumer_logs.api import create_app as create_logs
 from sender.app import create_app as create_sender
 from sender.config import Settings
+from tests.consumer_logs.support import READ_KEY
 from tests.sender.conftest import sender_settings
+from tests.sender.test_message_status import STATUS_KEY
 from tests.support import isolated_vhost, served
 from tests.token_validator.support import ADMIN_KEY, SERVICE_KEY, serve_validator, settings_for
 from token_validator.app import create_app as create_validator
@@ -65,15 +70,26 @@ class Target:
 
 @pytest.fixture(scope="module")
 def sender_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """One sender (a real validator on SQLite, a real broker vhost) for every operation."""
-    database = tmp_path_factory.mktemp("fuzz-sender") / "token_validator.db"
+    """One sender (a real validator on SQLite, a real broker vhost, a real message log on SQLite)
+    for every operation."""
+    tmp = tmp_path_factory.mktemp("fuzz-sender")
+    logs_url = f"sqlite:///{tmp}/consumer_logs.db"
+    migrate(script_location=LOGS_ALEMBIC, url=logs_url, version_table="alembic_version_consumer_logs")
+    logs_engine = make_engine(logs_url)
+    logs_app = create_logs(make_sessionmaker(logs_engine), read_key=READ_KEY, status_key=STATUS_KEY)
     with (
-        serve_validator(f"sqlite:///{database}") as validator,
+        serve_validator(f"sqlite:///{tmp}/token_validator.db") as validator,
         isolated_vhost("cartero-fuzz") as broker_url,
-        served(create_sender(sender_settings(broker_url, validator))) as url,
+        served(logs_app) as logs,
+        served(
+            create_sender(
+                sender_settings(broker_url, validator, consumer_logs_url=logs, consumer_logs_status_key=STATUS_KEY)
+            )
+        ) as url,
     ):
         token, _ = validator.tokens.make("application", "schemathesis")
         yield Target(url, {"Authorization": f"Bearer {token}"})
+    logs_engine.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -22,6 +23,7 @@ from token_validator import idempotency, reconcile, usage
 from token_validator.db import Database
 from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, check_service_key, moment_of
 from token_validator.idempotency import IdempotencyRequest
+from token_validator.identify import identify
 from token_validator.moment import Moment
 from token_validator.quota import Check, Decision, decide
 from token_validator.schemas import Strict
@@ -225,6 +227,31 @@ async def validate_batch(body: ValidateBatch, request: Request) -> Response:
     # Concurrently, so the checks of one token go to the database together (`quota.batcher`).
     answers = await asyncio.gather(*(_validate_one(check, request, moment) for check in body.checks))
     return JSONResponse({"answers": answers})
+
+
+class IdentifyRequest(Strict):
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
+
+
+class IdentifyResponse(BaseModel):
+    code: str = Field(description="`ok`, `invalid_token`, `token_revoked`, `token_expired` or `subject_disabled`.")
+    owner_ref: str | None = Field(description="`<kind>:<id>` of the token's owner, when `code` is `ok`.")
+    token_id: int | None
+    prefix: str | None
+
+
+@router.post(
+    "/v1/identify",
+    dependencies=[ServiceAuth],
+    response_model=IdentifyResponse,
+    summary="Whose token this is, if it may be used now: nothing is checked against an action or spent",
+    description="What a sender asks before it shows a caller a message's status: only the messages of"
+    " the token's owner are shown. No use and no refusal is recorded.",
+)
+async def identify_token(body: IdentifyRequest, request: Request, moment: MomentDep) -> dict[str, Any]:
+    db: Database = request.app.state.db
+    found = await run_in_threadpool(identify, db, body.token, moment)
+    return {"code": found.code, "owner_ref": found.owner_ref, "token_id": found.token_id, "prefix": found.prefix}
 
 
 @router.post(
