@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pika
@@ -22,9 +23,10 @@ from cartero_common.consume import ConsumerLoop
 from cartero_common.webhook_wire import EVENT_TYPES, Notification
 from consumer_webhooks.endpoints import Endpoint
 from consumer_webhooks.handlers import deliver, fan_out, webhook_id
+from tests.consumer_logs.support import READ_AUTH, serve_consumer_logs
 from tests.consumer_webhooks.support import SECRET, Receiver, signature_by_hand
-from tests.consumers import running
-from tests.support import drain, isolated_vhost, queue_depth, wait_until
+from tests.consumers import publish, running, sms, start_consumer, wait_consuming
+from tests.support import drain, isolated_vhost, queue_depth, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +204,37 @@ def test_a_receiver_down_for_a_minute_gets_its_events_once_back() -> None:
         with receiver:
             received(receiver, 3, timeout=30)
     assert {r.headers["webhook-id"] for r in receiver.delivered()} == {webhook_id(n.event_id, 71) for n in notes}
+
+
+def test_a_slow_receiver_does_not_slow_message_delivery(tmp_path: Path) -> None:
+    """consumer_sms and consumer_logs as their own processes, the receiver taking 3 s per
+    webhook: every SMS is still `consumido` at once, and the webhooks follow at their pace."""
+    ids = [f"slow-{n}" for n in range(8)]
+    with Receiver(delay=3.0) as receiver:
+        directory = Directory({"application:8": [endpoint(81, receiver.url)]})
+        with webhooks(directory, workers=2) as url, serve_consumer_logs(url, tmp_path) as served:
+            sms_env = {
+                "AMQP_URL": url,
+                "DATABASE_URL": f"sqlite:///{tmp_path}/consumer_sms.db",
+                "CONSUMER_SMS_METRICS_PORT": "0",
+            }
+            process = start_consumer("consumer_sms", tmp_path / "consumer_sms.log", **sms_env)
+            try:
+                wait_consuming(url, "cola_sms", process)
+                started = time.monotonic()
+                for message_id in ids:
+                    publish(url, "logs", {**sms(message_id), "evento": "enviado", "owner_ref": "application:8"})
+                    publish(url, "cola_sms", sms(message_id))
+
+                def consumed() -> int:
+                    answer = httpx.get(f"{served.url}/v1/events", params={"evento": "consumido"}, headers=READ_AUTH)
+                    return len([e for e in answer.json() if e["id"] in ids])
+
+                wait_until(lambda: consumed() == len(ids), timeout=10, what="every SMS consumido")
+                took = time.monotonic() - started
+                assert len(receiver.got()) < len(ids), "the webhooks are still on their way"
+                received(receiver, len(ids), timeout=60)
+            finally:
+                stop_process(process)
+    assert took < 6.0, f"{took:.1f} s for {len(ids)} SMS beside a receiver that takes 3 s a webhook"
+    assert {r.payload["data"]["message_id"] for r in receiver.delivered()} == set(ids)
