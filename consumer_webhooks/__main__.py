@@ -15,7 +15,6 @@ from cartero_common.amqp.topology import RetryPolicy, parse_delays
 from cartero_common.callback_urls import CallbackHostUnresolved, check_callback_url
 from cartero_common.clock import system_clock
 from cartero_common.consume import ConsumerLoop, loop_from_settings, main
-from cartero_common.consume.cli import connection_name
 from cartero_common.credentials import MIN_KEY_LENGTH
 from cartero_common.metrics import serve_metrics
 from cartero_common.settings import load_settings
@@ -99,7 +98,7 @@ def run(settings: Settings) -> None:
     threads = [threading.Thread(target=loop.run, name=loop.name, daemon=True) for loop in running]
     for thread in threads:
         thread.start()
-    log.info("consumer_webhooks started", extra={"workers": settings.webhook_concurrency, "name": connection_name("")})
+    log.info("consumer_webhooks started", extra={"workers": settings.webhook_concurrency})
     try:
         for thread in threads:
             while thread.is_alive():
