@@ -102,6 +102,9 @@ def test_the_dashboard_shows_what_the_operators_need() -> None:
         "validator_decisions_total",
         "consumer_messages_total",
         "consumer_processing_seconds_bucket",
+        "provider_circuit_state",
+        "provider_attempts_total",
+        "provider_failovers_total",
     ):
         assert metric in exprs, metric
     assert 'kind="desired"' in exprs and 'kind="running"' in exprs

@@ -31,6 +31,7 @@ METRIC_OWNERS = {
     "validator_": ["token_validator"],
     "consumer_": ["cartero_common", "consumer_sms", "consumer_email", "consumer_logs"],
     "monitor_": ["monitor"],
+    "provider_": ["cartero_common"],
 }
 
 
