@@ -30,7 +30,7 @@ def make_handler(
         rows = [event_row(d.body, message_id=d.message_id, now=now, store_content=store_content) for d in batch]
         with sessions.begin() as session:
             add_events(session, rows)
-            found = notifications_for(session, {row["digest"] for row in rows}) if notify else []
+            found = notifications_for(session, rows) if notify else []
         if not found:
             return [Done() for _ in batch]
         # Each notification rides on the first delivery of the batch that brought it about.

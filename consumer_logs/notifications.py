@@ -9,7 +9,7 @@ again: at least once, with one `event_id`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -28,22 +28,19 @@ def event_id(digest: str) -> str:
     return f"evt_{digest[:32]}"
 
 
-def notifications_for(session: Session, digests: Collection[str]) -> list[tuple[str, Notification]]:
-    """(digest of the delivery that brought it, notification) for each stored event among
-    `digests` that is due one: a consumer event whose `enviado` is known, and, for an `enviado`,
-    every consumer event of its message stored before it. In the order the events were stored."""
-    if not digests:
-        return []
-    stored = list(session.scalars(select(Event).where(Event.digest.in_(list(digests)))))
-    message_ids = {
-        e.message_id for e in stored if e.message_id is not None and e.evento in (Evento.SENT, *NOTIFIED_EVENTOS)
-    }
-    if not message_ids:
+def notifications_for(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, Notification]]:
+    """(digest of the delivery that brought it, notification) for each of the batch's `rows`
+    (as `repository.event_row` made them, now stored) that is due one: a consumer event whose
+    `enviado` is known, and, for an `enviado`, every consumer event of its message stored before
+    it. In the order the events were stored. One query: the batch's messages' events."""
+    kinds = (Evento.SENT.value, *NOTIFIED_EVENTOS)
+    mine = [r for r in rows if r["message_id"] is not None and r["evento"] in kinds]
+    if not mine:
         return []
     related = list(
         session.scalars(
             select(Event)
-            .where(Event.message_id.in_(message_ids), Event.evento.in_((Evento.SENT.value, *NOTIFIED_EVENTOS)))
+            .where(Event.message_id.in_({r["message_id"] for r in mine}), Event.evento.in_(kinds))
             .order_by(Event.seq)
         )
     )
@@ -52,8 +49,10 @@ def notifications_for(session: Session, digests: Collection[str]) -> list[tuple[
         owner = (event.payload or {}).get("owner_ref") if event.evento == Evento.SENT else None
         if isinstance(owner, str) and owner and event.message_id is not None:
             owners.setdefault(event.message_id, owner)
-    sent_in_batch = {e.message_id: e.digest for e in stored if e.evento == Evento.SENT}
-    wanted = set(digests)
+    if not owners:
+        return []
+    sent_in_batch = {r["message_id"]: r["digest"] for r in mine if r["evento"] == Evento.SENT}
+    wanted = {r["digest"] for r in mine}
     found: list[tuple[str, Notification]] = []
     for event in related:
         if event.evento not in TYPE_OF_EVENTO or event.digest is None or event.message_id not in owners:
