@@ -41,15 +41,16 @@ export TOKEN_PANEL_HOST=${TOKEN_PANEL_HOST:-127.0.0.1} TOKEN_PANEL_PORT=${TOKEN_
 export CONSUMER_LOGS_URL=${CONSUMER_LOGS_URL:-http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT}
 # On your own machine the message log keeps what each message said (compose's default is not to).
 export CONSUMER_LOGS_STORE_CONTENT=${CONSUMER_LOGS_STORE_CONTENT:-true}
-# consumer_webhooks: metrics (and readiness) port; the demo's receivers run on this machine.
+# consumer_webhooks's metrics port is also its readiness check.
 export CONSUMER_WEBHOOKS_METRICS_PORT=${CONSUMER_WEBHOOKS_METRICS_PORT:-$default_CONSUMER_WEBHOOKS_METRICS_PORT}
+# A webhook receiver for the demo runs on this machine, at an address production refuses.
 export WEBHOOKS_ALLOW_PRIVATE_URLS=${WEBHOOKS_ALLOW_PRIVATE_URLS:-true}
 
 mkdir -p "$CARTERO_VAR/log"
 # A var/ from an older run, made under a looser umask, is closed up too.
 chmod -R go-rwx "$CARTERO_VAR"
 
-# The validator's two credentials, the panel's cookie-signing key and the message log's read key:
+# The validator's three credentials, the panel's cookie-signing key and the message log's read key:
 # generated on the first start unless given, kept (mode 600) in $CARTERO_VAR/secrets.env for the
 # next starts. A var/ from before a key existed gets the new key added.
 secrets_file=$CARTERO_VAR/secrets.env

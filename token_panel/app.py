@@ -22,12 +22,12 @@ from token_panel.admin_api import AdminApi, ApiError, ApiUnavailable
 from token_panel.config import Settings
 from token_panel.deps import CsrfRejected, SignInRequired, load_session
 from token_panel.message_log import MessageLog
-from token_panel.routes import auth, groups, home, messages, owners, records, tokens
+from token_panel.routes import auth, groups, home, messages, owners, records, tokens, webhooks
 from token_panel.sessions import FLASH_COOKIE, FLASH_SECONDS, SESSION_COOKIE, CookieSigner
 from token_panel.web import make_templates, render
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = tuple(module.router for module in (auth, home, owners, groups, tokens, records, messages))
+ROUTERS = tuple(module.router for module in (auth, home, owners, groups, tokens, webhooks, records, messages))
 # Scripts and styles only from our own files; no frames, no forms posting elsewhere.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -155,6 +155,7 @@ def create_app(
     app.state.zone = zone
     app.state.signer = signer
     app.state.sent_forms = tokens.SentForms()
+    app.state.sent_webhook_forms = tokens.SentForms()
     app.state.templates = make_templates(zone)
     _install_error_pages(app)
     _install_cookies_and_headers(app, settings, signer, clock)

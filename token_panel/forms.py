@@ -134,3 +134,51 @@ class TokenForm:
         if errors:
             raise Invalid(errors)
         return self.kind, self.owner
+
+
+# The events an owner can subscribe a webhook to, as the validator names them.
+WEBHOOK_EVENTS = (
+    ("message.sent", "Sent: a consumer delivered the message"),
+    ("message.retrying", "Retrying: a delivery failed and will be tried again"),
+    ("message.failed", "Failed: given up or refused"),
+)
+URL_MAX = 2000
+DESCRIPTION_MAX = 200
+
+
+@dataclass
+class WebhookForm:
+    url: str = ""
+    events: list[str] = field(default_factory=lambda: [WEBHOOK_EVENTS[0][0], WEBHOOK_EVENTS[2][0]])
+    description: str = ""
+
+    @classmethod
+    def read(cls, form: Any) -> WebhookForm:
+        return cls(
+            url=text(form, "url"),
+            events=[str(e) for e in form.getlist("events")],
+            description=text(form, "description"),
+        )
+
+    def body(self, owner_type: str, owner_id: int) -> dict[str, Any]:
+        """The API's WebhookCreate, or Invalid listing every field that is wrong. Where the URL
+        points is for the validator to judge; here only that one was typed."""
+        errors: dict[str, str] = {}
+        if not self.url:
+            errors["url"] = "Enter the URL to post to, like https://example.com/hooks/cartero."
+        elif len(self.url) > URL_MAX:
+            errors["url"] = f"Use at most {URL_MAX} characters."
+        known = [name for name, _ in WEBHOOK_EVENTS]
+        events = [name for name in known if name in self.events]
+        if not events:
+            errors["events"] = "Choose at least one event."
+        if len(self.description) > DESCRIPTION_MAX:
+            errors["description"] = f"Use at most {DESCRIPTION_MAX} characters."
+        elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in self.description):
+            errors["description"] = "Control characters are not allowed."
+        if errors:
+            raise Invalid(errors)
+        body: dict[str, Any] = {"owner_type": owner_type, "owner_id": owner_id, "url": self.url, "events": events}
+        if self.description:
+            body["description"] = self.description
+        return body

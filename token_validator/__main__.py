@@ -38,6 +38,12 @@ def key_problems(settings: Settings) -> list[str]:
             problems.append(f"{name.upper()} must be set to a secret of at least {MIN_KEY_LENGTH} characters")
     if settings.validator_service_key and settings.validator_service_key == settings.validator_admin_key:
         problems.append("VALIDATOR_SERVICE_KEY and VALIDATOR_ADMIN_KEY must differ")
+    webhooks_key = settings.validator_webhooks_key
+    # Optional: without it no one can read the webhook endpoints, and nothing else changes.
+    if webhooks_key and len(webhooks_key) < MIN_KEY_LENGTH:
+        problems.append(f"VALIDATOR_WEBHOOKS_KEY, when set, must have at least {MIN_KEY_LENGTH} characters")
+    if webhooks_key and webhooks_key in (settings.validator_service_key, settings.validator_admin_key):
+        problems.append("VALIDATOR_WEBHOOKS_KEY must differ from VALIDATOR_SERVICE_KEY and VALIDATOR_ADMIN_KEY")
     return problems
 
 

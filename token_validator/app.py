@@ -17,7 +17,15 @@ from cartero_common.clock import Clock, system_clock
 from cartero_common.db import make_sessionmaker
 from cartero_common.http import install_problem_handlers
 from token_validator import idempotency, panel_sessions, reconcile, refusals
-from token_validator.api import admin_owners, admin_records, admin_sessions, admin_tokens, service
+from token_validator.api import (
+    admin_owners,
+    admin_records,
+    admin_sessions,
+    admin_tokens,
+    admin_webhooks,
+    service,
+    webhook_targets,
+)
 from token_validator.api.common import no_nul_in_query
 from token_validator.config import Settings
 from token_validator.db import Database, open_database
@@ -112,6 +120,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
     app.state.spender = SpendBatcher(db) if db.hot is not None else None
     install_problem_handlers(app)
     app.include_router(service.router)
-    for module in (admin_owners, admin_tokens, admin_records, admin_sessions):
+    app.include_router(webhook_targets.router)
+    for module in (admin_owners, admin_tokens, admin_records, admin_sessions, admin_webhooks):
         app.include_router(module.router, prefix="/v1/admin")
     return app

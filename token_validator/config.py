@@ -16,6 +16,13 @@ class Settings(ServiceSettings):
     # Held by the senders (`/v1/validate`, refunds) and by the panel and scripts (`/v1/admin/`).
     validator_service_key: str = ""
     validator_admin_key: str = ""
+    # Held by consumer_webhooks, and opens only `GET /v1/webhooks/endpoints` (the endpoints and
+    # their signing secrets). Empty: that route refuses every caller.
+    validator_webhooks_key: str = ""
+    # Webhook URLs whose host resolves to a loopback, private, link-local… address are refused
+    # (`cartero_common.callback_urls`), so a webhook cannot be pointed into Cartero's own network.
+    # `make run` allows them, for a receiver on the same machine.
+    webhooks_allow_private_urls: bool = False
     # PostgreSQL: whether a hot-path spend waits for the WAL flush before answering. Off, a crash
     # of the database can forget the last fraction of a second of spends; on, a busy token is
     # limited by the disk's flush latency. Admin changes (revocations included) always wait.

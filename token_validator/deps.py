@@ -40,6 +40,7 @@ def _unauthorized(what: str) -> Problem:
 # Declared for the OpenAPI document only (auto_error off); the checks below do the work.
 _SERVICE_SCHEME = HTTPBearer(auto_error=False, scheme_name="ServiceKey", description="VALIDATOR_SERVICE_KEY")
 _ADMIN_SCHEME = HTTPBearer(auto_error=False, scheme_name="AdminKey", description="VALIDATOR_ADMIN_KEY")
+_WEBHOOKS_SCHEME = HTTPBearer(auto_error=False, scheme_name="WebhooksKey", description="VALIDATOR_WEBHOOKS_KEY")
 
 
 async def check_service_key(request: Request) -> None:
@@ -50,6 +51,12 @@ async def check_service_key(request: Request) -> None:
 
 async def require_service(request: Request, _: Annotated[Any, Depends(_SERVICE_SCHEME)] = None) -> None:
     await check_service_key(request)
+
+
+async def require_webhooks_key(request: Request, _: Annotated[Any, Depends(_WEBHOOKS_SCHEME)] = None) -> None:
+    settings: Settings = request.app.state.settings
+    if not credential_matches(bearer(request.headers), settings.validator_webhooks_key):
+        raise _unauthorized("webhooks credential (VALIDATOR_WEBHOOKS_KEY)")
 
 
 # `/v1/validate`, the hot path, checks the key itself (`api.service._ServedDirectly`) and declares
@@ -103,3 +110,4 @@ MomentDep = Annotated[Moment, Depends(get_moment)]
 ZoneDep = Annotated[ZoneInfo, Depends(from_state("zone"))]
 AdminDep = Annotated[Actor, Depends(require_admin)]
 ServiceAuth: Any = Depends(require_service)
+WebhooksAuth: Any = Depends(require_webhooks_key)

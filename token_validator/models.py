@@ -231,3 +231,34 @@ class IdempotencyKey(Base):
         Index("ix_idempotency_keys_usage_id", "usage_id"),
         Index("ix_idempotency_created_at", "created_at"),
     )
+
+
+class WebhookEndpoint(Base):
+    """Where an owner wants its messages' outcomes posted. `secret` is kept as given out, since
+    every delivery is signed with it; the admin API shows it only when it is made. The owner is
+    one of three foreign keys (as on `tokens`), so deleting the owner deletes its endpoints."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = _id()
+    owner_type: Mapped[str] = mapped_column(String(16))
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), nullable=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _when()
+    updated_at: Mapped[datetime] = _when()
+    __table_args__ = (
+        CheckConstraint(
+            "(owner_type = 'application' AND application_id IS NOT NULL AND group_id IS NULL AND user_id IS NULL)"
+            " OR (owner_type = 'group' AND group_id IS NOT NULL AND application_id IS NULL AND user_id IS NULL)"
+            " OR (owner_type = 'user' AND user_id IS NOT NULL AND application_id IS NULL AND group_id IS NULL)",
+            name="one_owner",
+        ),
+        Index("ix_webhook_endpoints_application_id", "application_id"),
+        Index("ix_webhook_endpoints_group_id", "group_id"),
+        Index("ix_webhook_endpoints_user_id", "user_id"),
+    )

@@ -302,3 +302,77 @@ class AdminPublic(BaseModel):
     username: str
     created_at: datetime
     last_sign_in_at: datetime | None
+
+
+WebhookEvent = Literal["message.sent", "message.retrying", "message.failed"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("message.sent", "message.retrying", "message.failed")
+WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+WebhookEvents = Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WEBHOOK_EVENTS))]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+def _events_in_order(events: list[WebhookEvent]) -> list[WebhookEvent]:
+    return [event for event in WEBHOOK_EVENTS if event in events]
+
+
+class WebhookCreate(Strict):
+    owner_type: Kind
+    owner_id: int = Field(ge=1, le=2**62)
+    url: WebhookUrl
+    events: WebhookEvents
+    description: Description | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _ordered(cls, events: list[WebhookEvent]) -> list[WebhookEvent]:
+        return _events_in_order(events)
+
+
+class WebhookUpdate(Strict):
+    """Omitted fields are left as they are; `"description": null` clears it."""
+
+    url: WebhookUrl | None = None
+    events: WebhookEvents | None = None
+    description: Description | None = None
+    enabled: bool | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _ordered(cls, events: list[WebhookEvent] | None) -> list[WebhookEvent] | None:
+        return None if events is None else _events_in_order(events)
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    owner_type: Kind
+    owner_id: int
+    owner_ref: str = Field(description="`<kind>:<id>` of the owner, as the sender's `enviado` events name it.")
+    owner_name: str
+    url: str
+    events: list[WebhookEvent]
+    description: str | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookWithSecret(WebhookPublic):
+    secret: str = Field(description="`whsec_<base64>`, the signing secret: shown only here and when it is renewed.")
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookPublic]
+
+
+class WebhookTarget(BaseModel):
+    """What the delivery consumer needs of one endpoint."""
+
+    id: int
+    url: str
+    events: list[WebhookEvent]
+    secret: str
+    enabled: bool
+
+
+class WebhookTargets(BaseModel):
+    items: list[WebhookTarget]

@@ -82,6 +82,7 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         "VALIDATOR_SERVICE_KEY",
         "VALIDATOR_ADMIN_KEY",
         "VALIDATOR_WEBHOOKS_KEY",
+        "WEBHOOKS_ALLOW_PRIVATE_URLS",
         "VALIDATOR_URL",
         "DATABASE_URL",
         "CONSUMER_LOGS_URL",

@@ -85,6 +85,14 @@ def test_first_run_credentials_are_private_and_work(suite: Suite) -> None:
         timeout=5,
     )
     assert signed_in.status_code == 200, signed_in.text
+    # The webhooks key, generated with the others, opens the delivery side's read route.
+    webhooks = httpx.get(
+        f"{suite.validator}/v1/webhooks/endpoints",
+        params={"owner_ref": "application:1"},
+        headers={"Authorization": f"Bearer {keys['VALIDATOR_WEBHOOKS_KEY']}"},
+        timeout=5,
+    )
+    assert webhooks.status_code == 200 and webhooks.json() == {"items": []}, webhooks.text
     anonymous = httpx.post(f"{suite.sender}/v1/sms", json={"mensaje": "hola", "telefono": "600111222"}, timeout=5)
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "missing_token"
     log_text = "".join(p.read_text(errors="replace") for p in (suite.var / "log").glob("*.log"))

@@ -11,13 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
 from cartero_common.db import make_engine
 from tests.support import isolated_database
 from tests.token_validator.support import settings_for
-from token_validator.__main__ import run_migrations
+from token_validator.__main__ import ALEMBIC, VERSION_TABLE, run_migrations
 from token_validator.models import Base
 
 
@@ -44,3 +47,20 @@ def test_the_migrated_schema_is_the_models(fresh_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_the_webhook_endpoints_migration_goes_down_and_up_again(fresh_url: str) -> None:
+    run_migrations(settings_for(fresh_url))
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC))
+    config.set_main_option("sqlalchemy.url", fresh_url.replace("%", "%%"))
+    config.attributes["version_table"] = VERSION_TABLE
+    config.attributes["configure_logger"] = False
+    engine = make_engine(fresh_url)
+    try:
+        command.downgrade(config, "0004")
+        assert "webhook_endpoints" not in inspect(engine).get_table_names()
+        command.upgrade(config, "head")
+        assert "webhook_endpoints" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

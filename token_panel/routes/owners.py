@@ -91,8 +91,17 @@ async def _detail(
         members = await api.call(
             "GET", f"/groups/{owner_id}/members", actor=admin.name, params={"page": members_page, "per_page": 50}
         )
+    hooks = await api.call("GET", "/webhooks", actor=admin.name, params={"owner_type": kind, "owner_id": owner_id})
     status = context.pop("status", 200)
-    page = {"kind": kind, "plural": PLURAL[kind], "owner": owner, "tokens": owned, "members": members, "typed": {}}
+    page = {
+        "kind": kind,
+        "plural": PLURAL[kind],
+        "owner": owner,
+        "tokens": owned,
+        "members": members,
+        "webhooks": hooks["items"],
+        "typed": {},
+    }
     return render(request, "owner.html", {**page, **context}, status=status)
 
 
@@ -123,7 +132,9 @@ async def _set_status(request: Request, admin: Admin, api: AdminApi, kind: str, 
 async def _confirm_delete(request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int) -> Response:
     plural = PLURAL[kind]
     owner = await api.call("GET", f"/{plural}/{owner_id}", actor=admin.name)
-    return render(request, "owner_delete.html", {"kind": kind, "plural": plural, "owner": owner})
+    hooks = await api.call("GET", "/webhooks", actor=admin.name, params={"owner_type": kind, "owner_id": owner_id})
+    context = {"kind": kind, "plural": plural, "owner": owner, "webhooks": hooks["items"]}
+    return render(request, "owner_delete.html", context)
 
 
 async def _delete(request: Request, admin: Admin, api: AdminApi, kind: str, owner_id: int, form: Any) -> Response:

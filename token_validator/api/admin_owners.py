@@ -15,7 +15,7 @@ from token_validator.api.common import Id, PageNo, PerPage, audited, paged
 from token_validator.deps import Actor, AdminDep, DbDep, MomentDep, ZoneDep
 from token_validator.models import Application, Group, User
 from token_validator.moment import Moment
-from token_validator.repository import owners
+from token_validator.repository import owners, webhooks
 from token_validator.repository import tokens as token_repo
 from token_validator.repository.owners import OwnerModel
 from token_validator.schemas import (
@@ -133,8 +133,11 @@ def _delete(
             raise Problem(
                 409, "has_tokens", f"The {kind} has {count} token(s); delete with ?cascade=true.", tokens=count
             )
+        # Its webhook endpoints go with it (ON DELETE CASCADE); the trail says how many.
+        hooks = webhooks.count_of(session, kind, owner_id)
         removed = owners.delete_owner(session, model, owner_id)
-        audited(session, actor, moment, f"{kind}.delete", kind, owner_id, {"name": row.name, "tokens_deleted": removed})
+        details = {"name": row.name, "tokens_deleted": removed, "webhooks_deleted": hooks}
+        audited(session, actor, moment, f"{kind}.delete", kind, owner_id, details)
     return Response(status_code=204)
 
 
