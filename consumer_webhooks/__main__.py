@@ -81,7 +81,6 @@ def run(settings: Settings) -> None:
         for problem in problems:
             print(f"consumer_webhooks: {problem}", file=sys.stderr)
         raise SystemExit(2)
-    serve_metrics(settings.consumer_webhooks_metrics_port, host=settings.metrics_host)
     directory = HttpEndpointDirectory(
         settings.validator_url, settings.validator_webhooks_key, cache_seconds=settings.webhook_endpoints_cache_seconds
     )
@@ -95,6 +94,9 @@ def run(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Metrics (the readiness check) only once SIGTERM is handled: as a container's PID 1 a
+    # SIGTERM that comes before the handler is ignored, and the stop would wait for SIGKILL.
+    serve_metrics(settings.consumer_webhooks_metrics_port, host=settings.metrics_host)
     threads = [threading.Thread(target=loop.run, name=loop.name, daemon=True) for loop in running]
     for thread in threads:
         thread.start()
