@@ -79,6 +79,20 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
 ENTRYPOINT ["python", "-m", "consumer_logs"]
 
 
+# Delivers the owners' webhooks: its own process and queues, so a slow receiver never holds
+# up a message. Reaches the validator and the receivers (the internet) over HTTP.
+FROM base AS consumer_webhooks
+COPY requirements/consumer_webhooks.txt /tmp/requirements/consumer_webhooks.txt
+RUN pip install --require-hashes -r /tmp/requirements/consumer_webhooks.txt
+COPY consumer_webhooks ./consumer_webhooks
+RUN python -m compileall -q cartero_common consumer_webhooks
+USER 10001:10001
+ENV METRICS_HOST=0.0.0.0
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request as u; from consumer_webhooks.config import Settings as S; u.urlopen('http://127.0.0.1:%d/metrics' % S().consumer_webhooks_metrics_port, timeout=4)"]
+ENTRYPOINT ["python", "-m", "consumer_webhooks"]
+
+
 FROM base AS consumer_sms
 COPY requirements/consumer_sms.txt /tmp/requirements/consumer_sms.txt
 RUN pip install --require-hashes -r /tmp/requirements/consumer_sms.txt

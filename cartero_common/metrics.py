@@ -86,3 +86,22 @@ PROVIDER_FAILOVERS = Counter(
     "Messages a provider other than the first in the list took, the ones before it having failed or being open.",
     ["service"],
 )
+
+# Webhooks (docs/webhooks.md): the notifications consumer_logs hands on, by type, and what
+# consumer_webhooks made of each attempt to deliver one.
+WEBHOOK_NOTIFICATIONS = Counter(
+    "webhook_notifications_total",
+    "Notifications consumer_logs published on `webhooks`, by type (message.sent, message.retrying, message.failed).",
+    ["type"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "webhook_deliveries_total",
+    "Attempts to deliver a webhook, by outcome: delivered (2xx), retrying, failed (given up: dead-lettered), "
+    "refused (the URL is not allowed), dropped (the endpoint is gone or disabled).",
+    ["outcome"],
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "webhook_delivery_seconds",
+    "Time of one POST to a receiver, whatever its answer.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)

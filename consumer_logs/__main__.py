@@ -14,6 +14,7 @@ from cartero_common.clock import system_clock
 from cartero_common.consume import loop_from_settings, main
 from cartero_common.credentials import MIN_KEY_LENGTH
 from cartero_common.db import make_engine, make_sessionmaker, migrate
+from cartero_common.webhook_wire import QUEUE_WEBHOOKS
 from cartero_common.wire import QUEUE_LOGS
 from consumer_logs.api import create_app
 from consumer_logs.config import Settings
@@ -51,10 +52,16 @@ def serve(settings: Settings) -> None:
         settings,
         service="consumer_logs",
         queue=QUEUE_LOGS,
-        handler=make_handler(sessions, system_clock, store_content=settings.consumer_logs_store_content),
+        handler=make_handler(
+            sessions,
+            system_clock,
+            store_content=settings.consumer_logs_store_content,
+            notify=settings.consumer_logs_webhooks,
+        ),
         prefetch=settings.consumer_logs_prefetch,
         batchable=True,
         report_to=None,  # it consumes `logs`: reporting there would feed itself
+        declares=(QUEUE_WEBHOOKS,) if settings.consumer_logs_webhooks else (),
     )
     consumer = threading.Thread(target=loop.run, name="consume-logs", daemon=True)
     consumer.start()

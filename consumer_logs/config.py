@@ -20,3 +20,7 @@ class Settings(ConsumerSettings):
     # an unreadable body's text). Off, it never reaches the database: who it went to, when, and
     # what became of it are kept, not what it said.
     consumer_logs_store_content: bool = False
+    # Hand each consumer event of a message whose sender named its owner to the `webhooks` queue,
+    # for consumer_webhooks to deliver to that owner's endpoints (docs/webhooks.md). Off where no
+    # consumer_webhooks runs, or the queue only grows.
+    consumer_logs_webhooks: bool = True

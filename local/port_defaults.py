@@ -13,6 +13,7 @@ PORTS = (
     ("CONSUMER_LOGS_PORT", "consumer_logs.config", "consumer_logs_port"),
     ("CONSUMER_SMS_METRICS_PORT", "consumer_sms.config", "consumer_sms_metrics_port"),
     ("CONSUMER_EMAIL_METRICS_PORT", "consumer_email.config", "consumer_email_metrics_port"),
+    ("CONSUMER_WEBHOOKS_METRICS_PORT", "consumer_webhooks.config", "consumer_webhooks_metrics_port"),
 )
 
 

@@ -41,6 +41,8 @@ export TOKEN_PANEL_HOST=${TOKEN_PANEL_HOST:-127.0.0.1} TOKEN_PANEL_PORT=${TOKEN_
 export CONSUMER_LOGS_URL=${CONSUMER_LOGS_URL:-http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT}
 # On your own machine the message log keeps what each message said (compose's default is not to).
 export CONSUMER_LOGS_STORE_CONTENT=${CONSUMER_LOGS_STORE_CONTENT:-true}
+# consumer_webhooks's metrics port is also its readiness check.
+export CONSUMER_WEBHOOKS_METRICS_PORT=${CONSUMER_WEBHOOKS_METRICS_PORT:-$default_CONSUMER_WEBHOOKS_METRICS_PORT}
 # A webhook receiver for the demo runs on this machine, at an address production refuses.
 export WEBHOOKS_ALLOW_PRIVATE_URLS=${WEBHOOKS_ALLOW_PRIVATE_URLS:-true}
 
@@ -116,6 +118,7 @@ if ! "$CARTERO_PYTHON" -m cartero_common wait-ready --timeout "${READY_TIMEOUT_S
     "$(ready_url token_validator "$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT" readyz)" \
     "$(ready_url token_panel "$TOKEN_PANEL_HOST:$TOKEN_PANEL_PORT" healthz)" \
     "$(ready_url consumer_logs "$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT" readyz)" \
+    "$(ready_url consumer_webhooks "127.0.0.1:$CONSUMER_WEBHOOKS_METRICS_PORT" metrics)" \
     "$(ready_url monitor_sms "127.0.0.1:$MONITOR_SMS_METRICS_PORT" metrics)" \
     "$(ready_url monitor_email "127.0.0.1:$MONITOR_EMAIL_METRICS_PORT" metrics)"; then
   echo "make run: Cartero did not come up within ${READY_TIMEOUT_SECONDS:-60} s (above: who, and the end of its log); stopping." >&2
@@ -129,6 +132,7 @@ Cartero is ready:
   validator     http://$TOKEN_VALIDATOR_HOST:$TOKEN_VALIDATOR_PORT        (API docs: /docs; admin API /v1/admin/)
   admin panel   http://$TOKEN_PANEL_HOST:$TOKEN_PANEL_PORT        (sign in with the first admin below)
   message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events   (bearer CONSUMER_LOGS_READ_KEY of the credentials file)
+  webhooks      metrics http://127.0.0.1:$CONSUMER_WEBHOOKS_METRICS_PORT/metrics   (consumer_webhooks)
   monitor_sms   metrics http://127.0.0.1:$MONITOR_SMS_METRICS_PORT/metrics   (starts consumer_sms, metrics :$CONSUMER_SMS_METRICS_PORT)
   monitor_email metrics http://127.0.0.1:$MONITOR_EMAIL_METRICS_PORT/metrics   (starts consumer_email, metrics :$CONSUMER_EMAIL_METRICS_PORT; mail in $MAIL_DIR)
   credentials   $secrets_file · first admin and demo token: $CARTERO_VAR/first-run.txt

@@ -42,7 +42,7 @@ class RetryPolicy:
 
 
 def parse_delays(text: str) -> tuple[float, ...]:
-    """`"5,30,120,600"` → seconds; also accepts `ms`, `s`, `m` suffixes (`"200ms,1s,2m"`)."""
+    """`"5,30,120,600"` → seconds; also accepts `ms`, `s`, `m`, `h` suffixes (`"200ms,1s,2m,8h"`)."""
     delays = []
     for part in text.split(","):
         item = part.strip().lower()
@@ -50,6 +50,8 @@ def parse_delays(text: str) -> tuple[float, ...]:
             continue
         if item.endswith("ms"):
             delays.append(float(item[:-2]) / 1000)
+        elif item.endswith("h"):
+            delays.append(float(item[:-1]) * 3600)
         elif item.endswith("m"):
             delays.append(float(item[:-1]) * 60)
         else:

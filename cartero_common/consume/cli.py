@@ -118,6 +118,8 @@ def loop_from_settings(
     prefetch: int,
     batchable: bool,
     report_to: str | None = QUEUE_LOGS,
+    declares: tuple[str, ...] = (),
+    policy: RetryPolicy | None = None,
 ) -> ConsumerLoop:
     """A loop with the shared knobs from `settings`. Batches only for idempotent providers."""
     return ConsumerLoop(
@@ -125,7 +127,8 @@ def loop_from_settings(
         queue=queue,
         handler=handler,
         report_to=report_to,
-        policy=retry_policy(settings),
+        declares=declares,
+        policy=policy or retry_policy(settings),
         prefetch=prefetch,
         batch_size=settings.consumer_batch_size if batchable else 1,
         heartbeat=settings.consumer_heartbeat_seconds,

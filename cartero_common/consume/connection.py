@@ -27,8 +27,8 @@ from cartero_common.amqp.blocking import connect, connection_parameters
 from cartero_common.amqp.topology import RetryPolicy, declare_topology
 from cartero_common.clock import Clock
 from cartero_common.consume.acks import AckTracker, Ticket
-from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure
-from cartero_common.consume.settle import Publish, settle
+from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, Publish, TransientFailure
+from cartero_common.consume.settle import settle
 from cartero_common.metrics import ConsumerMetrics
 from cartero_common.wire import Settled
 
@@ -70,6 +70,7 @@ class ConnectionConfig:
     handler: BatchHandler
     policy: RetryPolicy
     report_to: str | None
+    declares: tuple[str, ...]
     prefetch: int
     batch_size: int
     heartbeat: int
@@ -122,7 +123,7 @@ class BrokerConnection:
         config = self.config
         setup = connect(config.url, heartbeat=config.heartbeat, name=f"{config.name} (setup)")
         try:
-            also = (config.report_to,) if config.report_to else ()
+            also = ((config.report_to,) if config.report_to else ()) + config.declares
             declare_topology(setup.channel(), config.queue, config.policy, also=also)
         finally:
             setup.close()

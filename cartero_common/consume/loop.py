@@ -42,6 +42,9 @@ class ConsumerLoop:
     handler: BatchHandler
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     report_to: str | None = QUEUE_LOGS  # None: no events (consumer_logs consumes `logs` itself)
+    # Further queues the handler's `Done.publishes` go to: declared (durable, no arguments) with
+    # the rest, since a publish to a missing queue comes back unroutable and the loop reconnects.
+    declares: tuple[str, ...] = ()
     prefetch: int = 50
     batch_size: int = 1
     heartbeat: int = 60
@@ -79,6 +82,7 @@ class ConsumerLoop:
             handler=self.handler,
             policy=self.policy,
             report_to=self.report_to,
+            declares=self.declares,
             prefetch=self.prefetch,
             batch_size=self.batch_size,
             heartbeat=self.heartbeat,

@@ -47,15 +47,27 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Publish:
+    """One message the loop publishes (confirmed) before it acks the delivery it belongs to."""
+
+    queue: str
+    body: bytes
+    properties: pika.BasicProperties
+
+
+@dataclass(frozen=True)
 class Done:
     """The work is done. `message` (the message as read), `consumed_at` and `provider` (the one
     that took it, when the consumer has providers) feed the `consumido` event; `duplicate` marks a
-    redelivery of work finished before, reported with its first time and provider."""
+    redelivery of work finished before, reported with its first time and provider. `publishes`:
+    what the work itself has to hand on (consumer_logs's webhook notifications), confirmed by the
+    broker before the ack, as the event is."""
 
     message: Mapping[str, Any] | None = None
     consumed_at: datetime | None = None
     duplicate: bool = False
     provider: str | None = None
+    publishes: tuple[Publish, ...] = ()
 
 
 class Failure(Exception):

@@ -16,7 +16,15 @@ import pika
 from cartero_common.amqp.blocking import PERSISTENT, encode, message_properties
 from cartero_common.amqp.topology import RetryPolicy, dead_letter_queue, retry_queue
 from cartero_common.clock import fecha
-from cartero_common.consume.outcomes import ATTEMPT_HEADER, Delivery, Done, Failure, TransientFailure, Unreadable
+from cartero_common.consume.outcomes import (
+    ATTEMPT_HEADER,
+    Delivery,
+    Done,
+    Failure,
+    Publish,
+    TransientFailure,
+    Unreadable,
+)
 from cartero_common.wire import Settled, consumed_event, failed_event, rejected_event, retry_event
 
 log = logging.getLogger(__name__)
@@ -26,13 +34,6 @@ OUTCOME_HEADER = "x-cartero-outcome"
 ORIGIN_HEADER = "x-cartero-queue"
 FAILED_AT_HEADER = "x-cartero-failed-at"
 MAX_REASON = 500
-
-
-@dataclass(frozen=True)
-class Publish:
-    queue: str
-    body: bytes
-    properties: pika.BasicProperties
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def settle(
 ) -> Settlement:
     if isinstance(outcome, Done):
         consumed_at = outcome.consumed_at or now
-        events = []
+        events = list(outcome.publishes)
         if report_to and outcome.message is not None:
             # A duplicate reports its first consumption time and provider, so the event is byte
             # for byte the one published the first time and the message log keeps one of them.

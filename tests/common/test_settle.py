@@ -10,6 +10,7 @@ import pytest
 
 from cartero_common.amqp import RetryPolicy, delay_label, parse_delays, retry_queue
 from cartero_common.consume import Delivery, Done, PermanentFailure, TransientFailure, Unreadable
+from cartero_common.consume.outcomes import Publish
 from cartero_common.consume.settle import settle
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
@@ -23,9 +24,26 @@ def delivery(attempt: int | None = None, *, php: bool = False) -> Delivery:
     return Delivery("cola_sms", json.dumps(MESSAGE).encode(), properties, False, 1)
 
 
+def test_a_done_outcome_publishes_what_the_handler_hands_on_before_its_event() -> None:
+    extra = Publish("webhooks", b'{"type": "message.sent"}', pika.BasicProperties(delivery_mode=2))
+    settled = settle(
+        delivery(),
+        Done(MESSAGE, publishes=(extra,)),
+        policy=RetryPolicy(),
+        report_to="logs",
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        timezone="UTC",
+    )
+    assert [p.queue for p in settled.publishes] == ["webhooks", "logs"]
+    assert settled.publishes[0] is extra
+
+
 def test_delays_parse_and_name_their_queues() -> None:
     assert parse_delays("5s, 30, 2m,10m") == (5.0, 30.0, 120.0, 600.0)
     assert parse_delays("200ms,1.5s") == (0.2, 1.5)
+    # Hours (the webhook schedule), named in minutes: the queue-name pattern of the roles stays ms|s|m.
+    assert parse_delays("2h,10h") == (7200.0, 36000.0)
+    assert retry_queue("webhook_deliveries", 36000.0) == "webhook_deliveries.retry.600m"
     assert [delay_label(d) for d in (0.2, 1.5, 5, 120, 600)] == ["200ms", "1500ms", "5s", "2m", "10m"]
     assert retry_queue("cola_sms", 5) == "cola_sms.retry.5s"
     for bad in ("", "0", "-5", "soon"):

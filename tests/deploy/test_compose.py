@@ -420,6 +420,7 @@ AMQP_ROLES = {  # service: the RabbitMQ role it connects as
     "consumer_logs": "consumer_logs",
     "consumer_sms": "consumer_sms",
     "consumer_email": "consumer_email",
+    "consumer_webhooks": "consumer_webhooks",
     "monitor": "monitor",
 }
 

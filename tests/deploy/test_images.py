@@ -30,6 +30,7 @@ ALL_SERVICES = {
     "consumer_logs",
     "consumer_sms",
     "consumer_email",
+    "consumer_webhooks",
     "monitor",
     "docker_gate",
 }
@@ -153,6 +154,12 @@ SPECS: dict[str, Spec] = {
         migrate=True,
         env={"EMAIL_PROVIDER": "file", "MAIL_DIR": "/tmp/cartero-mail"},
         check=consumes(QUEUE_EMAIL, {"destinatario": "ana@example.com", "asunto": "Hola", "cuerpo": "Prueba"}),
+    ),
+    # Up and consuming both its queues; no endpoint to deliver to (the validator is not there).
+    "consumer_webhooks": Spec(
+        metrics_port_envs=("CONSUMER_WEBHOOKS_METRICS_PORT",),
+        broker=True,
+        env={"VALIDATOR_URL": "http://127.0.0.1:9", "VALIDATOR_WEBHOOKS_KEY": "webhooks-key-for-tests-0123"},
     ),
     "docker_gate": Spec(
         port_env="DOCKER_GATE_PORT", env={"DOCKER_GATE_PROFILE": "discovery"}, check=gate_refuses_an_inspect

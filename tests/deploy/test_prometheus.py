@@ -192,7 +192,7 @@ def test_the_queue_depth_panels_return_data(live: Live) -> None:
     assert unacked["correos"] == 2 and unacked["cola_sms"] == 0
     assert set(ready) == {"cola_sms", "correos", "logs"}  # the dead-letter queues have their own panel
     dead = values_of(live.prometheus.result(substitute(panel_query("Dead-letter").expr, values)))
-    assert dead == {"cola_sms.dlq": 1, "correos.dlq": 0, "logs.dlq": 0}
+    assert dead == {"cola_sms.dlq": 1, "correos.dlq": 0, "logs.dlq": 0, "webhooks.dlq": 0, "webhook_deliveries.dlq": 0}
     consumers = values_of(live.prometheus.result(substitute(panel_query("Consumers per queue", "C").expr, values)))
     assert consumers == {"cola_sms": 0, "correos": 1, "logs": 0}
 

@@ -27,7 +27,7 @@ from cartero_common.amqp.publisher import AsyncPublisher
 from cartero_common.clock import FixedClock
 from cartero_common.consume import ConsumerLoop
 from cartero_common.consume.dlq import replay_dead_letters
-from cartero_common.consume.outcomes import Delivery, Done, Outcome, PermanentFailure, TransientFailure
+from cartero_common.consume.outcomes import Delivery, Done, Outcome, PermanentFailure, Publish, TransientFailure
 from cartero_common.wire import route_exchange
 from monitor.events import EventPublisher
 from monitor.sources import AmqpDepth
@@ -130,7 +130,15 @@ def passive(queue: str) -> Callable[[BlockingChannel], int]:
 
 
 def test_every_role_exists_with_no_management_access(roles: dict[str, str]) -> None:
-    assert set(roles) == {"sender", "consumer_sms", "consumer_email", "consumer_logs", "monitor", "php"}
+    assert set(roles) == {
+        "sender",
+        "consumer_sms",
+        "consumer_email",
+        "consumer_logs",
+        "consumer_webhooks",
+        "monitor",
+        "php",
+    }
     for role, url in roles.items():
         parsed = pika.URLParameters(url)
         credentials = parsed.credentials
@@ -253,6 +261,45 @@ def test_consumer_logs_reads_logs_and_its_dlq_only(roles: dict[str, str], guest:
         refused(logs_role, get(queue))
         refused(logs_role, purge(queue))
     refused(logs_role, delete("logs"))
+
+
+def test_consumer_logs_hands_notifications_to_webhooks_and_reads_none(roles: dict[str, str], guest: str) -> None:
+    logs_role = roles["consumer_logs"]
+    assert allowed(logs_role, passive("webhooks")) == 0, "rabbitmq-setup created it"
+    allowed(logs_role, confirmed_publish("webhooks"))
+    assert queue_depth(guest, "webhooks") == 1
+    for queue in ("webhooks", "webhook_deliveries", "webhook_deliveries.dlq"):
+        refused(logs_role, get(queue))
+    refused(logs_role, declare("webhook_deliveries.retry.10s", **{"x-message-ttl": 10000}))
+    drain(guest, "webhooks")
+
+
+def test_consumer_webhooks_does_its_work_with_its_own_role(roles: dict[str, str], guest: str) -> None:
+    """Both of its loops as its own role: the fan-out publishes a delivery, the delivery loop
+    retries it through its retry queue and dead-letters it; nothing of the messages' queues."""
+    role = roles["consumer_webhooks"]
+    policy = RetryPolicy(max_attempts=2, delays=parse_delays("200ms"))
+
+    def fan(batch: Sequence[Delivery]) -> list[Outcome]:
+        properties = pika.BasicProperties(delivery_mode=2)
+        return [Done(publishes=(Publish("webhook_deliveries", d.body, properties),)) for d in batch]
+
+    def fail(batch: Sequence[Delivery]) -> list[Outcome]:
+        return [TransientFailure("receiver answered 500") for _ in batch]
+
+    loops = (
+        ConsumerLoop(url=role, queue="webhooks", handler=fan, report_to=None, declares=("webhook_deliveries",)),
+        ConsumerLoop(url=role, queue="webhook_deliveries", handler=fail, report_to=None, policy=policy),
+    )
+    with running(loops[0]), running(loops[1]):
+        allowed(roles["consumer_logs"], confirmed_publish("webhooks"))
+        wait_until(lambda: queue_depth(guest, "webhook_deliveries.dlq") == 1, timeout=15, what="dead letter")
+    for queue in (*SHARED, "cola_sms.dlq", "logs.dlq"):
+        refused(role, get(queue))
+        refused(role, purge(queue))
+    refused(role, declare("cola_sms.retry.5s", **{"x-message-ttl": 5000}))
+    refused(role, delete("webhooks"))
+    drain(guest, "webhook_deliveries.dlq")
 
 
 def test_the_monitor_reads_depth_and_reports_but_touches_no_message(roles: dict[str, str], guest: str) -> None:

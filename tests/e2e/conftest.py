@@ -52,7 +52,17 @@ class Suite:
 
 def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
     """The environment `make run` gets in these tests: free ports, its own vhost and var/."""
-    names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email", "validator", "panel")
+    names = (
+        "sender",
+        "logs",
+        "sms_metrics",
+        "email_metrics",
+        "webhooks_metrics",
+        "monitor_sms",
+        "monitor_email",
+        "validator",
+        "panel",
+    )
     ports = {name: free_port() for name in names}
     env = dict(
         os.environ,
@@ -62,6 +72,7 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         CONSUMER_LOGS_PORT=str(ports["logs"]),
         CONSUMER_SMS_METRICS_PORT=str(ports["sms_metrics"]),
         CONSUMER_EMAIL_METRICS_PORT=str(ports["email_metrics"]),
+        CONSUMER_WEBHOOKS_METRICS_PORT=str(ports["webhooks_metrics"]),
         MONITOR_SMS_METRICS_PORT=str(ports["monitor_sms"]),
         MONITOR_EMAIL_METRICS_PORT=str(ports["monitor_email"]),
         TOKEN_VALIDATOR_PORT=str(ports["validator"]),

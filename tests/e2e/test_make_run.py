@@ -123,7 +123,15 @@ def test_first_run_credentials_are_private_and_work(suite: Suite) -> None:
 def test_each_process_connects_as_its_own_rabbitmq_user(suite: Suite) -> None:
     """make run creates the production roles on the local broker and gives each process its own."""
     users = role_users(suite.var)
-    assert set(users) == {"sender", "consumer_sms", "consumer_email", "consumer_logs", "monitor", "php"}
+    assert set(users) == {
+        "sender",
+        "consumer_sms",
+        "consumer_email",
+        "consumer_logs",
+        "consumer_webhooks",
+        "monitor",
+        "php",
+    }
     saved = dict(line.split("=", 1) for line in (suite.var / "secrets.env").read_text().splitlines() if "=" in line)
     run_output = (suite.var / "run.out").read_text()
     for role in users:
@@ -138,7 +146,9 @@ def test_each_process_connects_as_its_own_rabbitmq_user(suite: Suite) -> None:
         f"{suite.sender}/v1/sms", json={"mensaje": "roles", "telefono": "600111222"}, headers=suite.auth, timeout=5
     )
     assert posted.status_code == 202, posted.text
-    wanted = {users[role] for role in ("sender", "consumer_sms", "consumer_email", "consumer_logs")}
+    wanted = {
+        users[role] for role in ("sender", "consumer_sms", "consumer_email", "consumer_logs", "consumer_webhooks")
+    }
     wait_until(lambda: wanted <= connected_users(), timeout=30, what="each role's connection listed")
 
 
@@ -212,6 +222,7 @@ def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
     keys = {
         "VALIDATOR_SERVICE_KEY",
         "VALIDATOR_ADMIN_KEY",
+        "VALIDATOR_WEBHOOKS_KEY",
         "PANEL_SECRET_KEY",
         "CONSUMER_LOGS_READ_KEY",
         "CONSUMER_LOGS_STATUS_KEY",
@@ -220,7 +231,7 @@ def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
     role_passwords = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_PASSWORD")}
     role_users = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_USER")}
     assert keys <= set(secrets) and set(secrets) == keys | role_passwords | role_users
-    assert len(role_passwords) == 6, sorted(secrets)
+    assert len(role_passwords) == 7, sorted(secrets)
     for name in keys | role_passwords:
         value = secrets[name]
         assert len(value) >= 32 and value not in printed, name

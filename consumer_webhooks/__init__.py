@@ -1,0 +1,1 @@
+"""consumer_webhooks: delivers the owners' webhook notifications to their endpoints."""

@@ -1,0 +1,95 @@
+"""A real webhook receiver for the tests: an HTTP server on a free port that answers scripted
+statuses (then 200), may sleep before answering, and keeps every request it got."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.support import free_port
+
+SECRET = "whsec_" + base64.b64encode(b"a-secret-of-twenty-four-bytes!!").decode()
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+
+def signature_by_hand(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    """The Standard Webhooks signature as the spec writes it out: HMAC-SHA256 of
+    "{id}.{timestamp}.{body}" keyed with the base64-decoded secret after `whsec_`."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+class Receiver:
+    def __init__(self, statuses: list[int] | None = None, *, delay: float = 0.0, port: int | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.delay = delay
+        self.port = port or free_port()
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                with receiver.lock:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    receiver.received.append(Received(headers, body, status))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def got(self) -> list[Received]:
+        with self.lock:
+            return list(self.received)
+
+    def delivered(self) -> list[Received]:
+        return [r for r in self.got() if 200 <= r.status < 300]
