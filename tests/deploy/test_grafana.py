@@ -105,6 +105,11 @@ def test_the_dashboard_shows_what_the_operators_need() -> None:
         "provider_circuit_state",
         "provider_attempts_total",
         "provider_failovers_total",
+        "sender_status_requests_total",
+        "sender_status_seconds_bucket",
+        "webhook_deliveries_total",
+        "webhook_notifications_total",
+        "webhook_delivery_seconds_bucket",
     ):
         assert metric in exprs, metric
     assert 'kind="desired"' in exprs and 'kind="running"' in exprs

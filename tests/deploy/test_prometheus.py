@@ -32,6 +32,7 @@ METRIC_OWNERS = {
     "consumer_": ["cartero_common", "consumer_sms", "consumer_email", "consumer_logs"],
     "monitor_": ["monitor"],
     "provider_": ["cartero_common"],
+    "webhook_": ["cartero_common", "consumer_logs", "consumer_webhooks"],
 }
 
 
@@ -125,7 +126,8 @@ def suite_targets(suite: Suite) -> dict[str, list[str]]:
 
 
 def send_through_the_suite(suite: Suite) -> None:
-    """Requests for the sender and validator panels, messages for the consumer panels."""
+    """Requests for the sender and validator panels, messages for the consumer panels, a status
+    lookup for the callers' panels."""
     for _ in range(3):
         response = httpx.post(
             f"{suite.sender}/v1/sms",
@@ -134,6 +136,8 @@ def send_through_the_suite(suite: Suite) -> None:
             timeout=10,
         )
         assert response.status_code == 202, response.text
+    status = httpx.get(f"{suite.sender}/v1/messages/{response.json()['id']}", headers=suite.auth, timeout=10)
+    assert status.status_code == 200, status.text
     refused = httpx.post(
         f"{suite.sender}/v1/sms",
         json={"mensaje": "hola", "telefono": "+34600111222"},
@@ -174,7 +178,14 @@ def test_every_service_of_the_running_suite_is_scraped(live: Live) -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "title",
-    ["Sender requests", "Sender publish latency", "Validator decisions", "Consumer outcomes", "Consumers per queue"],
+    [
+        "Sender requests",
+        "Sender publish latency",
+        "Validator decisions",
+        "Consumer outcomes",
+        "Consumers per queue",
+        "Status requests",
+    ],
 )
 def test_the_service_panels_return_data(live: Live, title: str) -> None:
     """The suite's own metrics, scraped from the running processes, fill the service panels."""
