@@ -79,7 +79,10 @@ class DeadLetterQueues:
 
     def counts(self) -> dict[str, int]:
         with self._channel() as channel:
-            return {dlq: int(channel.queue_declare(dlq, passive=True).method.message_count) for dlq in QUEUES}
+            found = {}
+            for dlq in QUEUES:
+                channel, found[dlq] = _depth(channel, dlq)
+            return found
 
     def browse(self, dlq: str, limit: int) -> list[Held]:
         with self._channel() as channel:
@@ -105,9 +108,20 @@ class DeadLetterQueues:
             return _settle(channel, dlq, ids, lambda held: channel.basic_ack(held.delivery_tag))
 
 
+def _depth(channel: BlockingChannel, dlq: str) -> tuple[BlockingChannel, int]:
+    """Messages ready in `dlq`, 0 for one no consumer has declared yet (the broker closes the
+    channel of a passive declare that finds nothing: the caller goes on with a fresh one)."""
+    try:
+        return channel, int(channel.queue_declare(dlq, passive=True).method.message_count)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+    return channel.connection.channel(), 0
+
+
 def _read(channel: BlockingChannel, dlq: str, limit: int) -> list[Held]:
     """At most `limit` messages of what was there when the read began, unacked."""
-    waiting = int(channel.queue_declare(dlq, passive=True).method.message_count)
+    channel, waiting = _depth(channel, dlq)
     held: list[Held] = []
     while len(held) < min(limit, waiting):
         method, properties, body = channel.basic_get(dlq, auto_ack=False)

@@ -33,9 +33,11 @@ def preview(body: bytes) -> str:
 def public(held: Held, dlq: str) -> dict[str, Any]:
     headers = held.headers
     attempts = headers.get(ATTEMPT_HEADER)
+    # A provider's refusal may quote the number or the address: masked as a list masks them.
+    reason = _text(headers.get(REASON_HEADER))
     return {
         "id": held.id,
-        "reason": _text(headers.get(REASON_HEADER)),
+        "reason": None if reason is None else masked_text(reason),
         "outcome": _text(headers.get(OUTCOME_HEADER)),
         "attempts": attempts if isinstance(attempts, int) else None,
         "failed_at": _text(headers.get(FAILED_AT_HEADER)),

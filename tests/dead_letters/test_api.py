@@ -71,7 +71,7 @@ def test_a_poison_message_is_listed_with_its_reason_and_attempts_and_stays(clien
     first = listed[0]
     assert first["attempts"] == 3 and first["outcome"] == "fallido" and first["queue"] == "cola_sms"
     assert first["failed_at"] == NOW.isoformat()
-    assert first["reason"].startswith("invalid number")
+    assert first["reason"] == "invalid number +34******222"
     # The preview masks the number and drops the text, as the message log's lists do.
     assert "+34600111222" not in first["preview"] and "hola" not in first["preview"]
     assert "+34******222" in first["preview"]
@@ -146,3 +146,13 @@ def test_wrong_key_unknown_queue_and_bad_bodies_are_problems(client: TestClient)
         assert bad.status_code == 422 and bad.json()["code"] == "invalid_request", body
     assert client.post("/v1/dead-letters/logs.dlq/discard", json={"all": True}, headers=AUTH).status_code == 422
     assert client.post("/v1/dead-letters/logs.dlq/discard", content=b"{", headers=AUTH).status_code == 422
+
+
+def test_a_dlq_no_consumer_declared_yet_counts_as_empty(fresh_amqp_url: str) -> None:
+    with TestClient(create_app(DeadLetterQueues(fresh_amqp_url), key=KEY)) as client:
+        assert client.get("/v1/dead-letters", headers=AUTH).json() == {
+            "cola_sms.dlq": 0,
+            "correos.dlq": 0,
+            "logs.dlq": 0,
+        }
+        assert client.get("/v1/dead-letters/logs.dlq", headers=AUTH).json() == {"queue": "logs.dlq", "messages": []}
