@@ -52,7 +52,17 @@ class Suite:
 
 def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
     """The environment `make run` gets in these tests: free ports, its own vhost and var/."""
-    names = ("sender", "logs", "sms_metrics", "email_metrics", "monitor_sms", "monitor_email", "validator", "panel")
+    names = (
+        "sender",
+        "logs",
+        "sms_metrics",
+        "email_metrics",
+        "monitor_sms",
+        "monitor_email",
+        "validator",
+        "panel",
+        "dead_letters",
+    )
     ports = {name: free_port() for name in names}
     env = dict(
         os.environ,
@@ -66,6 +76,7 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         MONITOR_EMAIL_METRICS_PORT=str(ports["monitor_email"]),
         TOKEN_VALIDATOR_PORT=str(ports["validator"]),
         TOKEN_PANEL_PORT=str(ports["panel"]),
+        DEAD_LETTERS_PORT=str(ports["dead_letters"]),
     )
     for inherited in (
         "VALIDATOR_SERVICE_KEY",
@@ -76,6 +87,8 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         "PANEL_SECRET_KEY",
         "CONSUMER_LOGS_READ_KEY",
         "CONSUMER_LOGS_STORE_CONTENT",
+        "DEAD_LETTERS_KEY",
+        "DEAD_LETTERS_URL",
         "METRICS_HOST",
     ):
         env.pop(inherited, None)

@@ -94,7 +94,7 @@ def test_first_run_credentials_are_private_and_work(suite: Suite) -> None:
 def test_each_process_connects_as_its_own_rabbitmq_user(suite: Suite) -> None:
     """make run creates the production roles on the local broker and gives each process its own."""
     users = role_users(suite.var)
-    assert set(users) == {"sender", "consumer_sms", "consumer_email", "consumer_logs", "monitor", "php"}
+    assert set(users) == {"sender", "consumer_sms", "consumer_email", "consumer_logs", "dead_letters", "monitor", "php"}
     saved = dict(line.split("=", 1) for line in (suite.var / "secrets.env").read_text().splitlines() if "=" in line)
     run_output = (suite.var / "run.out").read_text()
     for role in users:
@@ -158,7 +158,7 @@ def _listening(port: int) -> set[str]:
 
 def test_every_listener_is_on_this_host_only(suite: Suite) -> None:
     """The HTTP services, the monitors' and the consumers' metrics: 127.0.0.1, not every interface."""
-    required = ("sender", "logs", "validator", "panel", "monitor_sms", "monitor_email", "sms_metrics")
+    required = ("sender", "logs", "validator", "panel", "dead_letters", "monitor_sms", "monitor_email", "sms_metrics")
     for name, port in suite.ports.items():
         addresses = _listening(port)
         if name in required:
@@ -180,12 +180,18 @@ def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
     assert {"consumer_logs.db", "token_validator.db", "secrets.env", "log"} <= {p.name for p in suite.var.iterdir()}
     printed = (suite.var / "run.out").read_text(errors="replace")
     secrets = suite.secrets()
-    keys = {"VALIDATOR_SERVICE_KEY", "VALIDATOR_ADMIN_KEY", "PANEL_SECRET_KEY", "CONSUMER_LOGS_READ_KEY"}
+    keys = {
+        "VALIDATOR_SERVICE_KEY",
+        "VALIDATOR_ADMIN_KEY",
+        "PANEL_SECRET_KEY",
+        "CONSUMER_LOGS_READ_KEY",
+        "DEAD_LETTERS_KEY",
+    }
     # Besides the keys, each RabbitMQ role's user name and password (local/rabbitmq_roles.py).
     role_passwords = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_PASSWORD")}
     role_users = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_USER")}
     assert keys <= set(secrets) and set(secrets) == keys | role_passwords | role_users
-    assert len(role_passwords) == 6, sorted(secrets)
+    assert len(role_passwords) == 7, sorted(secrets)
     for name in keys | role_passwords:
         value = secrets[name]
         assert len(value) >= 32 and value not in printed, name
