@@ -11,6 +11,7 @@ PORTS = (
     ("TOKEN_VALIDATOR_PORT", "token_validator.config", "token_validator_port"),
     ("TOKEN_PANEL_PORT", "token_panel.config", "token_panel_port"),
     ("CONSUMER_LOGS_PORT", "consumer_logs.config", "consumer_logs_port"),
+    ("DEAD_LETTERS_PORT", "dead_letters.config", "dead_letters_port"),
     ("CONSUMER_SMS_METRICS_PORT", "consumer_sms.config", "consumer_sms_metrics_port"),
     ("CONSUMER_EMAIL_METRICS_PORT", "consumer_email.config", "consumer_email_metrics_port"),
     ("CONSUMER_WEBHOOKS_METRICS_PORT", "consumer_webhooks.config", "consumer_webhooks_metrics_port"),

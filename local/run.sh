@@ -39,6 +39,8 @@ export EMAIL_PROVIDER=${EMAIL_PROVIDER:-file}
 export MAIL_DIR=${MAIL_DIR:-$CARTERO_VAR/mail}
 export TOKEN_PANEL_HOST=${TOKEN_PANEL_HOST:-127.0.0.1} TOKEN_PANEL_PORT=${TOKEN_PANEL_PORT:-$default_TOKEN_PANEL_PORT}
 export CONSUMER_LOGS_URL=${CONSUMER_LOGS_URL:-http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT}
+export DEAD_LETTERS_HOST=${DEAD_LETTERS_HOST:-127.0.0.1} DEAD_LETTERS_PORT=${DEAD_LETTERS_PORT:-$default_DEAD_LETTERS_PORT}
+export DEAD_LETTERS_URL=${DEAD_LETTERS_URL:-http://$DEAD_LETTERS_HOST:$DEAD_LETTERS_PORT}
 # On your own machine the message log keeps what each message said (compose's default is not to).
 export CONSUMER_LOGS_STORE_CONTENT=${CONSUMER_LOGS_STORE_CONTENT:-true}
 # consumer_webhooks's metrics port is also its readiness check.
@@ -55,10 +57,10 @@ chmod -R go-rwx "$CARTERO_VAR"
 # $CARTERO_VAR/secrets.env for the next starts. A var/ from before a key existed gets the new key
 # added.
 secrets_file=$CARTERO_VAR/secrets.env
-secret_names=(VALIDATOR_SERVICE_KEY VALIDATOR_ADMIN_KEY VALIDATOR_WEBHOOKS_KEY PANEL_SECRET_KEY CONSUMER_LOGS_READ_KEY CONSUMER_LOGS_STATUS_KEY)
+secret_names=(VALIDATOR_SERVICE_KEY VALIDATOR_ADMIN_KEY VALIDATOR_WEBHOOKS_KEY PANEL_SECRET_KEY CONSUMER_LOGS_READ_KEY CONSUMER_LOGS_STATUS_KEY DEAD_LETTERS_KEY)
 if [[ -f $secrets_file ]]; then
   # shellcheck disable=SC1090
-  source <(grep -E '^(VALIDATOR_(SERVICE|ADMIN|WEBHOOKS)_KEY|PANEL_SECRET_KEY|CONSUMER_LOGS_(READ|STATUS)_KEY)=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
+  source <(grep -E '^(VALIDATOR_(SERVICE|ADMIN|WEBHOOKS)_KEY|PANEL_SECRET_KEY|CONSUMER_LOGS_(READ|STATUS)_KEY|DEAD_LETTERS_KEY)=[A-Za-z0-9_-]+$' "$secrets_file" | sed 's/^/saved_/')
 fi
 new_secret() { "$CARTERO_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 for name in "${secret_names[@]}"; do
@@ -119,6 +121,7 @@ if ! "$CARTERO_PYTHON" -m cartero_common wait-ready --timeout "${READY_TIMEOUT_S
     "$(ready_url token_panel "$TOKEN_PANEL_HOST:$TOKEN_PANEL_PORT" healthz)" \
     "$(ready_url consumer_logs "$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT" readyz)" \
     "$(ready_url consumer_webhooks "127.0.0.1:$CONSUMER_WEBHOOKS_METRICS_PORT" metrics)" \
+    "$(ready_url dead_letters "$DEAD_LETTERS_HOST:$DEAD_LETTERS_PORT" readyz)" \
     "$(ready_url monitor_sms "127.0.0.1:$MONITOR_SMS_METRICS_PORT" metrics)" \
     "$(ready_url monitor_email "127.0.0.1:$MONITOR_EMAIL_METRICS_PORT" metrics)"; then
   echo "make run: Cartero did not come up within ${READY_TIMEOUT_SECONDS:-60} s (above: who, and the end of its log); stopping." >&2
@@ -133,6 +136,7 @@ Cartero is ready:
   admin panel   http://$TOKEN_PANEL_HOST:$TOKEN_PANEL_PORT        (sign in with the first admin below)
   message log   http://$CONSUMER_LOGS_HOST:$CONSUMER_LOGS_PORT/v1/events   (bearer CONSUMER_LOGS_READ_KEY of the credentials file)
   webhooks      metrics http://127.0.0.1:$CONSUMER_WEBHOOKS_METRICS_PORT/metrics   (consumer_webhooks)
+  dead letters  http://$DEAD_LETTERS_HOST:$DEAD_LETTERS_PORT/v1/dead-letters   (bearer DEAD_LETTERS_KEY; the panel's Dead letters pages)
   monitor_sms   metrics http://127.0.0.1:$MONITOR_SMS_METRICS_PORT/metrics   (starts consumer_sms, metrics :$CONSUMER_SMS_METRICS_PORT)
   monitor_email metrics http://127.0.0.1:$MONITOR_EMAIL_METRICS_PORT/metrics   (starts consumer_email, metrics :$CONSUMER_EMAIL_METRICS_PORT; mail in $MAIL_DIR)
   credentials   $secrets_file · first admin and demo token: $CARTERO_VAR/first-run.txt

@@ -20,6 +20,7 @@ PACKAGES = (
     "consumer_sms",
     "consumer_email",
     "consumer_logs",
+    "dead_letters",
     "monitor",
     "docker_gate",
     "bench",

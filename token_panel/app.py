@@ -20,14 +20,17 @@ from cartero_common.clock import Clock, system_clock
 from cartero_common.http import field_errors, problem_response
 from token_panel.admin_api import AdminApi, ApiError, ApiUnavailable
 from token_panel.config import Settings
+from token_panel.dead_letters import DeadLetters
 from token_panel.deps import CsrfRejected, SignInRequired, load_session
 from token_panel.message_log import MessageLog
-from token_panel.routes import auth, groups, home, messages, owners, records, tokens, webhooks
+from token_panel.routes import auth, dead_letters, groups, home, messages, owners, records, tokens, webhooks
 from token_panel.sessions import FLASH_COOKIE, FLASH_SECONDS, SESSION_COOKIE, CookieSigner
 from token_panel.web import make_templates, render
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = tuple(module.router for module in (auth, home, owners, groups, tokens, webhooks, records, messages))
+ROUTERS = tuple(
+    module.router for module in (auth, home, owners, groups, tokens, webhooks, records, messages, dead_letters)
+)
 # Scripts and styles only from our own files; no frames, no forms posting elsewhere.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -136,6 +139,7 @@ def create_app(
     log = log or MessageLog(
         settings.consumer_logs_url, settings.consumer_logs_read_key, timeout=settings.validator_timeout
     )
+    dead = DeadLetters(settings.dead_letters_url, settings.dead_letters_key, timeout=settings.validator_timeout)
     zone = ZoneInfo(settings.timezone)
     signer = CookieSigner(settings.panel_secret_key, clock)
 
@@ -144,6 +148,7 @@ def create_app(
         yield
         await api.close()
         await log.close()
+        await dead.close()
 
     app = FastAPI(
         title="Cartero token panel", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
@@ -151,6 +156,7 @@ def create_app(
     app.state.settings = settings
     app.state.api = api
     app.state.message_log = log
+    app.state.dead_letters = dead
     app.state.clock = clock
     app.state.zone = zone
     app.state.signer = signer

@@ -19,6 +19,10 @@ class Settings(ServiceSettings):
     consumer_logs_url: str = "http://127.0.0.1:8003"
     # Presented to the message log on every read (consumer_logs' CONSUMER_LOGS_READ_KEY).
     consumer_logs_read_key: str = ""
+    # The dead_letters service (its DEAD_LETTERS_KEY): the DLQ pages, and the counts on the
+    # overview, which say "unavailable" while it does not answer.
+    dead_letters_url: str = "http://127.0.0.1:8004"
+    dead_letters_key: str = ""
     # Signs the session and flash cookies; changing it signs everybody out.
     panel_secret_key: str = ""
     # Set to true behind HTTPS so the browser never sends the session over plain HTTP.

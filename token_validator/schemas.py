@@ -376,3 +376,18 @@ class WebhookTarget(BaseModel):
 
 class WebhookTargets(BaseModel):
     items: list[WebhookTarget]
+
+
+DeadLetterQueue = Literal["cola_sms.dlq", "correos.dlq", "logs.dlq"]
+
+
+class DeadLetterAction(Strict):
+    """What the panel did to a DLQ through the dead_letters service, for the audit trail: which
+    queue, which messages (their ids as the service answered them) and how many moved."""
+
+    action: Literal["dead_letters.replay", "dead_letters.discard"]
+    queue: DeadLetterQueue
+    ids: list[Annotated[str, Field(max_length=200)]] = Field(max_length=1000)
+    count: int = Field(ge=0, le=10**9)
+    all: bool = False
+    not_found: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=1000)

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import pika
+from pika.adapters.blocking_connection import BlockingChannel
 
 from cartero_common.amqp.blocking import PERSISTENT, connect, declare_shared_queues
 from cartero_common.amqp.topology import dead_letter_queue
@@ -33,8 +34,7 @@ def replay_dead_letters(url: str, queue: str, *, limit: int | None = None, progr
                 method, properties, body = channel.basic_get(dlq, auto_ack=False)
                 if method is None:
                     break
-                channel.basic_publish("", queue, body, _fresh(properties), mandatory=True)
-                channel.basic_ack(method.delivery_tag)
+                move_back(channel, method.delivery_tag, properties, body, queue=queue)
                 moved += 1
                 if bar is not None:
                     bar.update(1)
@@ -46,7 +46,24 @@ def replay_dead_letters(url: str, queue: str, *, limit: int | None = None, progr
         connection.close()
 
 
-def _fresh(properties: pika.BasicProperties) -> pika.BasicProperties:
+def move_back(
+    channel: BlockingChannel,
+    delivery_tag: int,
+    properties: pika.BasicProperties,
+    body: bytes,
+    *,
+    queue: str,
+    exchange: str = "",
+) -> None:
+    """Publish a dead letter's fresh copy to `queue` (through `exchange`), then ack the dead letter.
+    `channel` is in confirm mode, so the publish returns only once the broker holds the copy (an
+    unroutable or refused copy raises, and the dead letter stays where it was); a crash between
+    the two leaves a duplicate, which the consumers' dedupe by `id` absorbs, never a loss."""
+    channel.basic_publish(exchange, queue, body, replay_properties(properties), mandatory=True)
+    channel.basic_ack(delivery_tag)
+
+
+def replay_properties(properties: pika.BasicProperties) -> pika.BasicProperties:
     """The message as first sent, attempts starting again from one; how often it was replayed
     is kept in `x-cartero-replays`."""
     headers = {k: v for k, v in (properties.headers or {}).items() if not k.startswith("x-")}

@@ -29,6 +29,7 @@ from cartero_common.consume import ConsumerLoop
 from cartero_common.consume.dlq import replay_dead_letters
 from cartero_common.consume.outcomes import Delivery, Done, Outcome, PermanentFailure, Publish, TransientFailure
 from cartero_common.wire import route_exchange
+from dead_letters.broker import DeadLetterQueues
 from monitor.events import EventPublisher
 from monitor.sources import AmqpDepth
 from tests.consumers import events, running, sms
@@ -136,6 +137,7 @@ def test_every_role_exists_with_no_management_access(roles: dict[str, str]) -> N
         "consumer_email",
         "consumer_logs",
         "consumer_webhooks",
+        "dead_letters",
         "monitor",
         "php",
     }
@@ -354,3 +356,35 @@ def test_the_php_role_does_what_the_php_services_do_and_nothing_more(roles: dict
     refused(php, declare("cola_sms.retry.5s", **{"x-message-ttl": 5000}))
     refused(php, declare("php-own-queue"))
     # Not refusable: basic_get needs `read` on cola_sms, and `read` is also what purge needs.
+
+
+def test_dead_letters_reads_the_dlqs_and_replays_through_the_route_exchanges_only(
+    roles: dict[str, str], guest: str
+) -> None:
+    role = roles["dead_letters"]
+    dead = pika.BasicProperties(message_id="d-1", delivery_mode=2, headers={"x-cartero-reason": "bad"})
+
+    def dead_letters(channel: BlockingChannel) -> None:
+        for dlq in ("cola_sms.dlq", "logs.dlq"):
+            channel.basic_publish("", dlq, b'{"id": "d-1"}', dead)
+
+    allowed(guest, dead_letters)
+    queues = DeadLetterQueues(role)
+    assert queues.counts() == {"cola_sms.dlq": 1, "correos.dlq": 0, "logs.dlq": 1}
+    assert [held.id for held in queues.browse("cola_sms.dlq", 10)] == ["d-1"]
+    assert queues.replay("cola_sms.dlq", None).done == ["d-1"]
+    assert queues.discard("logs.dlq", {"d-1"}).done == ["d-1"]
+    assert queue_depth(guest, "cola_sms") == 1 and queue_depth(guest, "cola_sms.dlq") == 0
+    assert queue_depth(guest, "logs.dlq") == 0
+    for queue in SHARED:
+        refused(role, get(queue))
+        refused(role, consume(queue))
+        refused(role, purge(queue))
+        refused(role, delete(queue))
+        refused(role, declare(queue))
+        refused(role, confirmed_publish(queue))  # not the default exchange
+    for queue in ("cola_sms.dlq", "cola_sms.retry.5s"):
+        refused(role, confirmed_publish(queue))
+        refused(role, delete(queue))
+    refused(role, declare("dead-letters-own-queue"))
+    assert queue_depth(guest, "cola_sms") == 1

@@ -41,7 +41,7 @@ from tests.support import (
 )
 
 DEFINITIONS = ROOT / "rabbitmq" / "definitions.json"
-ROLES = ("sender", "consumer_sms", "consumer_email", "consumer_logs", "monitor", "php")
+ROLES = ("sender", "consumer_sms", "consumer_email", "consumer_logs", "dead_letters", "monitor", "php")
 pytestmark = pytest.mark.integration
 
 
@@ -179,7 +179,7 @@ def test_an_unreachable_api_is_a_clear_error(target: Target) -> None:
 def test_roles_without_a_password_are_skipped_and_named(target: Target) -> None:
     report = run(target.settings(), target.credentials("sender", "monitor"))
     assert report.users == {"sender": target.user("sender"), "monitor": target.user("monitor")}
-    assert report.skipped_roles == ["consumer_sms", "consumer_email", "consumer_logs", "php"]
+    assert report.skipped_roles == ["consumer_sms", "consumer_email", "consumer_logs", "dead_letters", "php"]
     listed = rabbit_api("GET", f"/users/{quote(target.user('php'), safe='')}")
     assert listed.status_code == 404
 

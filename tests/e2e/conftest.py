@@ -62,6 +62,7 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         "monitor_email",
         "validator",
         "panel",
+        "dead_letters",
     )
     ports = {name: free_port() for name in names}
     env = dict(
@@ -77,6 +78,7 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         MONITOR_EMAIL_METRICS_PORT=str(ports["monitor_email"]),
         TOKEN_VALIDATOR_PORT=str(ports["validator"]),
         TOKEN_PANEL_PORT=str(ports["panel"]),
+        DEAD_LETTERS_PORT=str(ports["dead_letters"]),
     )
     for inherited in (
         "VALIDATOR_SERVICE_KEY",
@@ -90,6 +92,8 @@ def run_env(var: Path, amqp_url: str) -> tuple[dict[str, str], dict[str, int]]:
         "CONSUMER_LOGS_READ_KEY",
         "CONSUMER_LOGS_STATUS_KEY",
         "CONSUMER_LOGS_STORE_CONTENT",
+        "DEAD_LETTERS_KEY",
+        "DEAD_LETTERS_URL",
         "METRICS_HOST",
     ):
         env.pop(inherited, None)

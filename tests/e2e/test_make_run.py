@@ -129,6 +129,7 @@ def test_each_process_connects_as_its_own_rabbitmq_user(suite: Suite) -> None:
         "consumer_email",
         "consumer_logs",
         "consumer_webhooks",
+        "dead_letters",
         "monitor",
         "php",
     }
@@ -197,7 +198,7 @@ def _listening(port: int) -> set[str]:
 
 def test_every_listener_is_on_this_host_only(suite: Suite) -> None:
     """The HTTP services, the monitors' and the consumers' metrics: 127.0.0.1, not every interface."""
-    required = ("sender", "logs", "validator", "panel", "monitor_sms", "monitor_email", "sms_metrics")
+    required = ("sender", "logs", "validator", "panel", "dead_letters", "monitor_sms", "monitor_email", "sms_metrics")
     for name, port in suite.ports.items():
         addresses = _listening(port)
         if name in required:
@@ -226,6 +227,7 @@ def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
         "PANEL_SECRET_KEY",
         "CONSUMER_LOGS_READ_KEY",
         "CONSUMER_LOGS_STATUS_KEY",
+        "DEAD_LETTERS_KEY",
     }
     # Besides the keys, each RabbitMQ role's user name and password (local/rabbitmq_roles.py).
     role_passwords = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_PASSWORD")}

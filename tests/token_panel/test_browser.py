@@ -330,3 +330,48 @@ def test_main_pages_render_on_a_desktop_and_at_360_px(browser: Browser, suite: S
 def _secrets(suite: Suite) -> dict[str, str]:
     lines = (suite.var / "secrets.env").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_an_admin_replays_and_discards_dead_letters(browser: Browser, suite: Suite) -> None:
+    from tests.dead_letters.test_api import dead_letter
+
+    dead_letter(suite.amqp_url, "poison-replay", telefono="+34600777666")
+    dead_letter(suite.amqp_url, "poison-discard")
+    context = _context(browser, suite)
+    page = context.new_page()
+    page.goto("/")
+    _sign_in(page, suite)
+    expect(page.get_by_label("Dead letters per queue")).to_contain_text("cola_sms.dlq: 2")
+
+    _nav(page, "Dead letters")
+    page.get_by_role("link", name="cola_sms.dlq").click()
+    row = page.locator("tbody tr", has_text="poison-replay")
+    expect(row).to_contain_text("invalid number +34******666")
+    expect(row).not_to_contain_text("+34600777666")
+    _shot(page, "dead-letters")
+    row.get_by_role("link", name="Replay poison-replay").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Replay 1 message(s) of cola_sms.dlq?")
+    page.get_by_role("button", name="Replay now").click()
+    expect(page.get_by_role("status")).to_contain_text("1 message(s) replayed.")
+    expect(page.locator("tbody")).not_to_contain_text("poison-replay")
+
+    # Back in cola_sms, the consumer delivers it: the message log records it consumed.
+    def consumed() -> bool:
+        found = httpx.get(f"{suite.events}/v1/events", params={"id": "poison-replay"}, headers=suite.read_auth)
+        return any(event.get("evento") == "consumido" for event in found.json())
+
+    wait_until(consumed, timeout=30, what="the replayed message consumed")
+
+    page.get_by_label("Select poison-discard").check()
+    page.get_by_role("button", name="Discard selected").click()
+    page.get_by_role("button", name="Discard now").click()
+    expect(page.get_by_role("status")).to_contain_text("1 message(s) discarded.")
+    expect(page.get_by_text("This dead-letter queue is empty.")).to_be_visible()
+
+    page.goto("/audit")
+    admin = suite.first_run()["ADMIN_USERNAME"]
+    for action, message_id in (("dead_letters.replay", "poison-replay"), ("dead_letters.discard", "poison-discard")):
+        audited = page.locator("tbody tr", has_text=action)
+        expect(audited).to_contain_text(admin)
+        expect(audited).to_contain_text(message_id)
+    context.close()

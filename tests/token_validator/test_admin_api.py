@@ -245,3 +245,20 @@ def test_usernames_longer_than_the_audit_trail_holds_are_422_and_audited(api: Te
     failed = _audit(api, "admin.sign_in_failed")
     assert [e["details"]["username"] for e in failed] == ["m" * 100, "m" * 65]
     assert [a["username"] for a in _ok(api.get(f"{A}/admins", headers=ADMIN))] == [fits]
+
+
+def test_the_panel_records_a_dead_letter_action_with_its_ids_and_count(api: TestClient) -> None:
+    body = {"action": "dead_letters.replay", "queue": "cola_sms.dlq", "ids": ["m-1", "m-2"], "count": 2}
+    _ok(api.post(f"{A}/audit", json=body, headers=ADMIN), 204)
+    found = _ok(api.get(f"{A}/audit", params={"action": "dead_letters.replay"}, headers=ADMIN))["items"][0]
+    assert found["actor"] == "ana.admin" and found["target_id"] == "cola_sms.dlq"
+    assert found["details"]["ids"] == ["m-1", "m-2"] and found["details"]["count"] == 2
+    for bad in (
+        {**body, "action": "token.revoke"},
+        {**body, "queue": "cola_sms"},
+        {**body, "count": "2"},
+        {**body, "extra": 1},
+        {k: v for k, v in body.items() if k != "ids"},
+    ):
+        _problem(api.post(f"{A}/audit", json=bad, headers=ADMIN), 422, "invalid_request")
+    _problem(api.post(f"{A}/audit", json=body, headers={"X-Cartero-Admin": "x"}), 401, "unauthorized")

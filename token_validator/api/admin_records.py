@@ -17,6 +17,7 @@ from token_validator.schemas import (
     AdminCreate,
     AdminPublic,
     AuditPublic,
+    DeadLetterAction,
     Page,
     PasswordChange,
     RefusalPublic,
@@ -78,6 +79,18 @@ def list_audit(
             AuditPublic.model_validate(row[0]).model_copy(update={"at": local(row[0].at, zone)}) for row in found.items
         ]
     return paged(found, items)
+
+
+@router.post(
+    "/audit",
+    status_code=204,
+    summary="Record an admin's action done elsewhere (the panel's dead letters) in the audit trail",
+)
+def record_action(body: DeadLetterAction, actor: AdminDep, db: DbDep, moment: MomentDep) -> Response:
+    details = body.model_dump(exclude={"action", "queue"})
+    with db.begin() as session:
+        audited(session, actor, moment, body.action, "dead_letter_queue", body.queue, details)
+    return Response(status_code=204)
 
 
 @router.get("/admins", response_model=list[AdminPublic], summary="Admin accounts")
