@@ -93,6 +93,20 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
 ENTRYPOINT ["python", "-m", "consumer_webhooks"]
 
 
+# The DLQs over HTTP for the panel; the only part besides the consumers' replay-dlq that moves
+# dead letters, with a RabbitMQ role limited to them.
+FROM base AS dead_letters
+COPY requirements/dead_letters.txt /tmp/requirements/dead_letters.txt
+RUN pip install --require-hashes -r /tmp/requirements/dead_letters.txt
+COPY dead_letters ./dead_letters
+RUN python -m compileall -q cartero_common dead_letters
+USER 10001:10001
+ENV DEAD_LETTERS_HOST=0.0.0.0
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request as u; from dead_letters.config import Settings as S; u.urlopen('http://127.0.0.1:%d/healthz' % S().dead_letters_port, timeout=4)"]
+ENTRYPOINT ["python", "-m", "dead_letters"]
+
+
 FROM base AS consumer_sms
 COPY requirements/consumer_sms.txt /tmp/requirements/consumer_sms.txt
 RUN pip install --require-hashes -r /tmp/requirements/consumer_sms.txt

@@ -23,7 +23,7 @@ compile() { # compile OUTPUT [uv pip compile options…]
 compile all.txt --all-extras
 # What every service needs (the images' shared layer), then each install set.
 compile common.txt --constraint "$out/all.txt"
-for extra in sender token_validator token_panel consumer_logs consumer_sms consumer_email consumer_webhooks monitor docker_gate local dev; do
+for extra in sender token_validator token_panel consumer_logs dead_letters consumer_sms consumer_email consumer_webhooks monitor docker_gate local dev; do
   compile "$extra.txt" --extra "$extra" --constraint "$out/all.txt"
 done
 # checkov's own set (pyproject's dependency group `checkov`), resolved apart: its pins clash with

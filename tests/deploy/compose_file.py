@@ -39,6 +39,7 @@ GOOD_SECRETS = {
     },
     "CONSUMER_LOGS_READ_KEY": "logs-read-key-0123456789-0123456789abcdef",
     "CONSUMER_LOGS_STATUS_KEY": "logs-status-key-0123456789-0123456789abcd",
+    "DEAD_LETTERS_KEY": "dead-letters-key-0123456789-0123456789abcd",
 }
 
 

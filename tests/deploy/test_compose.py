@@ -421,6 +421,7 @@ AMQP_ROLES = {  # service: the RabbitMQ role it connects as
     "consumer_sms": "consumer_sms",
     "consumer_email": "consumer_email",
     "consumer_webhooks": "consumer_webhooks",
+    "dead_letters": "dead_letters",
     "monitor": "monitor",
 }
 

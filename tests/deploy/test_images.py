@@ -31,6 +31,7 @@ ALL_SERVICES = {
     "consumer_sms",
     "consumer_email",
     "consumer_webhooks",
+    "dead_letters",
     "monitor",
     "docker_gate",
 }
@@ -160,6 +161,10 @@ SPECS: dict[str, Spec] = {
         metrics_port_envs=("CONSUMER_WEBHOOKS_METRICS_PORT",),
         broker=True,
         env={"VALIDATOR_URL": "http://127.0.0.1:9", "VALIDATOR_WEBHOOKS_KEY": "webhooks-key-for-tests-0123"},
+    ),
+    # Up and answering; the DLQs it reads are the broker's (empty here).
+    "dead_letters": Spec(
+        port_env="DEAD_LETTERS_PORT", broker=True, env={"DEAD_LETTERS_KEY": "dead-letters-key-for-tests"}
     ),
     "docker_gate": Spec(
         port_env="DOCKER_GATE_PORT", env={"DOCKER_GATE_PROFILE": "discovery"}, check=gate_refuses_an_inspect

@@ -41,7 +41,16 @@ from tests.support import (
 )
 
 DEFINITIONS = ROOT / "rabbitmq" / "definitions.json"
-ROLES = ("sender", "consumer_sms", "consumer_email", "consumer_logs", "dead_letters", "monitor", "php")
+ROLES = (
+    "sender",
+    "consumer_sms",
+    "consumer_email",
+    "consumer_logs",
+    "consumer_webhooks",
+    "dead_letters",
+    "monitor",
+    "php",
+)
 pytestmark = pytest.mark.integration
 
 
@@ -99,7 +108,19 @@ def queue_info(target: Target, name: str) -> dict[str, object]:
 
 def test_shared_queues_are_durable_and_argument_free_with_policies(target: Target) -> None:
     report = run(target.settings())
-    assert report.queues == ["cola_sms", "correos", "logs", "cola_sms.dlq", "correos.dlq", "logs.dlq"]
+    # The shared queues and their DLQs, then the webhook queues (ours, argument-free too).
+    assert report.queues == [
+        "cola_sms",
+        "correos",
+        "logs",
+        "cola_sms.dlq",
+        "correos.dlq",
+        "logs.dlq",
+        "webhooks",
+        "webhook_deliveries",
+        "webhooks.dlq",
+        "webhook_deliveries.dlq",
+    ]
     for name in report.queues:
         info = queue_info(target, name)
         assert info["durable"] is True and info["auto_delete"] is False
@@ -179,7 +200,14 @@ def test_an_unreachable_api_is_a_clear_error(target: Target) -> None:
 def test_roles_without_a_password_are_skipped_and_named(target: Target) -> None:
     report = run(target.settings(), target.credentials("sender", "monitor"))
     assert report.users == {"sender": target.user("sender"), "monitor": target.user("monitor")}
-    assert report.skipped_roles == ["consumer_sms", "consumer_email", "consumer_logs", "dead_letters", "php"]
+    assert report.skipped_roles == [
+        "consumer_sms",
+        "consumer_email",
+        "consumer_logs",
+        "consumer_webhooks",
+        "dead_letters",
+        "php",
+    ]
     listed = rabbit_api("GET", f"/users/{quote(target.user('php'), safe='')}")
     assert listed.status_code == 404
 

@@ -233,7 +233,7 @@ def test_var_is_private_and_no_secret_is_printed(suite: Suite) -> None:
     role_passwords = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_PASSWORD")}
     role_users = {name for name in secrets if name.startswith("RABBITMQ_") and name.endswith("_USER")}
     assert keys <= set(secrets) and set(secrets) == keys | role_passwords | role_users
-    assert len(role_passwords) == 7, sorted(secrets)
+    assert len(role_passwords) == 8, sorted(secrets)
     for name in keys | role_passwords:
         value = secrets[name]
         assert len(value) >= 32 and value not in printed, name
