@@ -110,6 +110,7 @@ def test_the_dashboard_shows_what_the_operators_need() -> None:
         "webhook_deliveries_total",
         "webhook_notifications_total",
         "webhook_delivery_seconds_bucket",
+        "dead_letters_actions_total",
     ):
         assert metric in exprs, metric
     assert 'kind="desired"' in exprs and 'kind="running"' in exprs

@@ -33,6 +33,7 @@ METRIC_OWNERS = {
     "monitor_": ["monitor"],
     "provider_": ["cartero_common"],
     "webhook_": ["cartero_common", "consumer_logs", "consumer_webhooks"],
+    "dead_letters_": ["dead_letters"],
 }
 
 
@@ -119,6 +120,8 @@ def suite_targets(suite: Suite) -> dict[str, list[str]]:
         "token_validator": [f"127.0.0.1:{port['validator']}"],
         "token_panel": [f"127.0.0.1:{port['panel']}"],
         "consumer_logs": [f"127.0.0.1:{port['logs']}"],
+        "consumer_webhooks": [f"127.0.0.1:{port['webhooks_metrics']}"],
+        "dead_letters": [f"127.0.0.1:{port['dead_letters']}"],
         "monitor": [f"127.0.0.1:{port['monitor_sms']}", f"127.0.0.1:{port['monitor_email']}"],
         # The first replica of each consumer listens on its base port.
         "consumers": [f"127.0.0.1:{port['sms_metrics']}", f"127.0.0.1:{port['email_metrics']}"],
@@ -169,7 +172,17 @@ def panel_query(title_start: str, ref: str = "A") -> Query:
 def test_every_service_of_the_running_suite_is_scraped(live: Live) -> None:
     def all_up() -> bool:
         up = {s["metric"]["job"]: float(s["value"][1]) for s in live.prometheus.result("min by (job) (up)")}
-        jobs = ("sender", "token_validator", "token_panel", "consumer_logs", "monitor", "consumers", "rabbitmq")
+        jobs = (
+            "sender",
+            "token_validator",
+            "token_panel",
+            "consumer_logs",
+            "consumer_webhooks",
+            "dead_letters",
+            "monitor",
+            "consumers",
+            "rabbitmq",
+        )
         return all(up.get(job) == 1 for job in jobs)
 
     wait_until(all_up, timeout=30, what="every job of the running suite up")
@@ -234,7 +247,16 @@ def test_alerts_match_the_conditions_they_describe(live: Live) -> None:
     assert hits("CarteroQueueWithoutConsumers") == {"cola_sms", "logs"}
     down = {s["metric"]["job"] for s in live.prometheus.result(rule_expr("CarteroTargetDown"))}
     # The suite runs here, so only what it does not start (Grafana, Mailpit, …) may be down.
-    running = {"sender", "token_validator", "token_panel", "consumer_logs", "monitor", "consumers"}
+    running = {
+        "sender",
+        "token_validator",
+        "token_panel",
+        "consumer_logs",
+        "consumer_webhooks",
+        "dead_letters",
+        "monitor",
+        "consumers",
+    }
     assert "unreachable" in down
     assert not down & (running | {"rabbitmq", "prometheus"}), down
 
