@@ -90,9 +90,16 @@ MAX_EVENTS_OF_ONE = 200
 
 def events_of(session: Session, message_id: str) -> list[Event]:
     """One message's events, oldest first: one query on `ix_events_message_id`. Bounded: a message
-    retried past any sane count still answers in one small read."""
-    query = select(Event).where(Event.message_id == message_id).order_by(Event.seq).limit(MAX_EVENTS_OF_ONE)
-    return list(session.scalars(query))
+    retried past any sane count still answers in one small read, of its latest events (so its
+    current status is in it) and, when that leaves it out, its first `enviado` (which names the
+    owner)."""
+    of_message = select(Event).where(Event.message_id == message_id)
+    latest = list(session.scalars(of_message.order_by(Event.seq.desc()).limit(MAX_EVENTS_OF_ONE)))
+    latest.reverse()
+    if len(latest) < MAX_EVENTS_OF_ONE or any(event.evento == "enviado" for event in latest):
+        return latest
+    first_sent = session.scalars(of_message.where(Event.evento == "enviado").order_by(Event.seq).limit(1)).first()
+    return [first_sent, *latest] if first_sent is not None else latest
 
 
 def public_event(event: Event, *, mask_addresses: bool) -> dict[str, Any]:

@@ -1,11 +1,15 @@
-"""A message's status from its events (pure: no database)."""
+"""A message's status from its events, and the bounded read of those events."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consumer_logs.models import Event
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from consumer_logs.models import Base, Event
+from consumer_logs.repository import MAX_EVENTS_OF_ONE, events_of
 from consumer_logs.status import message_status, owned_by
 
 START = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -56,3 +60,17 @@ def test_statuses_follow_the_latest_outcome_and_sent_is_final() -> None:
     assert [entry["status"] for entry in sent["timeline"]] == ["queued", "retrying", "sent", "retrying"]
     # Consumed before the sender's event was stored: still sent.
     assert message_status("m1", _events(DONE, SENT))["status"] == "sent"
+
+
+def test_a_message_retried_past_the_bound_shows_its_latest_status_and_stays_its_owners() -> None:
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    retries = [RETRY] * (MAX_EVENTS_OF_ONE + 50)
+    with Session(engine) as session:
+        session.add_all(_events(SENT, *retries, DONE))
+        session.commit()
+        read = events_of(session, "m1")
+    assert len(read) == MAX_EVENTS_OF_ONE + 1  # the latest ones and the enviado before them
+    assert owned_by(read, "application:1")
+    assert message_status("m1", read)["status"] == "sent"
+    assert [event.seq for event in read] == sorted(event.seq for event in read)
