@@ -118,7 +118,23 @@ def check_callback_url(url: str, *, allow_private: bool, resolve: Resolver = soc
     host, port = _host_and_port(url)
     if allow_private:
         return
-    for address in _addresses(host, port, resolve):
+    _checked(host, port, resolve)
+
+
+def callback_addresses(url: str, *, allow_private: bool, resolve: Resolver = socket.getaddrinfo) -> list[IpAddress]:
+    """What `check_callback_url` checks, returning the addresses the host resolved to (every one
+    public, unless `allow_private`). The caller connects to one of these and does not resolve the
+    name again: a second lookup could answer another address (DNS rebinding)."""
+    host, port = _host_and_port(url)
+    if allow_private:
+        return _addresses(host, port, resolve)
+    return _checked(host, port, resolve)
+
+
+def _checked(host: str, port: int, resolve: Resolver) -> list[IpAddress]:
+    addresses = _addresses(host, port, resolve)
+    for address in addresses:
         kind = refused_range(address)
         if kind is not None:
             raise CallbackUrlRefused(f"the host {host!r} resolves to {address}, a {kind} address")
+    return addresses

@@ -11,6 +11,7 @@ import pytest
 from cartero_common.callback_urls import (
     CallbackHostUnresolved,
     CallbackUrlRefused,
+    callback_addresses,
     check_callback_url,
     refused_range,
 )
@@ -131,3 +132,21 @@ def test_allow_private_lets_local_receivers_through() -> None:
 def test_the_refusal_is_a_value_error() -> None:
     assert issubclass(CallbackUrlRefused, ValueError)
     assert issubclass(CallbackHostUnresolved, CallbackUrlRefused)
+
+
+def test_the_checked_addresses_are_returned() -> None:
+    resolve = resolving_to("93.184.215.14", "2606:4700::1")
+    assert callback_addresses("https://hooks.example.com/in", allow_private=False, resolve=resolve) == [
+        ipaddress.ip_address("93.184.215.14"),
+        ipaddress.ip_address("2606:4700::1"),
+    ]
+    with pytest.raises(CallbackUrlRefused, match="10.0.0.5, a private address"):
+        callback_addresses("https://hooks.example.com/in", allow_private=False, resolve=resolving_to("10.0.0.5"))
+    # Allowing private addresses still resolves, so the request goes to what was resolved here.
+    assert callback_addresses("http://hooks.local/", allow_private=True, resolve=resolving_to("10.0.0.5")) == [
+        ipaddress.ip_address("10.0.0.5")
+    ]
+    with pytest.raises(CallbackHostUnresolved):
+        callback_addresses("http://hooks.local/", allow_private=True, resolve=resolving_to())
+    with pytest.raises(CallbackUrlRefused, match="http:// or https://"):
+        callback_addresses("ftp://hooks.local/", allow_private=True, resolve=resolving_to("10.0.0.5"))
