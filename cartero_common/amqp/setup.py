@@ -35,6 +35,10 @@ log = logging.getLogger("cartero_common.rabbitmq_setup")
 # (rabbitmq-server#11541, #12109), so a PHP client's argument-free `queue_declare('cola_sms',
 # false, true, false, false)` keeps matching a quorum queue. 3.10 ignores the default altogether.
 QUORUM_DEFAULT_SINCE = (3, 13)
+# RabbitMQ 4.0 gives every quorum queue a delivery limit of 20 (3.13 had none) and reads
+# `delivery-limit: -1` as no limit; 3.x would read -1 as a limit below any count. A policy's
+# `cartero_on_quorum` keys (rabbitmq/definitions.json) are added from 4.0 on, to quorum queues only.
+ON_QUORUM_SINCE = (4, 0)
 
 
 class SetupError(Exception):
@@ -121,6 +125,15 @@ class PolicySpec(BaseModel):
     apply_to: str = Field("queues", alias="apply-to")
     priority: int = 0
     definition: dict[str, Any]
+    # Keys for quorum queues on RabbitMQ 4.0+ only (see ON_QUORUM_SINCE). A key a queue's type does
+    # not support makes the broker skip the whole policy for that queue, so they cannot simply be
+    # in `definition` on a deployment with classic queues.
+    on_quorum: dict[str, Any] = Field(default_factory=dict, alias="cartero_on_quorum")
+
+    def definition_for(self, queue_type: str, version: tuple[int, ...]) -> dict[str, Any]:
+        if queue_type == "quorum" and version >= ON_QUORUM_SINCE:
+            return {**self.definition, **self.on_quorum}
+        return dict(self.definition)
 
 
 class Definitions(BaseModel):
@@ -289,7 +302,7 @@ def apply(
             "pattern": policy.pattern,
             "apply-to": policy.apply_to,
             "priority": policy.priority,
-            "definition": policy.definition,
+            "definition": policy.definition_for(queue_type, parse_version(version_text)),
         }
         api.call("PUT", f"/policies/{vhost}/{_q(policy.name)}", body)
         report.policies.append(policy.name)

@@ -270,6 +270,26 @@ def test_quorum_only_where_argument_free_declares_keep_working(
     assert choose_queue_type("quorum", version, existing)[0] == expected
 
 
+@pytest.mark.parametrize(
+    ("queue_type", "version", "unlimited"),
+    [("quorum", (4, 1, 0), True), ("quorum", (3, 13, 7), False), ("classic", (4, 1, 0), False)],
+)
+def test_dead_letters_are_never_dropped_for_a_delivery_limit(
+    queue_type: str, version: tuple[int, ...], unlimited: bool
+) -> None:
+    """A DLQ has nowhere to dead-letter to, and each listing returns what it read: RabbitMQ 4's
+    default limit of 20 deliveries would drop a dead letter after 20 looks. Classic queues and
+    3.x quorum queues have no such limit, and a key they do not take would void the policy."""
+    (dlq,) = [p for p in load_definitions(DEFINITIONS).policies if p.name == "cartero-dlq"]
+    definition = dlq.definition_for(queue_type, version)
+    assert definition["max-length"] == 1000000 and definition["overflow"] == "drop-head"
+    assert ("delivery-limit" in definition) == unlimited
+    if unlimited:
+        assert definition["delivery-limit"] == -1
+    for policy in load_definitions(DEFINITIONS).policies:
+        assert "delivery-limit" not in policy.definition, policy.name  # would void it on classic queues
+
+
 def test_versions_and_definitions_parse() -> None:
     assert parse_version("4.1.0-rc.1") == (4, 1, 0)
     assert parse_version("3.10.8") == (3, 10, 8)
