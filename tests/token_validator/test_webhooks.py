@@ -102,6 +102,24 @@ def test_create_shows_the_secret_once_and_lists_without_it(hooks_api: TestClient
     assert created["secret"] not in str(audit)
 
 
+def test_the_audit_names_where_an_endpoint_points_but_not_its_query(hooks_api: TestClient) -> None:
+    """Receivers often take a token in the query string; the audit trail is read by every admin."""
+    app_id = _owner(hooks_api, "application", "Consulta")
+    hook = _hook(hooks_api, "application", app_id, url="https://93.184.215.14/hook?token=s3cr3t-query")
+    _ok(
+        hooks_api.patch(
+            f"{A}/webhooks/{hook['id']}", json={"url": "https://93.184.215.14/v2?token=other-s3cr3t"}, headers=ADMIN
+        )
+    )
+    _ok(hooks_api.post(f"{A}/webhooks/{hook['id']}/secret", headers=ADMIN))
+    _ok(hooks_api.delete(f"{A}/webhooks/{hook['id']}", headers=ADMIN), 204)
+    trail = _audit(hooks_api)
+    assert [a["action"] for a in trail] == ["webhook.create", "webhook.update", "webhook.secret", "webhook.delete"]
+    assert trail[0]["details"]["url"] == "https://93.184.215.14/hook"
+    assert trail[1]["details"]["url"] == {"from": "https://93.184.215.14/hook", "to": "https://93.184.215.14/v2"}
+    assert "s3cr3t" not in str(trail)
+
+
 def test_listing_by_owner_kind_and_all(hooks_api: TestClient) -> None:
     app_id = _owner(hooks_api, "application", "A")
     group_id = _owner(hooks_api, "group", "G")

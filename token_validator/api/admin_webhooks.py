@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from cartero_common.callback_urls import CallbackUrlRefused, check_callback_url
 from cartero_common.http import Problem
+from cartero_common.redact import public_url
 from token_validator.api.common import Id, audited
 from token_validator.config import Settings
 from token_validator.deps import AdminDep, DbDep, MomentDep, ZoneDep
@@ -104,7 +105,7 @@ def create_webhook(
             now=moment.now,
         )
         owner_ref = f"{body.owner_type}:{body.owner_id}"
-        details = {"owner_ref": owner_ref, "url": url, "events": list(body.events)}
+        details = {"owner_ref": owner_ref, "url": public_url(url), "events": list(body.events)}
         audited(session, actor, moment, "webhook.create", "webhook", endpoint.id, details)
         found, owner_name = _found(session, endpoint.id)
         return _with_secret(found, owner_name, zone)
@@ -157,7 +158,7 @@ def update_webhook(
         endpoint, owner_name = _found(session, endpoint_id)
         changes: dict[str, Any] = {}
         if url is not None and url != endpoint.url:
-            changes["url"] = {"from": endpoint.url, "to": url}
+            changes["url"] = {"from": public_url(endpoint.url), "to": public_url(url)}
             endpoint.url = url
         if body.events is not None and list(body.events) != endpoint.events:
             changes["events"] = {"from": endpoint.events, "to": list(body.events)}
@@ -189,7 +190,7 @@ def delete_webhook(endpoint_id: Id, actor: AdminDep, db: DbDep, moment: MomentDe
             "webhook.delete",
             "webhook",
             endpoint_id,
-            {"owner_ref": owner_ref, "url": endpoint.url},
+            {"owner_ref": owner_ref, "url": public_url(endpoint.url)},
         )
     return Response(status_code=204)
 
@@ -205,6 +206,6 @@ def renew_secret(endpoint_id: Id, actor: AdminDep, db: DbDep, moment: MomentDep,
         endpoint, owner_name = _found(session, endpoint_id)
         endpoint.secret = webhooks.new_secret()
         endpoint.updated_at = moment.now
-        audited(session, actor, moment, "webhook.secret", "webhook", endpoint_id, {"url": endpoint.url})
+        audited(session, actor, moment, "webhook.secret", "webhook", endpoint_id, {"url": public_url(endpoint.url)})
         session.flush()
         return _with_secret(endpoint, owner_name, zone)
