@@ -391,3 +391,10 @@ class DeadLetterAction(Strict):
     count: int = Field(ge=0, le=10**9)
     all: bool = False
     not_found: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=1000)
+    # A replay of more messages than `ids` holds (or of an id longer than 200 characters) is
+    # still recorded: the panel sends the first 1000 ids, each cut to 200, `count` for all of
+    # them, and says so here.
+    ids_truncated: bool = False
+    # The broker stopped confirming part-way: `ids` moved, the message after them and the rest
+    # stayed in the DLQ.
+    unconfirmed: bool = False
