@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from cartero_common.http import from_state
 from token_panel.admin_api import ApiError
-from token_panel.dead_letters import DeadLetters
+from token_panel.dead_letters import DeadLetters, Done
 from token_panel.deps import AdminDep, ApiDep, FormDep, require_admin
 from token_panel.sessions import Flash
 from token_panel.web import ok, redirect, render
@@ -22,6 +22,13 @@ Queue = Annotated[str, Path(pattern=r"^(cola_sms|correos|logs)\.dlq$")]
 Action = Annotated[str, Path(pattern=r"^(replay|discard)$")]
 Ids = Annotated[list[str], Query(max_length=1000)]
 DeadDep = Annotated[DeadLetters, Depends(from_state("dead_letters"))]
+# The validator's limits on an audit record (its DeadLetterAction): a replay of more messages, or
+# of longer ids, is recorded with the first ids, each cut, the full count and `ids_truncated`.
+AUDIT_MAX_IDS = 1000
+AUDIT_ID_CHARS = 200
+# Ids named in the note after an action: it travels in a cookie, which holds about 4 kB.
+SHOWN_IDS = 10
+SHOWN_ID_CHARS = 64
 
 
 async def counts_or_none(dead: DeadLetters) -> dict[str, int] | None:
@@ -59,6 +66,48 @@ async def confirm(
     return render(request, "dead_letter_confirm.html", context)
 
 
+def _cut(ids: list[str]) -> tuple[list[str], bool]:
+    kept = [i[:AUDIT_ID_CHARS] for i in ids[:AUDIT_MAX_IDS]]
+    return kept, len(ids) > AUDIT_MAX_IDS or any(len(i) > AUDIT_ID_CHARS for i in ids[:AUDIT_MAX_IDS])
+
+
+def audit_record(action: str, queue: str, done: Done, *, every: bool) -> dict[str, Any]:
+    """The audit trail's record of what moved, within what the validator accepts whatever the
+    size of what was done: an action already done must never fail to be recorded."""
+    ids, ids_cut = _cut(done.ids)
+    not_found, not_found_cut = _cut(done.not_found)
+    return {
+        "action": f"dead_letters.{action}",
+        "queue": queue,
+        "ids": ids,
+        "count": len(done.ids),
+        "all": every,
+        "not_found": not_found,
+        "ids_truncated": ids_cut or not_found_cut,
+        "unconfirmed": done.stopped is not None,
+    }
+
+
+def _listed(ids: list[str]) -> str:
+    shown = ", ".join(i if len(i) <= SHOWN_ID_CHARS else i[:SHOWN_ID_CHARS] + "…" for i in ids[:SHOWN_IDS])
+    return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
+
+
+def _note(action: str, done: Done, asked: list[str]) -> Flash:
+    verb = "replayed" if action == "replay" else "discarded"
+    if done.stopped is not None:
+        text = f"Stopped part-way: {done.stopped} {len(done.ids)} message(s) {verb}"
+        text += f" ({_listed(done.ids)})." if done.ids else "."
+        if asked:
+            moved = set(done.ids)
+            text += f" Not replayed: {_listed([i for i in asked if i not in moved])}."
+        return Flash("error", text)
+    text = f"{len(done.ids)} message(s) {verb}."
+    if done.not_found:
+        text += f" Not found (already gone): {_listed(done.not_found)}."
+    return ok(text)
+
+
 @router.post("/dead-letters/{queue}/{action}", summary="Replay or discard dead letters")
 async def act(
     request: Request, queue: Queue, action: Action, admin: AdminDep, form: FormDep, api: ApiDep, dead: DeadDep
@@ -71,17 +120,5 @@ async def act(
         done = await dead.act(queue, action, body)
     except ApiError as exc:
         return redirect(request, back, Flash("error", exc.detail))
-    record = {
-        "action": f"dead_letters.{action}",
-        "queue": queue,
-        "ids": done["ids"],
-        "count": done["count"],
-        "all": every,
-        "not_found": done["not_found"],
-    }
-    await api.call("POST", "/audit", actor=admin.name, json=record)
-    verb = "replayed" if action == "replay" else "discarded"
-    text = f"{done['count']} message(s) {verb}."
-    if done["not_found"]:
-        text += f" Not found (already gone): {', '.join(done['not_found'])}."
-    return redirect(request, back, ok(text))
+    await api.call("POST", "/audit", actor=admin.name, json=audit_record(action, queue, done, every=every))
+    return redirect(request, back, _note(action, done, [] if every else ids))
