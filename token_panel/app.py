@@ -139,7 +139,12 @@ def create_app(
     log = log or MessageLog(
         settings.consumer_logs_url, settings.consumer_logs_read_key, timeout=settings.validator_timeout
     )
-    dead = DeadLetters(settings.dead_letters_url, settings.dead_letters_key, timeout=settings.validator_timeout)
+    dead = DeadLetters(
+        settings.dead_letters_url,
+        settings.dead_letters_key,
+        timeout=settings.validator_timeout,
+        action_timeout=settings.dead_letters_action_timeout,
+    )
     zone = ZoneInfo(settings.timezone)
     signer = CookieSigner(settings.panel_secret_key, clock)
 

@@ -23,6 +23,9 @@ class Settings(ServiceSettings):
     # overview, which say "unavailable" while it does not answer.
     dead_letters_url: str = "http://127.0.0.1:8004"
     dead_letters_key: str = ""
+    # Seconds a replay or discard may take: replay waits for the broker's confirm of each
+    # message, so "Replay all" of thousands outlasts VALIDATOR_TIMEOUT by far.
+    dead_letters_action_timeout: float = 300.0
     # Signs the session and flash cookies; changing it signs everybody out.
     panel_secret_key: str = ""
     # Set to true behind HTTPS so the browser never sends the session over plain HTTP.
