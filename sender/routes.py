@@ -17,6 +17,7 @@ from sender.auth import bearer_token
 from sender.body import FORM_TYPE, JSON_TYPE, parse_fields
 from sender.deps import PublisherDep, ValidatorDep
 from sender.intake import accept
+from sender.metrics import STATUS_REQUESTS
 from sender.status import message_status
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,11 @@ _STATUS_PROBLEMS: dict[int | str, dict[str, Any]] = {
     summary="A message's status and timeline",
 )
 async def get_message(request: Request, message_id: Annotated[str, Path(min_length=1, max_length=200)]) -> Any:
-    token = bearer_token(request)
+    try:
+        token = bearer_token(request)
+    except Problem:
+        STATUS_REQUESTS.labels("unauthorized").inc()  # counted like a token the validator refused
+        raise
     state = request.app.state
     return await message_status(message_id=message_id, token=token, validator=state.validator, logs=state.logs)
 

@@ -166,10 +166,12 @@ def test_no_token_or_a_bad_one_is_401(suite: Suite) -> None:
     message_id = _post(suite, _token(suite, "auth"))
     revoked, revoked_id = suite.validator.tokens.make("application", "auth")
     suite.validator.tokens.revoke(revoked_id)
+    before = _metric("sender_status_requests_total", outcome="unauthorized")
     for token, code in ((None, "missing_token"), ("app_" + "z" * 43, "invalid_token"), (revoked, "token_revoked")):
         answer = _status(suite.sender, message_id, token)
         assert answer.status_code == 401 and answer.json()["code"] == code
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    assert _metric("sender_status_requests_total", outcome="unauthorized") == before + 3
 
 
 def test_the_status_route_needs_the_status_key_not_the_read_key(suite: Suite) -> None:
