@@ -12,7 +12,7 @@ from functools import partial
 import httpx
 
 from cartero_common.amqp.topology import RetryPolicy, parse_delays
-from cartero_common.callback_urls import CallbackHostUnresolved, check_callback_url
+from cartero_common.callback_urls import CallbackHostUnresolved, callback_addresses
 from cartero_common.clock import system_clock
 from cartero_common.consume import ConsumerLoop, loop_from_settings, main
 from cartero_common.credentials import MIN_KEY_LENGTH
@@ -53,12 +53,13 @@ def loops(settings: Settings, directory: HttpEndpointDirectory, client: httpx.Cl
     handler = deliver(
         directory,
         client=client,
-        check_url=partial(check_callback_url, allow_private=settings.webhooks_allow_private_urls),
+        check_url=partial(callback_addresses, allow_private=settings.webhooks_allow_private_urls),
         transient_url_errors=(CallbackHostUnresolved,),
         max_attempts=policy.max_attempts,
+        timeout=settings.webhook_timeout_seconds,
     )
     # One loop per delivery in flight, each with a prefetch of one: a slow receiver holds its
-    # own loop for at most the POST timeout while the others go on.
+    # own loop for at most the POST's whole budget while the others go on.
     workers = [
         loop_from_settings(
             settings,

@@ -1,5 +1,6 @@
 """A real webhook receiver for the tests: an HTTP server on a free port that answers scripted
-statuses (then 200), may sleep before answering, and keeps every request it got."""
+statuses (then 200), may sleep before answering or send its first answer a byte at a time, and
+keeps every request it got."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = 0.0  # time.monotonic() when it came
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -39,9 +41,20 @@ def signature_by_hand(secret: str, msg_id: str, timestamp: str, body: bytes) -> 
 
 
 class Receiver:
-    def __init__(self, statuses: list[int] | None = None, *, delay: float = 0.0, port: int | None = None) -> None:
+    def __init__(
+        self,
+        statuses: list[int] | None = None,
+        *,
+        delay: float = 0.0,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        trickle: float = 0.0,
+    ) -> None:
         self.statuses = list(statuses or [])
         self.delay = delay
+        self.host = host
+        # Seconds between the bytes of the first answer (0: answered at once).
+        self.trickle = trickle
         self.port = port or free_port()
         self.received: list[Received] = []
         self.lock = threading.Lock()
@@ -49,7 +62,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"http://{self.host}:{self.port}/hook"
 
     def start(self) -> Receiver:
         receiver = self
@@ -62,7 +75,17 @@ class Receiver:
                 with receiver.lock:
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                     headers = {k.lower(): v for k, v in self.headers.items()}
-                    receiver.received.append(Received(headers, body, status))
+                    receiver.received.append(Received(headers, body, status, time.monotonic()))
+                    trickle, receiver.trickle = receiver.trickle, 0.0
+                if trickle:
+                    self.close_connection = True
+                    try:
+                        for byte in f"HTTP/1.1 {status} OK\r\ncontent-length: 0\r\n\r\n".encode():
+                            self.wfile.write(bytes([byte]))
+                            time.sleep(trickle)
+                    except OSError:
+                        pass  # the client gave up
+                    return
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -71,7 +94,7 @@ class Receiver:
                 pass
 
         ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = ThreadingHTTPServer((self.host, self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

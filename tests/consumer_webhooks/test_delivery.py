@@ -5,11 +5,13 @@ test_service.py)."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pika
@@ -17,7 +19,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from cartero_common.amqp.topology import RetryPolicy, parse_delays
-from cartero_common.callback_urls import CallbackHostUnresolved, check_callback_url
+from cartero_common.callback_urls import CallbackHostUnresolved, IpAddress, Resolver, callback_addresses
 from cartero_common.clock import system_clock
 from cartero_common.consume import ConsumerLoop
 from cartero_common.webhook_wire import EVENT_TYPES, Notification
@@ -47,15 +49,21 @@ def endpoint(id: int, url: str, events: Sequence[str] = EVENT_TYPES) -> Endpoint
 
 @contextmanager
 def webhooks(
-    directory: Directory, *, delays: str = "200ms,200ms", allow_private: bool = True, workers: int = 4
+    directory: Directory,
+    *,
+    delays: str = "200ms,200ms",
+    allow_private: bool = True,
+    workers: int = 4,
+    timeout: float = 2.0,
+    resolve: Resolver = socket.getaddrinfo,
 ) -> Iterator[str]:
     """The fan-out loop and `workers` delivery loops on a vhost of their own; yields its URL."""
     parsed = parse_delays(delays)
     policy = RetryPolicy(max_attempts=len(parsed) + 1, delays=parsed)
-    client = httpx.Client(timeout=2.0)
+    client = httpx.Client(timeout=timeout)
 
-    def check(url: str) -> None:
-        check_callback_url(url, allow_private=allow_private)
+    def check(url: str) -> list[IpAddress]:
+        return callback_addresses(url, allow_private=allow_private, resolve=resolve)
 
     handler = deliver(
         directory,
@@ -63,6 +71,7 @@ def webhooks(
         check_url=check,
         transient_url_errors=(CallbackHostUnresolved,),
         max_attempts=policy.max_attempts,
+        timeout=timeout,
     )
     with isolated_vhost("cartero-webhooks") as url, ExitStack() as stack:
         loops = [
@@ -238,3 +247,56 @@ def test_a_slow_receiver_does_not_slow_message_delivery(tmp_path: Path) -> None:
                 stop_process(process)
     assert took < 6.0, f"{took:.1f} s for {len(ids)} SMS beside a receiver that takes 3 s a webhook"
     assert {r.payload["data"]["message_id"] for r in receiver.delivered()} == set(ids)
+
+
+def answering(*rounds: str) -> Resolver:
+    """A resolver answering `rounds[0]` to its first lookup, `rounds[1]` to the next… (the last
+    one from then on), for any name: a rebinding DNS server with a TTL of zero."""
+    calls: list[str] = []
+
+    def resolve(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        address = rounds[min(len(calls), len(rounds) - 1)]
+        calls.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    return resolve
+
+
+def test_the_post_goes_to_the_address_that_was_checked() -> None:
+    """`localhost` resolves (by the system) to 127.0.0.1; the check's lookup answered 127.0.0.2
+    first. A POST that looked the name up again would land on the 127.0.0.1 receiver."""
+    with Receiver(host="127.0.0.2") as checked, Receiver(port=checked.port) as elsewhere:
+        url = f"http://localhost:{checked.port}/hook"
+        resolve = answering("127.0.0.2", "127.0.0.1")
+        with webhooks(Directory({"application:9": [endpoint(91, url)]}), resolve=resolve) as amqp:
+            notify(amqp, "application:9", "message.sent")
+            received(checked, 1)
+            time.sleep(0.3)
+    assert len(checked.delivered()) == 1
+    assert elsewhere.got() == []
+
+
+def test_the_host_header_is_the_endpoints_host() -> None:
+    # A name no resolver but the check's knows: the POST cannot have looked it up itself.
+    with Receiver() as receiver:
+        url = f"http://hooks.rebind.invalid:{receiver.port}/hook"
+        directory = Directory({"application:10": [endpoint(101, url)]})
+        with webhooks(directory, resolve=answering("127.0.0.1")) as amqp:
+            notify(amqp, "application:10", "message.sent")
+            received(receiver, 1)
+    [request] = receiver.delivered()
+    assert request.headers["host"] == f"hooks.rebind.invalid:{receiver.port}"
+    assert Webhook(SECRET).verify(request.body, request.headers)
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_deadline_and_retried() -> None:
+    """Its answer comes a byte every 0.5 s (about 20 s for all of it): each read is well within
+    the 1.5 s timeout, the whole is not. The attempt ends at 1.5 s and is tried again."""
+    with Receiver(trickle=0.5) as receiver:
+        directory = Directory({"group:11": [endpoint(111, receiver.url)]})
+        with webhooks(directory, delays="200ms", timeout=1.5) as amqp:
+            notify(amqp, "group:11", "message.sent")
+            received(receiver, 2, timeout=20, ok=False)
+    first, second = receiver.got()
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert second.at - first.at < 1.5 + 0.2 + 1.5, f"the retry came {second.at - first.at:.1f} s after"
