@@ -1,5 +1,6 @@
-"""`python -m consumer_webhooks [run|replay-dlq [--limit N]]`: hand the owners' notifications
-(`webhooks`) out to their endpoints and deliver them (`webhook_deliveries`)."""
+"""`python -m consumer_webhooks [run|replay-dlq [--limit N] [--queue webhook_deliveries|webhooks]]`:
+hand the owners' notifications (`webhooks`) out to their endpoints and deliver them
+(`webhook_deliveries`)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def loops(settings: Settings, directory: HttpEndpointDirectory, client: httpx.Cl
         batchable=False,
         report_to=None,  # webhooks are not messages of the log
         declares=(QUEUE_WEBHOOK_DELIVERIES,),
+        # While the validator is away the notifications wait in `webhooks.retry.<delay>`: as long
+        # as the deliveries would wait for a receiver, not the consumers' few minutes.
+        policy=policy,
     )
     handler = deliver(
         directory,
@@ -118,6 +122,7 @@ def cli() -> int:
         queue=QUEUE_WEBHOOK_DELIVERIES,
         settings=settings,
         run=lambda: run(settings),
+        also_replays=(QUEUE_WEBHOOKS,),
     )
 
 

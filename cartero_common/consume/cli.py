@@ -85,7 +85,9 @@ def main(
     run: Callable[[], None],
     migrate: Callable[[], None] | None = None,
     run_command: str = "run",
+    also_replays: tuple[str, ...] = (),
 ) -> int:
+    """`also_replays`: other queues of the process whose dead letters `replay-dlq --queue` moves."""
     configure_logging(prog, settings.log_level)
     parser = argparse.ArgumentParser(prog=f"python -m {prog}")
     sub = parser.add_subparsers(dest="command")
@@ -94,6 +96,10 @@ def main(
         sub.add_parser("migrate", help="apply the database migrations and exit")
     replay = sub.add_parser("replay-dlq", help=f"move dead letters from {queue}.dlq back to {queue}")
     replay.add_argument("--limit", type=int, default=None, help="move at most N messages (default: all)")
+    if also_replays:
+        replay.add_argument(
+            "--queue", choices=(queue, *also_replays), default=queue, help=f"whose dead letters (default: {queue})"
+        )
     args = parser.parse_args()
     if args.command == "migrate" and migrate is not None:
         migrate()
@@ -102,8 +108,9 @@ def main(
     if args.command == "replay-dlq":
         if args.limit is not None and args.limit < 0:
             parser.error("--limit must be zero or more")
-        moved = replay_dead_letters(settings.amqp_url, queue, limit=args.limit, progress=True)
-        print(f"moved {moved} message(s) from {queue}.dlq to {queue}")
+        chosen: str = getattr(args, "queue", queue)
+        moved = replay_dead_letters(settings.amqp_url, chosen, limit=args.limit, progress=True)
+        print(f"moved {moved} message(s) from {chosen}.dlq to {chosen}")
         return 0
     run()
     return 0
