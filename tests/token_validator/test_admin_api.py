@@ -262,3 +262,17 @@ def test_the_panel_records_a_dead_letter_action_with_its_ids_and_count(api: Test
     ):
         _problem(api.post(f"{A}/audit", json=bad, headers=ADMIN), 422, "invalid_request")
     _problem(api.post(f"{A}/audit", json=body, headers={"X-Cartero-Admin": "x"}), 401, "unauthorized")
+
+
+def test_a_dead_letter_record_says_when_its_ids_were_cut_or_the_replay_stopped(api: TestClient) -> None:
+    body = {"action": "dead_letters.discard", "queue": "logs.dlq", "ids": ["m-1"], "count": 1}
+    _ok(api.post(f"{A}/audit", json=body, headers=ADMIN), 204)
+    plain = _ok(api.get(f"{A}/audit", params={"action": "dead_letters.discard"}, headers=ADMIN))["items"][0]
+    assert plain["details"]["ids_truncated"] is False and plain["details"]["unconfirmed"] is False
+    flagged = {**body, "count": 5000, "ids_truncated": True, "unconfirmed": True}
+    _ok(api.post(f"{A}/audit", json=flagged, headers=ADMIN), 204)
+    found = _ok(api.get(f"{A}/audit", params={"action": "dead_letters.discard"}, headers=ADMIN))["items"][0]
+    assert found["details"]["count"] == 5000
+    assert found["details"]["ids_truncated"] is True and found["details"]["unconfirmed"] is True
+    for bad in ({**body, "ids_truncated": "yes"}, {**body, "unconfirmed": 1}):
+        _problem(api.post(f"{A}/audit", json=bad, headers=ADMIN), 422, "invalid_request")
