@@ -8,10 +8,13 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from tests.support import free_port
@@ -49,6 +52,7 @@ class Receiver:
         port: int | None = None,
         host: str = "127.0.0.1",
         trickle: float = 0.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.statuses = list(statuses or [])
         self.delay = delay
@@ -56,13 +60,16 @@ class Receiver:
         # Seconds between the bytes of the first answer (0: answered at once).
         self.trickle = trickle
         self.port = port or free_port()
+        self.tls = tls
+        # The TLS server names (SNI) clients asked for.
+        self.server_names: list[str | None] = []
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/hook"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/hook"
 
     def start(self) -> Receiver:
         receiver = self
@@ -95,6 +102,9 @@ class Receiver:
 
         ThreadingHTTPServer.allow_reuse_address = True
         self.server = ThreadingHTTPServer((self.host, self.port), Handler)
+        if self.tls is not None:
+            self.tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -116,3 +126,36 @@ class Receiver:
 
     def delivered(self) -> list[Received]:
         return [r for r in self.got() if 200 <= r.status < 300]
+
+
+def certificate_for(name: str, directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a certificate for `name` signed by a CA of its own (openssl), and
+    that CA's file for the client to trust."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Test CA",
+    )
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", f"/CN={name}")
+    (directory / "san.ext").write_text(f"subjectAltName=DNS:{name}\n")
+    openssl(
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "leaf.pem", "-days", "1", "-extfile", "san.ext",
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(directory / "leaf.pem", directory / "leaf.key")
+    return context, directory / "ca.pem"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -26,7 +27,7 @@ from cartero_common.webhook_wire import EVENT_TYPES, Notification
 from consumer_webhooks.endpoints import Endpoint
 from consumer_webhooks.handlers import deliver, fan_out, webhook_id
 from tests.consumer_logs.support import READ_AUTH, serve_consumer_logs
-from tests.consumer_webhooks.support import SECRET, Receiver, signature_by_hand
+from tests.consumer_webhooks.support import SECRET, Receiver, certificate_for, signature_by_hand
 from tests.consumers import publish, running, sms, start_consumer, wait_consuming
 from tests.support import drain, isolated_vhost, queue_depth, stop_process, wait_until
 
@@ -56,11 +57,12 @@ def webhooks(
     workers: int = 4,
     timeout: float = 2.0,
     resolve: Resolver = socket.getaddrinfo,
+    verify: ssl.SSLContext | bool = True,
 ) -> Iterator[str]:
     """The fan-out loop and `workers` delivery loops on a vhost of their own; yields its URL."""
     parsed = parse_delays(delays)
     policy = RetryPolicy(max_attempts=len(parsed) + 1, delays=parsed)
-    client = httpx.Client(timeout=timeout)
+    client = httpx.Client(timeout=timeout, verify=verify)
 
     def check(url: str) -> list[IpAddress]:
         return callback_addresses(url, allow_private=allow_private, resolve=resolve)
@@ -300,3 +302,25 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_deadline_and_retr
     first, second = receiver.got()
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert second.at - first.at < 1.5 + 0.2 + 1.5, f"the retry came {second.at - first.at:.1f} s after"
+
+
+def test_https_to_the_checked_address_still_checks_the_certificate_for_the_host(tmp_path: Path) -> None:
+    """The connection goes to 127.0.0.1, but the TLS server name and the certificate check are
+    for the endpoint's host: a certificate for another name is refused."""
+    server_context, ca = certificate_for("hooks.test", tmp_path)
+    trusting = ssl.create_default_context(cafile=str(ca))
+    with Receiver(tls=server_context) as receiver:
+        good = endpoint(121, f"https://hooks.test:{receiver.port}/hook")
+        wrong = endpoint(122, f"https://other.test:{receiver.port}/hook")
+        directory = Directory({"application:12": [good], "application:13": [wrong]})
+        with webhooks(directory, delays="100ms", resolve=answering("127.0.0.1"), verify=trusting) as amqp:
+            notify(amqp, "application:12", "message.sent")
+            received(receiver, 1)
+            notify(amqp, "application:13", "message.sent")
+            wait_until(lambda: queue_depth(amqp, "webhook_deliveries.dlq") == 1, timeout=15, what="refused certificate")
+            [(props, body)] = drain(amqp, "webhook_deliveries.dlq")
+    [request] = receiver.got()
+    assert request.headers["host"] == f"hooks.test:{receiver.port}"
+    assert "hooks.test" in receiver.server_names
+    assert json.loads(body)["endpoint_id"] == 122
+    assert "POST failed: ConnectError" in props.headers["x-cartero-reason"]
