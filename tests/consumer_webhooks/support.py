@@ -53,6 +53,7 @@ class Receiver:
         host: str = "127.0.0.1",
         trickle: float = 0.0,
         tls: ssl.SSLContext | None = None,
+        endless: bool = False,
     ) -> None:
         self.statuses = list(statuses or [])
         self.delay = delay
@@ -61,6 +62,8 @@ class Receiver:
         self.trickle = trickle
         self.port = port or free_port()
         self.tls = tls
+        # Answer with a body that never ends (sent as fast as it is taken).
+        self.endless = endless
         # The TLS server names (SNI) clients asked for.
         self.server_names: list[str | None] = []
         self.received: list[Received] = []
@@ -93,6 +96,16 @@ class Receiver:
                     except OSError:
                         pass  # the client gave up
                     return
+                if receiver.endless:
+                    self.close_connection = True
+                    self.send_response(status)
+                    self.send_header("content-length", str(1 << 40))
+                    self.end_headers()
+                    try:
+                        while True:
+                            self.wfile.write(b"x" * 65536)
+                    except OSError:
+                        return  # the client stopped reading
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()

@@ -324,3 +324,16 @@ def test_https_to_the_checked_address_still_checks_the_certificate_for_the_host(
     assert "hooks.test" in receiver.server_names
     assert json.loads(body)["endpoint_id"] == 122
     assert "POST failed: ConnectError" in props.headers["x-cartero-reason"]
+
+
+def test_only_the_start_of_a_long_answer_is_read() -> None:
+    """The receiver's 200 comes with a body that never ends: the worker reads a few KB, not up
+    to the 3 s deadline, so one worker takes the next delivery at once."""
+    with Receiver(endless=True) as receiver:
+        with webhooks(Directory({"user:14": [endpoint(141, receiver.url)]}), workers=1, timeout=3.0) as amqp:
+            notify(amqp, "user:14", "message.sent", 1)
+            notify(amqp, "user:14", "message.sent", 2)
+            received(receiver, 2)
+            time.sleep(0.3)
+    first, second = receiver.got()
+    assert second.at - first.at < 1.5, f"the next delivery came {second.at - first.at:.1f} s after"
