@@ -142,13 +142,17 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
 
             progress(f"rep {rep}/{plan.reps}: message status, {plan.status_events:,} events in the log")
-            record("status_p99_ms", status_p99(suite, token, plan, workdir))
+            alone, loaded = status_p99(suite, token, plan, workdir)
+            record("status_p99_ms", alone)
+            record("status_p99_ms_loaded", loaded)
     return {"figures": {name: median(values) for name, values in figures.items()}, "repetitions": figures}
 
 
-def status_p99(suite: Suite, token: str, plan: Plan, workdir: Path) -> float:
+def status_p99(suite: Suite, token: str, plan: Plan, workdir: Path) -> tuple[float, float]:
     """p99 of `GET /v1/messages/{id}` (random ids of the token's owner) through the sender, the
-    validator's identify and consumer_logs over a log of `plan.status_events` events."""
+    validator's identify and consumer_logs over a log of `plan.status_events` events: one request
+    at a time (what a lookup costs with that much in the log), then on `plan.status_connections`
+    connections as fast as they go (the same lookups queueing for the machine's cores)."""
     owner_ref = status_log.owner_of(suite.validator_url, suite.service_key, token)
     path = status_log.message_log(plan.status_events, owner_ref)
     messages = plan.status_events // status_log.EVENTS_PER_MESSAGE
@@ -158,9 +162,11 @@ def status_p99(suite: Suite, token: str, plan: Plan, workdir: Path) -> float:
         status_log.serving(path, dict(suite.env, AMQP_URL=amqp_url), suite.logs_port, workdir / "consumer_logs.log"),
     ):
         make = status_log.status_request(suite.sender_port, token, messages)
-        found = closed(make, suite.sender_port, plan, connections=plan.status_connections)
-    check_ok("message status", found)
-    return found.percentile_ms(99)
+        alone = closed(make, suite.sender_port, plan, connections=1)
+        loaded = closed(make, suite.sender_port, plan, connections=plan.status_connections)
+    check_ok("message status", alone)
+    check_ok("message status under load", loaded)
+    return alone.percentile_ms(99), loaded.percentile_ms(99)
 
 
 def race(suite: Suite, validator_port: int, plan: Plan) -> float:

@@ -26,6 +26,7 @@ POSITIVE = [
     "sender_vs_broker_limit",
     "drain_vs_get_loop",
     "status_p99_ms",
+    "status_p99_ms_loaded",
 ]
 
 
