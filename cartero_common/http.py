@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cartero_common.credentials import bearer, credential_matches
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -119,3 +122,30 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers=dict(exc.headers or {}),
         )
+
+
+def require_bearer_key(
+    variable: str, *, scheme_name: str, state_field: str, needed_for: str
+) -> Callable[..., Awaitable[None]]:
+    """A route dependency: 401 problem unless the request carries `app.state.<state_field>` as its
+    bearer token (constant time; an unset key lets nobody in). `variable` names the setting, in
+    the OpenAPI document (security scheme `scheme_name`) and in the refusal ("<needed_for> needs
+    <variable> as a bearer token")."""
+    # Declared for the OpenAPI document only (auto_error off): the check below answers the 401.
+    scheme = HTTPBearer(auto_error=False, scheme_name=scheme_name, description=variable)
+
+    # The scheme as a default, not in `Annotated`: this module's annotations are strings, and
+    # FastAPI could not resolve a local name inside one.
+    declared = Depends(scheme)
+
+    async def check(request: Request, _: Any = declared) -> None:
+        # `async` so FastAPI runs it on the event loop, not through its threadpool.
+        if not credential_matches(bearer(request.headers), getattr(request.app.state, state_field)):
+            raise Problem(
+                401,
+                "unauthorized",
+                f"{needed_for} needs {variable} as a bearer token.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return check

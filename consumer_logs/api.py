@@ -7,45 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
-from cartero_common.credentials import bearer, credential_matches
-from cartero_common.http import Problem, install_problem_handlers
+from cartero_common.http import Problem, install_problem_handlers, require_bearer_key
 from consumer_logs.repository import EventFilter, events_of, find_events, public_event
 from consumer_logs.status import message_status, owned_by
 
-# Declared for the OpenAPI document (auto_error off); `require_read_key` does the check.
-_READ_SCHEME = HTTPBearer(auto_error=False, scheme_name="ReadKey", description="CONSUMER_LOGS_READ_KEY")
-
-
-async def require_read_key(request: Request, _: Annotated[Any, Depends(_READ_SCHEME)] = None) -> None:
-    """`async` so FastAPI runs it on the event loop, not through its threadpool."""
-    if not credential_matches(bearer(request.headers), request.app.state.read_key):
-        raise Problem(
-            401,
-            "unauthorized",
-            "Reading the message log needs CONSUMER_LOGS_READ_KEY as a bearer token.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-_STATUS_SCHEME = HTTPBearer(auto_error=False, scheme_name="StatusKey", description="CONSUMER_LOGS_STATUS_KEY")
-
-
-async def require_status_key(request: Request, _: Annotated[Any, Depends(_STATUS_SCHEME)] = None) -> None:
-    """Only the status key: the read key's holders read events, not this. An unset key matches
-    nothing."""
-    key: str = request.app.state.status_key
-    if not key or not credential_matches(bearer(request.headers), key):
-        raise Problem(
-            401,
-            "unauthorized",
-            "Reading a message's status needs CONSUMER_LOGS_STATUS_KEY as a bearer token.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+require_read_key = require_bearer_key(
+    "CONSUMER_LOGS_READ_KEY", scheme_name="ReadKey", state_field="read_key", needed_for="Reading the message log"
+)
+# Only the status key: the read key's holders read events, not this.
+require_status_key = require_bearer_key(
+    "CONSUMER_LOGS_STATUS_KEY",
+    scheme_name="StatusKey",
+    state_field="status_key",
+    needed_for="Reading a message's status",
+)
 
 
 # Every route that reads the log goes on this router; the health and metrics routes stay open.

@@ -7,31 +7,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cartero_common.credentials import bearer, credential_matches
-from cartero_common.http import Problem, install_problem_handlers
+from cartero_common.http import Problem, install_problem_handlers, require_bearer_key
 from dead_letters.broker import QUEUES, DeadLetterQueues, Moved, Stopped
 from dead_letters.views import public
 
 ACTIONS = Counter(
     "dead_letters_actions_total", "Dead letters replayed or discarded, by DLQ and action.", ["queue", "action"]
 )
-_SCHEME = HTTPBearer(auto_error=False, scheme_name="DeadLettersKey", description="DEAD_LETTERS_KEY")
 MAX_IDS = 1000
 MessageId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-async def require_key(request: Request, _: Annotated[Any, Depends(_SCHEME)] = None) -> None:
-    if not credential_matches(bearer(request.headers), request.app.state.key):
-        raise Problem(
-            401,
-            "unauthorized",
-            "The dead letters need DEAD_LETTERS_KEY as a bearer token.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+require_key = require_bearer_key(
+    "DEAD_LETTERS_KEY", scheme_name="DeadLettersKey", state_field="key", needed_for="The dead letters"
+)
 
 
 def known(queue: Annotated[str, Path(max_length=64)]) -> str:
