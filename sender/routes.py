@@ -126,30 +126,29 @@ async def send_email(request: Request) -> JSONResponse:
     )
 
 
-class TimelineEntry(BaseModel):
+class OutcomeDetails(BaseModel):
+    """What an outcome says beside its status: on each timeline entry, and on the message for its
+    current one."""
+
+    attempt: int | None = None
+    next_try_at: str | None = None
+    reason: str | None = None
+    attempts: int | None = None
+    dead_lettered: bool | None = None
+    dlq: str | None = None
+    provider: str | None = None
+
+
+class TimelineEntry(OutcomeDetails):
     status: str = Field(description="queued | retrying | sent | failed")
     evento: str = Field(description="The message log's event: enviado, reintento, consumido, fallido, rechazado.")
     at: str = Field(description="When the message log stored it (ISO 8601, UTC).")
-    attempt: int | None = None
-    next_try_at: str | None = None
-    reason: str | None = None
-    attempts: int | None = None
-    dead_lettered: bool | None = None
-    dlq: str | None = None
-    provider: str | None = None
 
 
-class MessageStatus(BaseModel):
+class MessageStatus(OutcomeDetails):
     id: str
     queue: str | None
     status: str = Field(description="queued | retrying (`attempt`, `next_try_at`) | sent | failed (`reason`)")
-    attempt: int | None = None
-    next_try_at: str | None = None
-    reason: str | None = None
-    attempts: int | None = None
-    dead_lettered: bool | None = None
-    dlq: str | None = None
-    provider: str | None = None
     timeline: list[TimelineEntry]
 
 
