@@ -112,10 +112,23 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         rabbit_api("DELETE", f"/vhosts/{quote(vhost, safe='')}")
 
 
+# The jobs the running suite (as `make run` starts it) serves, each scraped by the test's Prometheus.
+SUITE_JOBS = (
+    "sender",
+    "token_validator",
+    "token_panel",
+    "consumer_logs",
+    "consumer_webhooks",
+    "dead_letters",
+    "monitor",
+    "consumers",
+)
+
+
 def suite_targets(suite: Suite) -> dict[str, list[str]]:
-    """Where the running suite (as `make run` starts it) serves each job's metrics."""
+    """Where the running suite serves each of SUITE_JOBS' metrics."""
     port = suite.ports
-    return {
+    targets = {
         "sender": [f"127.0.0.1:{port['sender']}"],
         "token_validator": [f"127.0.0.1:{port['validator']}"],
         "token_panel": [f"127.0.0.1:{port['panel']}"],
@@ -126,6 +139,8 @@ def suite_targets(suite: Suite) -> dict[str, list[str]]:
         # The first replica of each consumer listens on its base port.
         "consumers": [f"127.0.0.1:{port['sms_metrics']}", f"127.0.0.1:{port['email_metrics']}"],
     }
+    assert tuple(targets) == SUITE_JOBS
+    return targets
 
 
 def send_through_the_suite(suite: Suite) -> None:
@@ -172,17 +187,7 @@ def panel_query(title_start: str, ref: str = "A") -> Query:
 def test_every_service_of_the_running_suite_is_scraped(live: Live) -> None:
     def all_up() -> bool:
         up = {s["metric"]["job"]: float(s["value"][1]) for s in live.prometheus.result("min by (job) (up)")}
-        jobs = (
-            "sender",
-            "token_validator",
-            "token_panel",
-            "consumer_logs",
-            "consumer_webhooks",
-            "dead_letters",
-            "monitor",
-            "consumers",
-            "rabbitmq",
-        )
+        jobs = (*SUITE_JOBS, "rabbitmq")
         return all(up.get(job) == 1 for job in jobs)
 
     wait_until(all_up, timeout=30, what="every job of the running suite up")
@@ -247,16 +252,7 @@ def test_alerts_match_the_conditions_they_describe(live: Live) -> None:
     assert hits("CarteroQueueWithoutConsumers") == {"cola_sms", "logs"}
     down = {s["metric"]["job"] for s in live.prometheus.result(rule_expr("CarteroTargetDown"))}
     # The suite runs here, so only what it does not start (Grafana, Mailpit, …) may be down.
-    running = {
-        "sender",
-        "token_validator",
-        "token_panel",
-        "consumer_logs",
-        "consumer_webhooks",
-        "dead_letters",
-        "monitor",
-        "consumers",
-    }
+    running = set(SUITE_JOBS)
     assert "unreachable" in down
     assert not down & (running | {"rabbitmq", "prometheus"}), down
 
