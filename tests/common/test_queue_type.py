@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -17,12 +16,11 @@ import pytest
 
 from cartero_common.amqp import RetryPolicy, declare_topology, parse_delays
 from cartero_common.amqp.publisher import AsyncPublisher
-from cartero_common.consume import ConsumerLoop, Delivery, Done, Outcome
+from cartero_common.consume import ConsumerLoop
 from cartero_common.consume.dlq import replay_dead_letters
-from cartero_common.consume.outcomes import TransientFailure
 from cartero_common.settings import ServiceSettings
 from cartero_common.wire import SHARED_QUEUES
-from tests.consumers import FAST_DELAYS, running, sms, vhost_of
+from tests.consumers import FAST_DELAYS, FailsOnce, running, sms, vhost_of
 from tests.support import isolated_vhost, rabbit_api, wait_until
 
 POLICY = RetryPolicy(max_attempts=3, delays=parse_delays(FAST_DELAYS))
@@ -120,26 +118,6 @@ def test_a_client_of_the_other_type_is_refused_with_406(url: str) -> None:
     finally:
         if connection.is_open:
             connection.close()
-
-
-class FailsOnce:
-    """Fails each message's first attempt (a transient provider error), then delivers it."""
-
-    def __init__(self) -> None:
-        self.attempts: list[tuple[str, int]] = []
-        self.done = threading.Event()
-
-    def __call__(self, batch: Sequence[Delivery]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for delivery in batch:
-            message = json.loads(delivery.body)
-            self.attempts.append((message["id"], delivery.attempt))
-            if delivery.attempt == 1:
-                outcomes.append(TransientFailure("provider busy"))
-            else:
-                outcomes.append(Done(message))
-                self.done.set()
-        return outcomes
 
 
 def test_a_retry_goes_through_quorum_queues_and_back(url: str) -> None:

@@ -5,6 +5,7 @@ through the broker's delivery limit."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,10 @@ import pika
 import pika.exceptions
 import pytest
 
+from cartero_common.amqp import RetryPolicy, parse_delays
 from cartero_common.amqp.setup import SetupError, load_definitions, parse_version, run
+from cartero_common.consume import ConsumerLoop
+from tests.consumers import FAST_DELAYS, FailsOnce, running, sms
 from tests.deploy import test_rabbitmq_setup as plain
 from tests.deploy.test_rabbitmq_setup import DEFINITIONS, Target, queue_info
 from tests.support import RABBIT_API, RABBIT_AUTH, RABBIT_HOST, ROOT, rabbit_api, wait_until
@@ -162,3 +166,25 @@ def test_a_poison_message_ends_in_the_dlq_after_the_delivery_limit(target: Targe
     assert body == b'{"id": "poison"}' and properties.message_id == "poison"
     (death,) = properties.headers["x-death"]
     assert death["queue"] == "cola_sms" and death["reason"] == "delivery_limit"
+
+
+def test_a_consumer_role_retries_through_the_setups_quorum_queues(target: Target) -> None:
+    """The setup's queues and the consumer's own declares agree (no 406) under the consumer's
+    role, and a failed first attempt comes back through a quorum retry queue and is consumed."""
+    handler = FailsOnce()
+    run(target.settings(cartero_queue_type="quorum", cartero_php_declares=False), target.credentials("consumer_sms"))
+    url = target.url("consumer_sms")
+    policy = RetryPolicy(max_attempts=3, delays=parse_delays(FAST_DELAYS))
+    loop = ConsumerLoop(url=url, queue="cola_sms", handler=handler, policy=policy, name="q", queue_type="quorum")
+    with running(loop):
+        connection = pika.BlockingConnection(pika.URLParameters(admin_url(target)))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            properties = pika.BasicProperties(delivery_mode=2, message_id="r-1")
+            channel.basic_publish("", "cola_sms", json.dumps(sms("r-1")).encode(), properties, mandatory=True)
+        finally:
+            connection.close()
+        assert handler.done.wait(15), handler.attempts
+    assert handler.attempts == [("r-1", 1), ("r-1", 2)]
+    assert queue_info(target, "cola_sms.retry.200ms")["type"] == "quorum"
