@@ -2,8 +2,8 @@
 gives every message back in its place, a replay moves only what was asked for.
 
 A quorum queue takes back what a closed connection held through its log, a moment after the
-close: a listing or replay started within that moment counts fewer messages (seen about once in
-300 back-to-back listings on 3.10.8, never on a classic DLQ). Nothing is lost, and the panel's
+close: a listing or replay started within that moment counts fewer messages (seen now and then
+in a loop of back-to-back listings on 3.10.8, not on a classic DLQ). Nothing is lost, and the panel's
 operations are a person's clicks apart; the test waits for the returns as that pause would."""
 
 from __future__ import annotations
