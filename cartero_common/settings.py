@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 from pydantic import AliasChoices, Field, FilePath, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cartero_common.amqp.queue_type import CLASSIC, QueueType
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
 
@@ -21,6 +23,10 @@ class ServiceSettings(BaseSettings):
     # the connections read it through cartero_common/amqp/tls.py (which may not import this
     # module: settings already reaches the amqp package for the retry delays).
     amqp_ca_file: FilePath | None = None
+    # `classic` or `quorum`: the type every queue of ours is declared with (docs/scaling-out.md).
+    # The same value everywhere, rabbitmq-setup included: a queue's type cannot change, and a
+    # declare of the other type is refused with 406.
+    cartero_queue_type: QueueType = CLASSIC
     timezone: str = "Europe/Madrid"
     log_level: str = "INFO"
     # Where the services without an HTTP API of their own (the consumers, the monitor) serve

@@ -48,7 +48,9 @@ _ENV_ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=", re.DOTALL)
 # The variables a consumer reads (its Settings), and nothing else: an environment is code too
 # (PYTHONWARNINGS with BROWSER runs a command as the interpreter starts, LD_PRELOAD loads a
 # library, *_PROXY reroutes traffic), so a name the consumers do not read is refused.
-_ENV_NAME = re.compile(r"(?:AMQP|DATABASE|CONSUMER|EMAIL|SMTP|SMS|MAIL|METRICS)_[A-Z0-9_]+|TIMEZONE|LOG_LEVEL")
+_ENV_NAME = re.compile(
+    r"(?:AMQP|DATABASE|CONSUMER|EMAIL|SMTP|SMS|MAIL|METRICS)_[A-Z0-9_]+|TIMEZONE|LOG_LEVEL|CARTERO_QUEUE_TYPE"
+)
 # The names the monitor gives its containers (monitor/docker_backend.py): `cartero-<consumer>-
 # <slot>-<6 hex>`. Any other name could be a service's (`token_validator`, `rabbitmq`) and would
 # answer for it in the network's DNS.

@@ -98,6 +98,9 @@ def main(argv: list[str]) -> int:
             "rabbitmq_vhost": params.virtual_host,
             "rabbitmq_definitions": DEFINITIONS,
             "rabbitmq_setup_timeout": 3.0,
+            # model_validate reads no environment: the queue type is passed on by hand.
+            "cartero_queue_type": os.environ.get("CARTERO_QUEUE_TYPE", "classic"),
+            "cartero_php_declares": os.environ.get("CARTERO_PHP_DECLARES", "true"),
         }
     )
     try:

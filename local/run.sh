@@ -13,6 +13,8 @@ export CARTERO_PYTHON=${CARTERO_PYTHON:-$root/.venv/bin/python}
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@localhost:5672/}
 export TIMEZONE=${TIMEZONE:-Europe/Madrid}
 export LOG_LEVEL=${LOG_LEVEL:-INFO}
+# classic or quorum, for rabbitmq-setup (local/rabbitmq_roles.py) and every process alike.
+export CARTERO_QUEUE_TYPE=${CARTERO_QUEUE_TYPE:-classic}
 # Each service's port defaults to its setting's default (local/port_defaults.py prints them).
 eval "$("$CARTERO_PYTHON" "$root/local/port_defaults.py")"
 export SENDER_HOST=${SENDER_HOST:-127.0.0.1} SENDER_PORT=${SENDER_PORT:-$default_SENDER_PORT}

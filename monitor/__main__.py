@@ -32,7 +32,13 @@ def make_source(settings: Settings) -> DepthSource:
 def make_backend(settings: Settings) -> Backend:
     if settings.monitor_backend == "docker":
         # A container sees only what it is given: the broker, the clock's zone, the log level.
-        env = {"AMQP_URL": settings.amqp_url, "TIMEZONE": settings.timezone, "LOG_LEVEL": settings.log_level}
+        # The queue type too: a consumer declaring its queues as another type would get a 406.
+        env = {
+            "AMQP_URL": settings.amqp_url,
+            "TIMEZONE": settings.timezone,
+            "LOG_LEVEL": settings.log_level,
+            "CARTERO_QUEUE_TYPE": settings.cartero_queue_type,
+        }
         return DockerBackend.from_env(
             image=settings.docker_image,
             consumer=settings.monitor_consumer,
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         queue=settings.monitor_queue,
         source=make_source(settings),
         backend=backend,
-        events=EventPublisher(settings.amqp_url, clock=system_clock),
+        events=EventPublisher(settings.amqp_url, clock=system_clock, queue_type=settings.cartero_queue_type),
         policy=make_policy(settings),
         clock=system_clock,
         timezone=settings.timezone,

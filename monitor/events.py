@@ -9,6 +9,7 @@ from typing import Any
 
 from cartero_common.amqp import ConfirmedPublisher, connect, declare_shared_queues
 from cartero_common.amqp.blocking import ensure_route
+from cartero_common.amqp.queue_type import CLASSIC, QueueType
 from cartero_common.clock import Clock
 from cartero_common.wire import QUEUE_LOGS, route_exchange
 
@@ -20,8 +21,9 @@ _MAX_PENDING = 10_000
 class EventPublisher:
     """Scale changes are rare, so each batch opens its own connection: nothing idles to time out."""
 
-    def __init__(self, url: str, *, clock: Clock) -> None:
+    def __init__(self, url: str, *, clock: Clock, queue_type: QueueType = CLASSIC) -> None:
         self.url = url
+        self.queue_type = queue_type
         self.clock = clock
         self.pending: deque[dict[str, Any]] = deque(maxlen=_MAX_PENDING)
 
@@ -39,7 +41,9 @@ class EventPublisher:
             )
             return False
         try:
-            channel = ensure_route(declare_shared_queues(connection.channel(), (QUEUE_LOGS,)), QUEUE_LOGS)
+            channel = ensure_route(
+                declare_shared_queues(connection.channel(), (QUEUE_LOGS,), queue_type=self.queue_type), QUEUE_LOGS
+            )
             publisher = ConfirmedPublisher(channel)
             while self.pending:
                 publisher.publish(

@@ -36,7 +36,12 @@ def _with_token_scheme(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or Settings()
-    publisher = AsyncPublisher(settings.amqp_url, timeout=settings.publish_timeout, ca_file=settings.amqp_ca_file)
+    publisher = AsyncPublisher(
+        settings.amqp_url,
+        timeout=settings.publish_timeout,
+        ca_file=settings.amqp_ca_file,
+        queue_type=settings.cartero_queue_type,
+    )
     validator = ValidatorClient(
         settings.validator_url, settings.validator_service_key, timeout=settings.validator_timeout
     )

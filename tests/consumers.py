@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +17,8 @@ from urllib.parse import quote, unquote, urlparse
 
 import pika
 
-from cartero_common.consume import ConsumerLoop, Ledger, migrate_ledger
+from cartero_common.consume import ConsumerLoop, Delivery, Done, Ledger, Outcome, migrate_ledger
+from cartero_common.consume.outcomes import TransientFailure
 from cartero_common.db import make_engine
 from cartero_common.wire import route_exchange
 from tests.support import ROOT, consumer_count, drain, python_env, rabbit_api, wait_until
@@ -180,3 +181,23 @@ def wait_consuming(url: str, queue: str, process: subprocess.Popen[bytes], *, ti
 def ledger_for(database_url: str, queue: str) -> Ledger:
     migrate_ledger(database_url)
     return Ledger(make_engine(database_url), queue)
+
+
+class FailsOnce:
+    """Fails each message's first attempt (a transient provider error), then delivers it."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, int]] = []
+        self.done = threading.Event()
+
+    def __call__(self, batch: Sequence[Delivery]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for delivery in batch:
+            message = json.loads(delivery.body)
+            self.attempts.append((message["id"], delivery.attempt))
+            if delivery.attempt == 1:
+                outcomes.append(TransientFailure("provider busy"))
+            else:
+                outcomes.append(Done(message))
+                self.done.set()
+        return outcomes

@@ -1,8 +1,10 @@
 """RabbitMQ plumbing shared by every process (pika, blocking).
 
 - `blocking`: connections (`connect`, `connection_parameters`, `wait_for_broker`), message
-  properties and encoding, the shared queues' argument-free declare, a confirmed publisher for
-  scripts and the consumers' side jobs.
+  properties and encoding, the shared queues' declare (argument-free under the default classic
+  `CARTERO_QUEUE_TYPE`, see `queue_type`), a confirmed publisher for scripts and the consumers'
+  side jobs.
+- `queue_type`: classic or quorum, and what each adds to a declare.
 - `topology`: our retry and dead-letter queues and the retry policy (`RetryPolicy`).
 - `publisher`: the sender's asyncio publisher (aio-pika, not part of this facade so that the
   consumers need not install it): `from cartero_common.amqp.publisher import AsyncPublisher`.

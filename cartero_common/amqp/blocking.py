@@ -20,6 +20,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments
 from cartero_common.amqp.tls import context_for
 from cartero_common.wire import SHARED_QUEUES, route_exchange
 
@@ -55,22 +56,26 @@ def connect(
     return pika.BlockingConnection(params)
 
 
-def ensure_queue(channel: BlockingChannel, queue: str) -> tuple[BlockingChannel, int]:
+def ensure_queue(
+    channel: BlockingChannel, queue: str, *, queue_type: QueueType = CLASSIC
+) -> tuple[BlockingChannel, int]:
     """`queue` exists afterwards; returns the channel to go on with and the messages ready in it.
 
     A passive declare first: it needs no permission on the queue, so a role without `configure`
     on the shared queues (the sender, the monitor, the consumers) still starts once
     `rabbitmq-setup` has created them, and cannot delete them. Only a queue that is missing is
-    declared, durable with no arguments, exactly what the PHP services' `queue_declare(q, false,
-    true, false, false)` declares, so both sides can declare it in any order without a 406. The
-    broker closes a channel whose passive declare finds nothing, hence the fresh channel."""
+    declared: classic, durable with no arguments, exactly what the PHP services' `queue_declare(q,
+    false, true, false, false)` declares, so both sides can declare it in any order without a
+    406; quorum, with `x-queue-type` (`queue_type.py` says why). The broker closes a channel
+    whose passive declare finds nothing, hence the fresh channel."""
     try:
         return channel, int(channel.queue_declare(queue=queue, passive=True).method.message_count)
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code != 404:
             raise
     channel = channel.connection.channel()
-    return channel, int(channel.queue_declare(queue=queue, durable=True).method.message_count)
+    declared = channel.queue_declare(queue=queue, durable=True, arguments=declare_arguments(queue_type) or None)
+    return channel, int(declared.method.message_count)
 
 
 def ensure_route(channel: BlockingChannel, queue: str) -> BlockingChannel:
@@ -91,10 +96,12 @@ def ensure_route(channel: BlockingChannel, queue: str) -> BlockingChannel:
     return channel
 
 
-def declare_shared_queues(channel: BlockingChannel, queues: Iterable[str] = SHARED_QUEUES) -> BlockingChannel:
+def declare_shared_queues(
+    channel: BlockingChannel, queues: Iterable[str] = SHARED_QUEUES, *, queue_type: QueueType = CLASSIC
+) -> BlockingChannel:
     """Each of `queues` made sure of (`ensure_queue`); returns the channel to go on with."""
     for queue in queues:
-        channel, _ = ensure_queue(channel, queue)
+        channel, _ = ensure_queue(channel, queue, queue_type=queue_type)
     return channel
 
 

@@ -30,6 +30,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobust
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 from pamqp import commands
 
+from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments
 from cartero_common.amqp.tls import context_for
 from cartero_common.wire import SHARED_QUEUES, route_exchange
 
@@ -73,10 +74,18 @@ class PublishUnconfirmed(Exception):
 
 class AsyncPublisher:
     def __init__(
-        self, url: str, *, timeout: float = 2.0, queues: Iterable[str] = SHARED_QUEUES, ca_file: Path | None = None
+        self,
+        url: str,
+        *,
+        timeout: float = 2.0,
+        queues: Iterable[str] = SHARED_QUEUES,
+        ca_file: Path | None = None,
+        queue_type: QueueType = CLASSIC,
     ) -> None:
         """`ca_file`: for an `amqps://` URL, the CA the broker's certificate must chain to (None:
-        AMQP_CA_FILE, else the system's trust store; see `cartero_common/amqp/tls.py`)."""
+        AMQP_CA_FILE, else the system's trust store; see `cartero_common/amqp/tls.py`).
+        `queue_type`: CARTERO_QUEUE_TYPE, the type a missing queue is declared with."""
+        self.queue_type = queue_type
         self.url = url
         self.ssl_context = context_for(url, ca_file)
         self.timeout = timeout
@@ -104,7 +113,9 @@ class AsyncPublisher:
                 assert self._channel is not None
                 return self._channel
             await self._close_quietly()
-            await _ensure_queues(self.url, self.queues, timeout=self.timeout, ssl_context=self.ssl_context)
+            await _ensure_queues(
+                self.url, self.queues, timeout=self.timeout, ssl_context=self.ssl_context, queue_type=self.queue_type
+            )
             connection = await aio_pika.connect_robust(self.url, timeout=self.timeout, ssl_context=self.ssl_context)
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             self._connection = connection
@@ -180,10 +191,18 @@ class AsyncPublisher:
             await self._close_quietly()
 
 
-async def _ensure_queues(url: str, queues: Iterable[str], *, timeout: float, ssl_context: SSLContext | None) -> None:
+async def _ensure_queues(
+    url: str,
+    queues: Iterable[str],
+    *,
+    timeout: float,
+    ssl_context: SSLContext | None,
+    queue_type: QueueType = CLASSIC,
+) -> None:
     """Each queue checked by a passive declare, which needs no permission (the sender's role has
     no `configure`: it can neither create nor delete a queue); one that is missing is declared
-    durable and argument-free, as the PHP services do (`blocking.ensure_queue` says why).
+    durable and, when classic, argument-free, as the PHP services do (`blocking.ensure_queue`
+    says why); when quorum, with `x-queue-type`.
 
     On a plain connection of its own, closed at once: the broker closes the channel of a passive
     declare that finds nothing, and a robust channel would reopen itself and redo it."""
@@ -195,7 +214,7 @@ async def _ensure_queues(url: str, queues: Iterable[str], *, timeout: float, ssl
                 await channel.declare_queue(queue, passive=True)
             except ChannelNotFoundEntity:
                 channel = await connection.channel(publisher_confirms=False)
-                await channel.declare_queue(queue, durable=True)
+                await channel.declare_queue(queue, durable=True, arguments=declare_arguments(queue_type) or None)
             # The exchange the sender publishes through (`route_exchange`), the same way:
             # `rabbitmq-setup` made and bound it where the sender's role may not.
             try:

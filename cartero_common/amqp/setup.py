@@ -1,6 +1,9 @@
 """`python -m cartero_common rabbitmq-setup`: the broker's vhost, users, queues and policies,
 applied through the management HTTP API from `rabbitmq/definitions.json` and the environment.
 
+The queue type comes from `CARTERO_QUEUE_TYPE` (classic by default); the setup refuses one that
+would break a client's declares (`setup_queue_type.py`).
+
 One user per role (`cartero_roles` in the definitions: sender, each consumer, monitor, php), each
 with only the configure/write/read patterns its code needs; the names and passwords come from
 `RABBITMQ_<ROLE>_USER` (default: the role's name) and `RABBITMQ_<ROLE>_PASSWORD`. A role without
@@ -19,6 +22,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +33,15 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cartero_common.amqp.queue_type import CLASSIC, QUORUM, QueueType
+from cartero_common.amqp.setup_queue_type import QueueTypeRefused, decide, probe_url, redeclare_matches
+
 log = logging.getLogger("cartero_common.rabbitmq_setup")
 
-# The first series whose declaration checks take the vhost's default queue type into account
-# (rabbitmq-server#11541, #12109), so a PHP client's argument-free `queue_declare('cola_sms',
-# false, true, false, false)` keeps matching a quorum queue. 3.10 ignores the default altogether.
-QUORUM_DEFAULT_SINCE = (3, 13)
-# RabbitMQ 4.0 gives every quorum queue a delivery limit of 20 (3.13 had none) and reads
-# `delivery-limit: -1` as no limit; 3.x would read -1 as a limit below any count. A policy's
-# `cartero_on_quorum` keys (rabbitmq/definitions.json) are added from 4.0 on, to quorum queues only.
-ON_QUORUM_SINCE = (4, 0)
+# RabbitMQ 4.0 gives every quorum queue a delivery limit of 20 (3.x had none) and reads
+# `delivery-limit: -1` as no limit; 3.x would read -1 as a limit below any count, so there a -1
+# is left out (no limit is already the default).
+UNLIMITED_DELIVERIES_SINCE = (4, 0)
 
 
 class SetupError(Exception):
@@ -56,6 +59,12 @@ class SetupSettings(BaseSettings):
     rabbitmq_vhost: str = "cartero"
     rabbitmq_definitions: Path = Path("rabbitmq/definitions.json")
     rabbitmq_setup_timeout: float = 60.0
+    # The AMQP port of the management API's host, for the probe of argument-free redeclares.
+    rabbitmq_amqp_port: int = 5672
+    cartero_queue_type: QueueType = CLASSIC
+    # Whether PHP clients declare the shared queues argument-free: quorum is refused where
+    # their declare would be answered 406, unless this is false.
+    cartero_php_declares: bool = True
 
 
 class RoleCredentials(BaseSettings):
@@ -125,22 +134,24 @@ class PolicySpec(BaseModel):
     apply_to: str = Field("queues", alias="apply-to")
     priority: int = 0
     definition: dict[str, Any]
-    # Keys for quorum queues on RabbitMQ 4.0+ only (see ON_QUORUM_SINCE). A key a queue's type does
-    # not support makes the broker skip the whole policy for that queue, so they cannot simply be
-    # in `definition` on a deployment with classic queues.
+    # Keys for quorum queues only (delivery limit, at-least-once dead-lettering). A key a queue's
+    # type does not support makes the broker skip the whole policy for that queue, so they cannot
+    # simply be in `definition` on a deployment with classic queues.
     on_quorum: dict[str, Any] = Field(default_factory=dict, alias="cartero_on_quorum")
 
     def definition_for(self, queue_type: str, version: tuple[int, ...]) -> dict[str, Any]:
-        if queue_type == "quorum" and version >= ON_QUORUM_SINCE:
-            return {**self.definition, **self.on_quorum}
-        return dict(self.definition)
+        if queue_type != QUORUM:
+            return dict(self.definition)
+        extra = dict(self.on_quorum)
+        if extra.get("delivery-limit") == -1 and version < UNLIMITED_DELIVERIES_SINCE:
+            del extra["delivery-limit"]
+        return {**self.definition, **extra}
 
 
 class Definitions(BaseModel):
     """What `rabbitmq/definitions.json` holds, minus the vhost name (that comes from the env)."""
 
     description: str = ""
-    default_queue_type: str = "classic"
     queues: list[QueueSpec]
     policies: list[PolicySpec]
     exchanges: list[ExchangeSpec] = Field(default_factory=list)
@@ -162,14 +173,13 @@ class SetupReport:
 
 
 def load_definitions(path: Path) -> Definitions:
-    """Reads the broker's own export format; the one vhost's metadata gives the queue type."""
+    """Reads the broker's own export format (the queue type is CARTERO_QUEUE_TYPE's, not the file's)."""
     raw = json.loads(path.read_text(encoding="utf-8"))
     vhosts = raw.get("vhosts") or [{}]
     vhost = vhosts[0]
     metadata = vhost.get("metadata") or {}
     return Definitions(
         description=vhost.get("description", metadata.get("description", "")),
-        default_queue_type=vhost.get("default_queue_type", metadata.get("default_queue_type", "classic")),
         queues=raw.get("queues", []),
         policies=raw.get("policies", []),
         exchanges=raw.get("exchanges", []),
@@ -181,21 +191,6 @@ def load_definitions(path: Path) -> Definitions:
 def parse_version(text: str) -> tuple[int, ...]:
     """`3.13.7` → (3, 13, 7); `4.1.0-rc.1` → (4, 1, 0)."""
     return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0])[:3])
-
-
-def choose_queue_type(wanted: str, version: tuple[int, ...], existing: dict[str, str]) -> tuple[str, str]:
-    """The vhost default queue type to set, and why. Never one that would make a re-declaration
-    of a queue already in the vhost fail: a queue's type cannot change, and a declare without
-    `x-queue-type` is compared as if it asked for the vhost default."""
-    shown = ".".join(map(str, version))
-    if wanted == "classic":
-        return "classic", "classic queues asked for in the definitions"
-    if version < QUORUM_DEFAULT_SINCE:
-        return "classic", f"RabbitMQ {shown} predates 3.13, the first to check argument-free declares against {wanted}"
-    for name, current in sorted(existing.items()):
-        if current != wanted:
-            return current, f"queue {name!r} already exists as {current}; a {wanted} default would break its declares"
-    return wanted, f"RabbitMQ {shown} applies the vhost default to argument-free declares"
 
 
 class ManagementApi:
@@ -257,10 +252,7 @@ def apply(
     overview = api.wait(settings.rabbitmq_setup_timeout)
     version_text = str(overview.get("rabbitmq_version", "0"))
     vhost = _q(settings.rabbitmq_vhost)
-    queue_type, reason = choose_queue_type(
-        definitions.default_queue_type, parse_version(version_text), api.queue_types(settings.rabbitmq_vhost)
-    )
-    log.info("default queue type", extra={"queue_type": queue_type, "reason": reason})
+    queue_type, reason = choose_queue_type(api, settings, parse_version(version_text))
     api.call("PUT", f"/vhosts/{vhost}", {"description": definitions.description, "default_queue_type": queue_type})
     everything = {"configure": ".*", "write": ".*", "read": ".*"}
     api.call("PUT", f"/permissions/{vhost}/{_q(settings.rabbitmq_admin_user)}", everything)
@@ -307,13 +299,15 @@ def apply(
         api.call("PUT", f"/policies/{vhost}/{_q(policy.name)}", body)
         report.policies.append(policy.name)
     for queue in definitions.queues:
-        body = {"durable": queue.durable, "auto_delete": queue.auto_delete, "arguments": queue.arguments}
+        # Quorum: the type said on the declare too, as every client of ours says it.
+        arguments = {**queue.arguments, "x-queue-type": QUORUM} if queue_type == QUORUM else queue.arguments
+        body = {"durable": queue.durable, "auto_delete": queue.auto_delete, "arguments": arguments}
         try:
             api.call("PUT", f"/queues/{vhost}/{_q(queue.name)}", body)
         except SetupError as exc:
             raise SetupError(
                 f"queue {queue.name!r} exists with other properties than {body} (declared elsewhere with "
-                f"arguments?); shared queues must stay argument-free: {exc}"
+                f"arguments?); shared queues must stay argument-free but for their type: {exc}"
             ) from exc
         report.queues.append(queue.name)
     # The route exchanges (`cartero_common.wire.route_exchange`), each bound to its one queue:
@@ -337,6 +331,43 @@ def apply(
             {"routing_key": binding.routing_key, "arguments": binding.arguments},
         )
     return report
+
+
+def choose_queue_type(api: ManagementApi, settings: SetupSettings, version: tuple[int, ...]) -> tuple[str, str]:
+    """CARTERO_QUEUE_TYPE, once `setup_queue_type.decide` found it safe (else `SetupError`), and why."""
+    wanted = settings.cartero_queue_type
+    probed: bool | None = None
+    if wanted == QUORUM and settings.cartero_php_declares:
+        probed = probe_redeclare(api, settings)
+    try:
+        verdict = decide(
+            wanted,
+            version,
+            api.queue_types(settings.rabbitmq_vhost),
+            php_declares=settings.cartero_php_declares,
+            redeclare_matches=probed,
+        )
+    except QueueTypeRefused as exc:
+        raise SetupError(str(exc)) from exc
+    if verdict.warning:
+        log.warning(verdict.warning)
+    log.info("queue type", extra={"queue_type": verdict.queue_type, "reason": verdict.reason})
+    return verdict.queue_type, verdict.reason
+
+
+def probe_redeclare(api: ManagementApi, settings: SetupSettings) -> bool | None:
+    """`setup_queue_type.redeclare_matches` in a scratch vhost whose default type is quorum, as
+    the setup makes the real one; the vhost is deleted afterwards whatever happened."""
+    scratch = f"cartero-setup-probe-{uuid.uuid4().hex[:10]}"
+    admin = settings.rabbitmq_admin_user
+    api.call("PUT", f"/vhosts/{_q(scratch)}", {"description": "rabbitmq-setup probe", "default_queue_type": QUORUM})
+    try:
+        api.call("PUT", f"/permissions/{_q(scratch)}/{_q(admin)}", {"configure": ".*", "write": ".*", "read": ".*"})
+        password = settings.rabbitmq_admin_password.get_secret_value()
+        url = probe_url(settings.rabbitmq_api_url, admin, password, scratch, settings.rabbitmq_amqp_port)
+        return redeclare_matches(url)
+    finally:
+        api.call("DELETE", f"/vhosts/{_q(scratch)}")
 
 
 def run(settings: SetupSettings, credentials: Mapping[str, RoleCredentials] | None = None) -> SetupReport:

@@ -1,6 +1,7 @@
 """Each consumer's own queues next to the shared one: `<q>.retry.<delay>` and `<q>.dlq`.
 
-The shared queue stays durable with no arguments (docs/design.md §5). The retry queues are ours, so
+The shared queue stays durable with no arguments (docs/design.md §5) on a classic deployment; on a
+quorum one every queue carries `x-queue-type` (`queue_type.py`). The retry queues are ours, so
 they carry the arguments: a per-queue TTL and dead-lettering back to `<q>` through the default
 exchange. One retry queue per delay, not one queue with per-message expiry: RabbitMQ expires
 messages only from the head of a queue, so a 10-minute message would hold back a 5-second one
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pika.adapters.blocking_connection import BlockingChannel
 
 from cartero_common.amqp.blocking import declare_shared_queues
+from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments, retry_arguments
 
 DEFAULT_DELAYS = (5.0, 30.0, 120.0, 600.0)
 
@@ -78,18 +80,22 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
 
 
-def declare_topology(channel: BlockingChannel, queue: str, policy: RetryPolicy, *, also: Iterable[str] = ()) -> None:
-    """The shared queue (and `also`, e.g. `logs`) made sure of, argument-free; our retry queues and
-    DLQ declared (the consumer's role has `configure` on these, not on the shared queues)."""
-    channel = declare_shared_queues(channel, (queue, *also))
+def declare_topology(
+    channel: BlockingChannel,
+    queue: str,
+    policy: RetryPolicy,
+    *,
+    also: Iterable[str] = (),
+    queue_type: QueueType = CLASSIC,
+) -> None:
+    """The shared queue (and `also`, e.g. `logs`) made sure of, argument-free under classic; our
+    retry queues and DLQ declared (the consumer's role has `configure` on these, not on the
+    shared queues), every one of them of `queue_type`."""
+    channel = declare_shared_queues(channel, (queue, *also), queue_type=queue_type)
     for delay in policy.used_delays():
         channel.queue_declare(
             retry_queue(queue, delay),
             durable=True,
-            arguments={
-                "x-message-ttl": round(delay * 1000),
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": queue,
-            },
+            arguments=retry_arguments(queue_type, ttl_ms=round(delay * 1000), back_to=queue),
         )
-    channel.queue_declare(dead_letter_queue(queue), durable=True)
+    channel.queue_declare(dead_letter_queue(queue), durable=True, arguments=declare_arguments(queue_type) or None)

@@ -109,7 +109,9 @@ def main(
         if args.limit is not None and args.limit < 0:
             parser.error("--limit must be zero or more")
         chosen: str = getattr(args, "queue", queue)
-        moved = replay_dead_letters(settings.amqp_url, chosen, limit=args.limit, progress=True)
+        moved = replay_dead_letters(
+            settings.amqp_url, chosen, limit=args.limit, progress=True, queue_type=settings.cartero_queue_type
+        )
         print(f"moved {moved} message(s) from {chosen}.dlq to {chosen}")
         return 0
     run()
@@ -143,6 +145,7 @@ def loop_from_settings(
         timezone=settings.timezone,
         name=connection_name(service),
         pause_before_ack=settings.consumer_pause_before_ack_seconds,
+        queue_type=settings.cartero_queue_type,
     )
 
 

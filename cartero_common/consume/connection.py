@@ -24,6 +24,7 @@ from pika.channel import Channel
 from pika.frame import Method
 
 from cartero_common.amqp.blocking import connect, connection_parameters
+from cartero_common.amqp.queue_type import CLASSIC, QueueType
 from cartero_common.amqp.topology import RetryPolicy, declare_topology
 from cartero_common.clock import Clock
 from cartero_common.consume.acks import AckTracker, Ticket
@@ -79,6 +80,7 @@ class ConnectionConfig:
     timezone: str
     name: str
     pause_before_ack: float
+    queue_type: QueueType = CLASSIC
 
 
 class StopControl:
@@ -124,7 +126,7 @@ class BrokerConnection:
         setup = connect(config.url, heartbeat=config.heartbeat, name=f"{config.name} (setup)")
         try:
             also = ((config.report_to,) if config.report_to else ()) + config.declares
-            declare_topology(setup.channel(), config.queue, config.policy, also=also)
+            declare_topology(setup.channel(), config.queue, config.policy, also=also, queue_type=config.queue_type)
         finally:
             setup.close()
         params = connection_parameters(config.url, heartbeat=config.heartbeat, name=config.name)
@@ -173,7 +175,11 @@ class BrokerConnection:
 
     def _qos(self) -> None:
         assert self.channel is not None
-        self.channel.basic_qos(prefetch_count=self.config.prefetch, callback=lambda _: self._consume())
+        # Per consumer (pika's `global_qos=False`, the default, said out loud): quorum queues
+        # refuse a global prefetch, and one channel holds one consumer anyway.
+        self.channel.basic_qos(
+            prefetch_count=self.config.prefetch, global_qos=False, callback=lambda _: self._consume()
+        )
 
     def _consume(self) -> None:
         assert self.channel is not None

@@ -9,13 +9,16 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from cartero_common.amqp.blocking import PERSISTENT, connect, declare_shared_queues
+from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments
 from cartero_common.amqp.topology import dead_letter_queue
 
 REPLAYS_HEADER = "x-cartero-replays"
 PROGRESS_FROM = 100  # below this many, a progress bar is noise
 
 
-def replay_dead_letters(url: str, queue: str, *, limit: int | None = None, progress: bool = True) -> int:
+def replay_dead_letters(
+    url: str, queue: str, *, limit: int | None = None, progress: bool = True, queue_type: QueueType = CLASSIC
+) -> int:
     """Move up to `limit` messages (all of them by default) from `<queue>.dlq` back to `queue`,
     oldest first, each published with confirms before its dead letter is acked; returns how
     many moved. Only what was there at the start moves, so a message that fails again and
@@ -23,8 +26,9 @@ def replay_dead_letters(url: str, queue: str, *, limit: int | None = None, progr
     dlq = dead_letter_queue(queue)
     connection = connect(url, name=f"replay-dlq {queue}")
     try:
-        channel = declare_shared_queues(connection.channel(), (queue,))
-        waiting = channel.queue_declare(dlq, durable=True).method.message_count
+        channel = declare_shared_queues(connection.channel(), (queue,), queue_type=queue_type)
+        arguments = declare_arguments(queue_type) or None
+        waiting = channel.queue_declare(dlq, durable=True, arguments=arguments).method.message_count
         total = waiting if limit is None else min(limit, waiting)
         channel.confirm_delivery()
         bar = _progress_bar(total, dlq, queue) if progress and total >= PROGRESS_FROM else None

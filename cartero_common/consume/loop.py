@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import pika.exceptions
 
+from cartero_common.amqp.queue_type import CLASSIC, QueueType
 from cartero_common.amqp.topology import RetryPolicy
 from cartero_common.clock import Clock, system_clock
 from cartero_common.consume.connection import BrokerConnection, ConnectionConfig, StopControl
@@ -54,6 +55,7 @@ class ConsumerLoop:
     timezone: str = "Europe/Madrid"
     name: str = "cartero-consumer"
     pause_before_ack: float = 0.0  # fault injection for the crash tests; 0 in production
+    queue_type: QueueType = CLASSIC  # CARTERO_QUEUE_TYPE: every queue the loop declares
 
     def __post_init__(self) -> None:
         self.control = StopControl()
@@ -91,6 +93,7 @@ class ConsumerLoop:
             timezone=self.timezone,
             name=self.name,
             pause_before_ack=self.pause_before_ack,
+            queue_type=self.queue_type,
         )
 
     def install_signal_handlers(self) -> None:

@@ -450,6 +450,21 @@ def test_each_service_connects_as_its_own_rabbitmq_user(config: dict[str, Any]) 
         assert consumer_env["AMQP_URL"] == services[role]["environment"]["AMQP_URL"]
 
 
+def test_every_amqp_client_and_the_setup_share_one_queue_type(tmp_path: Path) -> None:
+    """A queue's type is fixed when it is made; a client declaring another is refused (406)."""
+    services = resolved_config(write_env(tmp_path / ".env", {**GOOD_SECRETS, "CARTERO_QUEUE_TYPE": "quorum"}))[
+        "services"
+    ]
+    for name in (*AMQP_ROLES, "rabbitmq-setup"):
+        assert services[name]["environment"]["CARTERO_QUEUE_TYPE"] == "quorum", name
+    assert services["rabbitmq-setup"]["environment"]["CARTERO_PHP_DECLARES"] == "true"
+
+
+def test_the_queue_type_is_classic_by_default(config: dict[str, Any]) -> None:
+    for name in (*AMQP_ROLES, "rabbitmq-setup"):
+        assert config["services"][name]["environment"]["CARTERO_QUEUE_TYPE"] == "classic", name
+
+
 def test_rabbitmq_setup_gets_every_role_and_preflight_checks_every_role_password(config: dict[str, Any]) -> None:
     from cartero_common.amqp.setup import load_definitions
 

@@ -23,7 +23,6 @@ from cartero_common.amqp.setup import (
     RoleCredentials,
     SetupError,
     SetupSettings,
-    choose_queue_type,
     load_definitions,
     parse_version,
     run,
@@ -164,15 +163,17 @@ def test_running_it_again_changes_nothing_and_succeeds(target: Target) -> None:
     assert (first.queue_type, first.queues, first.policies) == (second.queue_type, second.queues, second.policies)
 
 
-def test_the_queue_type_on_this_broker_is_explained(target: Target) -> None:
+def test_the_queue_type_is_classic_unless_asked_otherwise(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CARTERO_QUEUE_TYPE decides, on any broker; the definitions no longer do
+    (tests/deploy/test_rabbitmq_setup_quorum.py has quorum)."""
+    monkeypatch.delenv("CARTERO_QUEUE_TYPE", raising=False)
     report = run(target.settings())
-    version = parse_version(report.broker_version)
-    if version < (3, 13):
-        assert report.queue_type == "classic"
-        assert "3.13" in report.reason
-    else:
-        assert report.queue_type == "quorum"
-    assert queue_info(target, "cola_sms")["type"] == report.queue_type
+    assert report.queue_type == "classic"
+    assert "CARTERO_QUEUE_TYPE=classic" in report.reason
+    assert queue_info(target, "cola_sms")["type"] == "classic"
+    vhost = rabbit_api("GET", f"/vhosts/{quote(target.vhost, safe='')}").json()
+    # 3.10 ignores a vhost's default queue type and shows "undefined".
+    assert vhost.get("default_queue_type", "classic") in ("classic", "undefined")
 
 
 def test_a_shared_queue_declared_with_arguments_is_reported(target: Target) -> None:
@@ -255,22 +256,6 @@ def test_the_command_line_exits_zero_and_logs_the_result(target: Target) -> None
 
 
 @pytest.mark.parametrize(
-    ("version", "existing", "expected"),
-    [
-        ((4, 1, 0), {}, "quorum"),
-        ((3, 13, 0), {"cola_sms": "quorum"}, "quorum"),
-        ((3, 13, 7), {"cola_sms": "classic"}, "classic"),  # a queue's type cannot change
-        ((3, 12, 14), {}, "classic"),
-        ((3, 10, 8), {}, "classic"),
-    ],
-)
-def test_quorum_only_where_argument_free_declares_keep_working(
-    version: tuple[int, ...], existing: dict[str, str], expected: str
-) -> None:
-    assert choose_queue_type("quorum", version, existing)[0] == expected
-
-
-@pytest.mark.parametrize(
     ("queue_type", "version", "unlimited"),
     [("quorum", (4, 1, 0), True), ("quorum", (3, 13, 7), False), ("classic", (4, 1, 0), False)],
 )
@@ -294,7 +279,8 @@ def test_versions_and_definitions_parse() -> None:
     assert parse_version("4.1.0-rc.1") == (4, 1, 0)
     assert parse_version("3.10.8") == (3, 10, 8)
     definitions = load_definitions(DEFINITIONS)
-    assert definitions.default_queue_type == "quorum"
+    # The queue type is CARTERO_QUEUE_TYPE's: the file must not suggest otherwise.
+    assert "default_queue_type" not in Path(DEFINITIONS).read_text()
     shared = [q for q in definitions.queues if q.name in ("cola_sms", "correos", "logs")]
     assert len(shared) == 3 and all(q.durable and not q.arguments for q in shared)
 

@@ -129,6 +129,7 @@ def test_the_consumers_own_variables_are_allowed() -> None:
         "METRICS_HOST": "0.0.0.0",
         "TIMEZONE": "Europe/Madrid",
         "LOG_LEVEL": "INFO",
+        "CARTERO_QUEUE_TYPE": "quorum",
     }
     assert create(sdk_create_body(environment=environment)).allowed
 
