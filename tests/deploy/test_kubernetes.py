@@ -97,34 +97,40 @@ def test_every_document_validates_against_its_schema(overlay: list[dict[str, Any
     judged = validate_api(overlay)
     errors = [r for r in judged if r["error"]]
     assert not errors, errors
-    unknown = {(d["apiVersion"], d["kind"]) for d, r in zip(overlay, judged, strict=True) if r["schema"] == "none"}
-    assert unknown == CUSTOM_KINDS - {("rabbitmq.com/v1beta1", "RabbitmqCluster")}, unknown
-    crds = validate_crds(overlay)
-    assert {(r["apiVersion"], r["kind"]) for r in crds} == unknown
-    assert not [r for r in crds if r["error"]], crds
+    by_schema = {(d["apiVersion"], d["kind"]): r["schema"] for d, r in zip(overlay, judged, strict=True)}
+    assert {kind for kind, schema in by_schema.items() if schema != "kubernetes"} == CUSTOM_KINDS, by_schema
+    assert all(by_schema[kind] == "crd" for kind in CUSTOM_KINDS), by_schema
+    # A second opinion on KEDA's and CloudNativePG's, from the npm models.
+    models = validate_crds(overlay)
+    assert {(r["apiVersion"], r["kind"]) for r in models} == CUSTOM_KINDS - {
+        ("rabbitmq.com/v1beta1", "RabbitmqCluster")
+    }
+    assert not [r for r in models if r["error"]], models
 
 
 def test_the_validators_refuse_broken_documents() -> None:
-    """The same checks fail on what the API server would refuse, so their silence above means something."""
+    """The same checks fail on what the API server would refuse or silently drop, so their silence
+    above means something."""
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}
-    bad_api = [
+    rabbit = {"apiVersion": "rabbitmq.com/v1beta1", "kind": "RabbitmqCluster", "metadata": {"name": "x"}}
+    scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "x"}}
+    cnpg = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "x"}}
+    target = {"scaleTargetRef": {"name": "x"}, "triggers": []}
+    bad = [
         {**deployment, "spec": {"selector": {}, "template": {}, "replica": 3}},  # unknown field (strict)
         {**deployment, "spec": {"selector": {}, "template": {}, "replicas": "3"}},
-        {
-            "apiVersion": "rabbitmq.com/v1beta1",
-            "kind": "RabbitmqCluster",
-            "metadata": {"name": "x"},
-            "spec": {"replica": 3},
-        },
+        {**rabbit, "spec": {"replica": 3}},
+        {**scaled, "spec": {**target, "minReplicaCount": "one"}},
+        {**scaled, "spec": {"triggers": []}},  # no scaleTargetRef
+        {**scaled, "spec": {**target, "minReplicas": 1}},
+        {**cnpg, "spec": {"instances": 0, "storage": {"size": "1Gi"}}},
+        # Misspelt: the API server would drop it, and postgres-setup would find no superuser.
+        {**cnpg, "spec": {"instances": 3, "storage": {"size": "1Gi"}, "enableSuperUserAccess": True}},
     ]
-    assert all(r["error"] for r in validate_api(bad_api)), validate_api(bad_api)
-    so = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "x"}}
-    bad_crds = [
-        {**so, "spec": {"scaleTargetRef": {"name": "x"}, "minReplicaCount": "one", "triggers": []}},
-        {**so, "spec": {"triggers": []}},  # no scaleTargetRef
-        {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "x"}, "spec": {"instances": 0}},
-    ]
-    assert all(r["error"] for r in validate_crds(bad_crds)), validate_crds(bad_crds)
+    judged = validate_api(bad)
+    assert all(r["error"] for r in judged), judged
+    models = validate_crds(bad[3:5] + bad[6:7])
+    assert len(models) == 3 and all(r["error"] for r in models), models
 
 
 def test_checkov_passes_the_rendered_manifests(overlay: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -261,7 +267,13 @@ def test_rabbitmq_and_postgres_come_from_their_operators(overlay: list[dict[str,
     assert version >= (3, 13, 4), f"{rabbit['spec']['image']}: the PHP clients' declares need 3.13.4 or later"
     config = of_kind(overlay, "ConfigMap")
     assert any(c.get("data", {}).get("CARTERO_QUEUE_TYPE") == "quorum" for c in config.values())
-    assert len(of_kind(overlay, "Cluster")) == 1
+    (postgres,) = of_kind(overlay, "Cluster").values()
+    for spec in (rabbit["spec"], postgres["spec"]):
+        assert {"cpu", "memory"} <= set(spec["resources"]["requests"]) & set(spec["resources"]["limits"])
+    # postgres-setup signs in as the superuser, from a basic-auth Secret the operator can read.
+    assert postgres["spec"]["enableSuperuserAccess"] is True
+    superuser = of_kind(overlay, "Secret")[postgres["spec"]["superuserSecret"]["name"]]
+    assert superuser["type"] == "kubernetes.io/basic-auth" and set(superuser["data"]) == {"username", "password"}
     # Every node, by name, in every AMQP_URL: the clients fail over between them.
     nodes = {f"cartero-rabbitmq-server-{i}.cartero-rabbitmq-nodes" for i in range(rabbit["spec"]["replicas"])}
     for name, template in k8s.pod_templates(overlay).items():

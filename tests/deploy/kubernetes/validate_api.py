@@ -4,11 +4,13 @@ of .venv/kubernetes (kubernetes-validate and jsonschema live there, not in the s
     python validate_api.py KUBERNETES_VERSION < documents.json > results.json
 
 Reads a JSON list of documents; writes one result per document: its kind and name, which schema
-judged it (`kubernetes` for the API's own kinds, `crd` for RabbitmqCluster, `none` when this script
+judged it (`kubernetes` for the API's own kinds, `crd` for the custom ones, `none` when this script
 has no schema for it) and the error, or null. The API's kinds are checked strictly (an unknown
-field fails). RabbitmqCluster against its CRD's openAPIV3Schema (rabbitmqcluster-v1beta1.schema.json,
-from the operator's repository: no npm package ships it), made strict the same way: an object with
-listed properties and no `x-kubernetes-preserve-unknown-fields` takes no other.
+field fails). A custom resource against its CRD's openAPIV3Schema, copied from the operator's
+release into crds/ (each file's `$comment` names the release and path), made strict the same way:
+an object with listed properties and no `x-kubernetes-preserve-unknown-fields` takes no other.
+(validate_crds.mjs checks KEDA's and CloudNativePG's against the npm models too; those let unknown
+fields through.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import jsonschema
 import kubernetes_validate
 
 HERE = Path(__file__).resolve().parent
-CRD_SCHEMAS = {("rabbitmq.com/v1beta1", "RabbitmqCluster"): HERE / "rabbitmqcluster-v1beta1.schema.json"}
+CRDS = HERE / "crds"
+CRD_SCHEMAS = {
+    ("rabbitmq.com/v1beta1", "RabbitmqCluster"): CRDS / "rabbitmqcluster-v1beta1.schema.json",
+    ("keda.sh/v1alpha1", "ScaledObject"): CRDS / "scaledobject-keda-v1alpha1.schema.json",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): CRDS / "triggerauthentication-keda-v1alpha1.schema.json",
+    ("postgresql.cnpg.io/v1", "Cluster"): CRDS / "cluster-cnpg-v1.schema.json",
+}
 # The API server accepts these on every object; a CRD's schema leaves them out.
 TYPE_META = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
 
