@@ -58,7 +58,9 @@ def overlay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def run_json(command: list[str], documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    result = subprocess.run(command, input=json.dumps(documents), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        k8s.offline(command), input=json.dumps(documents), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     parsed: list[dict[str, Any]] = json.loads(result.stdout)
     return parsed
