@@ -325,6 +325,17 @@ def test_network_policies_open_only_compose_edges(overlay: list[dict[str, Any]])
         assert shared, f"{edge}: no compose network holds both"
 
 
+def test_every_network_policy_selects_pods(overlay: list[dict[str, Any]]) -> None:
+    """A policy whose selector matches nothing opens nothing: a typo there fails only at run time."""
+    pods = k8s.pod_labels(overlay)
+    for name, policy in of_kind(overlay, "NetworkPolicy").items():
+        selector = policy["spec"]["podSelector"]
+        assert [pod for pod, labels in pods.items() if k8s.matches(selector, labels)], f"{name} selects no pod"
+    scraped = of_kind(overlay, "NetworkPolicy")["prometheus-scrapes"]["spec"]["podSelector"]
+    ours = k8s.pod_templates(overlay)
+    assert all(k8s.matches(scraped, template["metadata"]["labels"]) for template in ours.values())
+
+
 def test_every_address_a_pod_is_given_is_reachable(overlay: list[dict[str, Any]]) -> None:
     edges = k8s.allows(overlay)
     services = {name: d["spec"]["selector"] for name, d in of_kind(overlay, "Service").items()}
