@@ -92,8 +92,9 @@ class MachineClock:
             "FAKETIME_DONT_FAKE_MONOTONIC": "1",
             # Its "monotonic fix" looks up the clock of every condition variable a timed wait
             # uses: each hand-over between the event loop and a worker thread (and of the GIL)
-            # took ~10x longer, and the race saw 2 s validator timeouts. With the monotonic clock
-            # not faked there is nothing for it to fix; timed waits keep their length without it.
+            # took several times longer, and the race saw 2 s validator timeouts. With the
+            # monotonic clock not faked there is nothing for it to fix; timed waits keep their
+            # length without it.
             "FAKETIME_FORCE_MONOTONIC_FIX": "0",
         }
 
