@@ -10,6 +10,7 @@ packages=(
   chromium      # token_panel's browser tests (Playwright drives /usr/bin/chromium; no browser downloads)
   nginx-light   # the documented TLS reverse proxy in front of the sender (tests/deploy/test_tls_proxy.py)
   openssl       # a throwaway certificate for that test
+  faketime      # libfaketime: moves the clock of real validator and sender processes (tests/token_validator/test_scale_out.py)
 )
 missing=()
 for pkg in "${packages[@]}"; do

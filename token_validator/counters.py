@@ -5,6 +5,13 @@ conditional `UPDATE … SET used = <new>, period = <now> WHERE <new> <= quota RE
 database evaluates the condition on the row it locks, so concurrent spenders (threads, processes,
 replicas) can never take more than the quota, and a new month resets the counter in that same
 statement. There is never a read-then-write.
+
+A monthly counter moves on to a newer month and never back. A check is stamped with its month
+when it arrives; under load, or on a replica whose clock lags a little, one stamped just before
+midnight can be spent after another replica's first spend of the new month. Taking the counter
+back to the old month would forget the new month's uses and give the old one more than its
+quota (tests/token_validator/test_scale_out.py); so the late check counts in the counter's
+month, and its usage is recorded in that month (`counted_period`).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ class CounterState:
 
     def used_in(self, period: int) -> int:
         """Uses that count now: a monthly counter still holding an older month counts zero."""
-        if self.restriction == MONTHLY and self.period != period:
+        if self.restriction == MONTHLY and self.period < period:
             return 0
         return self.used
 
@@ -53,8 +60,20 @@ def state_of(row: Any) -> CounterState:
     return CounterState(row.restriction, row.quota, int(row.used), int(row.period))
 
 
+def counted_period(spent: list[CounterState], period: int) -> int:
+    """The month a use spent at `period` from the `spent` counters (their state after the spend)
+    counts in: a monthly counter's, when it is already in a newer month, else `period`."""
+    return max([period, *(state.period for state in spent if state.restriction == MONTHLY)])
+
+
 def _stale(model: CounterModel, period: Any) -> ColumnElement[bool]:
-    return and_(model.restriction == MONTHLY, model.period != period)
+    """A monthly counter still holding a month older than `period` (one holding a newer month is
+    not: it is never taken back)."""
+    return and_(model.restriction == MONTHLY, model.period < period)
+
+
+def _period_after(model: CounterModel, period: Any) -> ColumnElement[Any]:
+    return case((_stale(model, period), period), else_=model.period)
 
 
 def _used_after(model: CounterModel, cost: Any, period: Any) -> ColumnElement[Any]:
@@ -69,25 +88,19 @@ def within_quota(model: CounterModel, cost: Any, period: Any) -> ColumnElement[b
 
 def spend_values(model: CounterModel, cost: Any, period: Any) -> dict[str, Any]:
     """SET clause: add `cost`, starting from zero when the row still counts an older month."""
-    return {
-        "used": _used_after(model, cost, period),
-        "period": case((model.restriction == MONTHLY, period), else_=model.period),
-    }
+    return {"used": _used_after(model, cost, period), "period": _period_after(model, period)}
 
 
 def grant_values(model: CounterModel, uses: int, period: int) -> dict[str, Any]:
     """SET clause giving `uses` more uses in the current period (used may go below zero: credit)."""
     return {
         "used": case((_stale(model, period), -uses), else_=model.used - uses),
-        "period": case((model.restriction == MONTHLY, period), else_=model.period),
+        "period": _period_after(model, period),
     }
 
 
 def set_remaining_values(model: CounterModel, remaining: int, period: int) -> dict[str, Any]:
-    return {
-        "used": model.quota - remaining,
-        "period": case((model.restriction == MONTHLY, period), else_=model.period),
-    }
+    return {"used": model.quota - remaining, "period": _period_after(model, period)}
 
 
 def refundable(model: CounterModel, period: int) -> ColumnElement[bool]:

@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from cartero_common.clock import FixedClock
 from tests.token_validator.conftest import ADMIN, SERVICE, validate
 from tests.token_validator.support import Tokens
+from token_validator.models import Group, Token, Usage
 from token_validator.token_strings import Kind
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -157,6 +159,37 @@ def test_monthly_resets_lazily_at_the_first_instant_of_the_month(
     assert first_of_february["allowed"] and first_of_february["remaining"] == 1
     assert first_of_february["reset_at"] == "2026-03-01T00:00:00+01:00"
     assert tokens.used(token_id) == 1
+
+
+@pytest.mark.parametrize("counter", ["token", "group"])
+def test_a_check_stamped_in_the_month_before_never_takes_the_counter_back(
+    api: TestClient, tokens: Tokens, clock: FixedClock, counter: str
+) -> None:
+    # A replica whose clock lags, or a check stamped before midnight and spent after it: the
+    # counter already holds February, and must neither restart January nor forget February.
+    last_second = datetime(2026, 1, 31, 23, 59, 59, tzinfo=MADRID)
+    clock.set(last_second)
+    if counter == "token":  # the fast path decides
+        token, _ = tokens.make("application", "late", restriction="monthly", limit=2)
+    else:  # the general path: a group quota
+        tokens.owner("group", "late-group", group_quota=("monthly", 2))
+        tokens.join("late-group", "late-user")
+        token, _ = tokens.make("user", "late-user")
+    assert [validate(api, token)["allowed"] for _ in range(3)] == [True, True, False]
+    clock.set(datetime(2026, 2, 1, 0, 0, 1, tzinfo=MADRID))
+    assert validate(api, token)["remaining"] == 1
+    clock.set(last_second)
+    late = validate(api, token)
+    assert late["allowed"] and late["remaining"] == 0  # counted in February, the counter's month
+    assert validate(api, token)["code"] == "monthly_quota_exhausted"
+    clock.set(datetime(2026, 2, 1, 0, 0, 2, tzinfo=MADRID))
+    assert validate(api, token)["code"] == "monthly_quota_exhausted"
+    model = Token if counter == "token" else Group
+    with tokens.db.engine.connect() as connection:
+        state = connection.execute(select(model.used, model.period).where(model.restriction == "monthly")).one()
+        uses = dict(connection.execute(select(Usage.period, func.count()).group_by(Usage.period)).all())
+    assert tuple(state) == (2, 202602)
+    assert uses == {202601: 2, 202602: 2}
 
 
 @pytest.mark.parametrize(

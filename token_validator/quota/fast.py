@@ -14,10 +14,34 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Row, String, and_, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Integer,
+    Row,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from token_validator.counters import UNLIMITED, CounterState, binding_limit, spend_values, state_of, within_quota
+from token_validator.counters import (
+    MONTHLY,
+    UNLIMITED,
+    CounterState,
+    binding_limit,
+    counted_period,
+    spend_values,
+    state_of,
+    within_quota,
+)
 from token_validator.db import Database, retry_once
 from token_validator.models import Application, Group, Membership, Token, Usage, User
 from token_validator.moment import Moment
@@ -100,9 +124,10 @@ def _spend_batch_in_one_statement() -> Any:
     row lock). It matches no row, and so spends nothing, unless the whole total fits."""
     spent = _spend_statement(TOTAL).returning(*SPENT, Token.application_id, Token.group_id, Token.user_id).cte("spent")
     usage_id = func.unnest(USAGE_IDS).column_valued("usage_id")
-    logged = insert(Usage).from_select(
-        ["id", "token_id", *USAGE_VALUES], select(usage_id, spent.c.id, *USAGE_VALUES.values())
-    )
+    # The month the uses count in: a monthly counter's after the spend (`counters.counted_period`).
+    counted = case((spent.c.restriction == MONTHLY, spent.c.period), else_=PERIOD)
+    values = {**USAGE_VALUES, "period": counted}
+    logged = insert(Usage).from_select(["id", "token_id", *values], select(usage_id, spent.c.id, *values.values()))
     owner = _name_of(spent.c.application_id, spent.c.group_id, spent.c.user_id)
     owner_id = func.coalesce(spent.c.application_id, spent.c.group_id, spent.c.user_id)
     return select(*(spent.c[c.key] for c in SPENT), owner.label("owner"), owner_id.label("owner_id")).add_cte(
@@ -134,7 +159,8 @@ def spend(db: Database, hashed: str, check: Check, moment: Moment) -> Decision |
     with db.engine.begin() as connection:
         row = connection.execute(SPEND_RETURNING, values).one_or_none()
         if row is not None:
-            connection.execute(INSERT_USAGE, {**values, "p_token_id": row.id})
+            counted = counted_period([state_of(row)], moment.period)
+            connection.execute(INSERT_USAGE, {**values, "p_token_id": row.id, "p_period": counted})
     if row is None:
         return None
     return _allowed(row, state_of(row), usage_id, moment)

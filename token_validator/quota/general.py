@@ -17,7 +17,15 @@ from typing import Any
 from sqlalchemy import Connection, Integer, Row, bindparam, func, select, update
 
 from token_validator import idempotency, refusals
-from token_validator.counters import UNLIMITED, CounterState, binding_limit, spend_values, state_of, within_quota
+from token_validator.counters import (
+    UNLIMITED,
+    CounterState,
+    binding_limit,
+    counted_period,
+    spend_values,
+    state_of,
+    within_quota,
+)
 from token_validator.db import Database
 from token_validator.models import Application, Group, Membership, Token, User
 from token_validator.moment import Moment, as_utc
@@ -221,7 +229,9 @@ def _spend_all(
             current = state_of(connection.execute(READ_GROUP_COUNTER, {"p_group_id": group.id}).one())
             raise _Refused(current.exhausted_code(), current)
         counters.append(state_of(spent_group))
-    connection.execute(INSERT_USAGE, {**values, "p_group_ids": ",".join(str(g.id) for g in groups)})
+    group_ids = ",".join(str(g.id) for g in groups)
+    counted = counted_period(counters, moment.period)
+    connection.execute(INSERT_USAGE, {**values, "p_group_ids": group_ids, "p_period": counted})
     return counters
 
 
