@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bench import broker, consumer_drain, status_log
+from bench import broker, consumer_drain, recovery, status_log
 from bench.load import LoadResult, Request, run_closed, run_paced
 from bench.report import machine, ratios, readme, table, versions
 from bench.services import Suite, create_token, running_suite
@@ -117,6 +117,12 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             record("sender_p99_ms_at_half_load", half.percentile_ms(99))
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
 
+            progress(f"rep {rep}/{plan.reps}: bare FastAPI + aio-pika publisher (one confirmed message, no checks)")
+            bare = closed(sms_request(suite.bare_port, None), suite.bare_port, plan)
+            check_ok("bare publisher", bare)
+            record("bare_publish_rps", bare.rps)
+            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+
             progress(f"rep {rep}/{plan.reps}: seed-style sender (a connection per request)")
             seed = closed(sms_request(suite.seed_port, None), suite.seed_port, plan)
             check_ok("seed-style sender", seed)
@@ -145,6 +151,12 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             alone, loaded = status_p99(suite, token, plan, workdir)
             record("status_p99_ms", alone)
             record("status_p99_ms_loaded", loaded)
+
+        # Once, not per repetition: a broker node of its own is started for it (`bench.recovery`).
+        progress("recovery: a private broker node stopped and started under a request every 10 ms")
+        sender_back, consumer_back = recovery.measure(suite.env, token, workdir)
+        record("sender_recovery_s", sender_back)
+        record("consumer_recovery_s", consumer_back)
     return {"figures": {name: median(values) for name, values in figures.items()}, "repetitions": figures}
 
 

@@ -15,6 +15,10 @@ from tests.support import PG_ADMIN_DSN
 TARGETS = {
     "sender_vs_seed": (">=", 10.0),
     "sender_vs_broker_limit": (">=", 0.30),
+    "sender_vs_bare_publish": (">=", 0.6),
+    "sender_vs_request_ceiling": (">=", 0.5),
+    "sender_recovery_s": ("<=", 1.0),
+    "consumer_recovery_s": ("<=", 1.0),
     "sender_p99_ms_at_half_load": ("<=", 50.0),
     "validator_rps": (">=", 2000.0),
     "overspend": ("==", 0.0),
@@ -65,6 +69,10 @@ def ratios(figures: dict[str, float]) -> dict[str, float]:
     return {
         "sender_vs_seed": figures["sender_rps"] / figures["seed_style_rps"],
         "sender_vs_broker_limit": figures["sender_rps"] / figures["broker_limit_msgs"],
+        # Each request is two confirmed persistent messages (the message and its event): the
+        # most requests the broker could take is half its message limit.
+        "sender_vs_request_ceiling": figures["sender_rps"] / (figures["broker_limit_msgs"] / 2),
+        "sender_vs_bare_publish": figures["sender_rps"] / figures["bare_publish_rps"],
         "drain_vs_get_loop": figures["consumer_drain_msgs"] / figures["seed_get_loop_msgs"],
     }
 
@@ -87,11 +95,14 @@ def table(figures: dict[str, float]) -> str:
 UNITS = {
     "sender_rps": "req/s",
     "seed_style_rps": "req/s",
+    "bare_publish_rps": "req/s",
     "validator_rps": "decisions/s",
     "broker_limit_msgs": "msg/s",
     "consumer_drain_msgs": "msg/s",
     "seed_get_loop_msgs": "msg/s",
     "overspend": "uses",
+    "sender_recovery_s": "s",
+    "consumer_recovery_s": "s",
 }
 
 

@@ -25,6 +25,7 @@ class Suite:
     validator_url: str
     sender_port: int
     seed_port: int
+    bare_port: int  # the bare FastAPI + aio-pika publisher (`bench.bare_publish`)
     service_key: str
     env: dict[str, str]
     logs_port: int  # where the status phase serves its message log (`bench.status_log`)
@@ -33,6 +34,17 @@ class Suite:
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def sender_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m sender` as deployed, with SENDER_PORT and SENDER_WORKERS from `env`."""
+    return _start([PYTHON, "-m", "sender"], env, log)
+
+
+def uvicorn_app(app: str, port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A comparison app (`module:app`) under uvicorn with the sender's workers."""
+    command = [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    return _start([*command, "--log-level", "warning", "--no-access-log"], env, log)
 
 
 def create_token(env: dict[str, str], *, owner: str, restriction: list[str]) -> str:
@@ -65,6 +77,7 @@ def running_suite(workdir: Path, *, sender_workers: int, validator_workers: int)
         database_url = stack.enter_context(isolated_database("cartero_bench"))
         service_key, admin_key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         validator_port, sender_port, seed_port, logs_port = free_port(), free_port(), free_port(), free_port()
+        bare_port = free_port()
         env = dict(
             os.environ,
             AMQP_URL=amqp_url,
@@ -87,31 +100,15 @@ def running_suite(workdir: Path, *, sender_workers: int, validator_workers: int)
         subprocess.run([PYTHON, "-m", "token_validator", "migrate"], env=env, check=True, capture_output=True)
         processes = [
             _start([PYTHON, "-m", "token_validator"], env, workdir / "token_validator.log"),
-            _start([PYTHON, "-m", "sender"], env, workdir / "sender.log"),
-            _start(
-                [
-                    PYTHON,
-                    "-m",
-                    "uvicorn",
-                    "bench.seed_sender:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(seed_port),
-                    "--workers",
-                    str(sender_workers),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
-                env,
-                workdir / "seed_sender.log",
-            ),
+            sender_process(env, workdir / "sender.log"),
+            uvicorn_app("bench.seed_sender:app", seed_port, sender_workers, env, workdir / "seed_sender.log"),
+            uvicorn_app("bench.bare_publish:app", bare_port, sender_workers, env, workdir / "bare_publish.log"),
         ]
         for process in processes:
             stack.callback(stop_process, process)
         wait_http(f"http://127.0.0.1:{validator_port}/healthz", timeout=60)
         wait_http(f"http://127.0.0.1:{sender_port}/healthz", timeout=60)
         wait_http(f"http://127.0.0.1:{seed_port}/docs", timeout=60)
+        wait_http(f"http://127.0.0.1:{bare_port}/docs", timeout=60)
         httpx.get(f"http://127.0.0.1:{sender_port}/readyz", timeout=10)
-        yield Suite(amqp_url, env["VALIDATOR_URL"], sender_port, seed_port, service_key, env, logs_port)
+        yield Suite(amqp_url, env["VALIDATOR_URL"], sender_port, seed_port, bare_port, service_key, env, logs_port)

@@ -17,6 +17,7 @@ POSITIVE = [
     "sender_p99_ms",
     "sender_p99_ms_at_half_load",
     "seed_style_rps",
+    "bare_publish_rps",
     "broker_limit_msgs",
     "validator_rps",
     "validator_p99_ms",
@@ -27,6 +28,10 @@ POSITIVE = [
     "drain_vs_get_loop",
     "status_p99_ms",
     "status_p99_ms_loaded",
+    "sender_recovery_s",
+    "consumer_recovery_s",
+    "sender_vs_bare_publish",
+    "sender_vs_request_ceiling",
 ]
 
 
@@ -56,6 +61,13 @@ def test_every_figure_is_there_finite_and_positive(results: dict[str, object]) -
     assert figures["overspend"] == 0
     assert figures["sender_vs_seed"] == pytest.approx(figures["sender_rps"] / figures["seed_style_rps"])
     assert figures["drain_vs_get_loop"] == pytest.approx(figures["consumer_drain_msgs"] / figures["seed_get_loop_msgs"])
+    assert figures["sender_vs_bare_publish"] == pytest.approx(figures["sender_rps"] / figures["bare_publish_rps"])
+    assert figures["sender_vs_request_ceiling"] == pytest.approx(
+        figures["sender_rps"] / (figures["broker_limit_msgs"] / 2)
+    )
+    # Measured from the broker's listener being back, so never 0, and never the whole timeout.
+    for recovered in ("sender_recovery_s", "consumer_recovery_s"):
+        assert 0 < figures[recovered] < 30, (recovered, figures[recovered])
 
 
 def test_the_run_states_its_machine_versions_load_and_settings(results: dict[str, object]) -> None:
