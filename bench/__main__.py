@@ -38,6 +38,8 @@ class Plan:
         self.race_requests, self.race_limit = (40, 10) if quick else (200, 50)
         self.status_events = 4_000 if quick else 1_000_000
         self.status_connections = 2 if quick else 4
+        self.batch_size = 100 if quick else 1000
+        self.batch_connections = 2 if quick else 4
 
 
 def progress(text: str) -> None:
@@ -50,6 +52,15 @@ def sms_request(port: int, token: str | None) -> Callable[[int], bytes]:
         headers["Authorization"] = f"Bearer {token}"
     body = json.dumps({"mensaje": "Hola desde el banco de pruebas", "telefono": "+34600111222"}).encode()
     payload = Request("127.0.0.1", port, "POST", "/v1/sms", body, headers).encode()
+    return lambda _: payload
+
+
+def batch_request(port: int, token: str, size: int) -> Callable[[int], bytes]:
+    """`POST /v1/sms/batch` with `size` SMS."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    sms = {"mensaje": "Hola desde el banco de pruebas", "telefono": "+34600111222"}
+    body = json.dumps({"messages": [sms] * size}).encode()
+    payload = Request("127.0.0.1", port, "POST", "/v1/sms/batch", body, headers).encode()
     return lambda _: payload
 
 
@@ -115,6 +126,17 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             )
             check_ok("sender at half load", half)
             record("sender_p99_ms_at_half_load", half.percentile_ms(99))
+            broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
+
+            progress(f"rep {rep}/{plan.reps}: batches of {plan.batch_size} SMS on {plan.batch_connections} connections")
+            batches = closed(
+                batch_request(suite.sender_port, token, plan.batch_size),
+                suite.sender_port,
+                plan,
+                connections=plan.batch_connections,
+            )
+            check_ok("batch sender", batches)
+            record("batch_msgs_per_s", batches.rps * plan.batch_size)
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
 
             progress(f"rep {rep}/{plan.reps}: bare FastAPI + aio-pika publisher (one confirmed message, no checks)")
@@ -241,6 +263,7 @@ def main() -> int:
             "race": [plan.race_requests, plan.race_limit],
             "status_events": plan.status_events,
             "status_connections": plan.status_connections,
+            "batch": [plan.batch_size, plan.batch_connections],
             "validator_database": "postgresql",
             "figure": "median of repetitions",
         },

@@ -72,6 +72,12 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    body = problem_body(status, code, detail, instance=instance, **extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_body(status: int, code: str, detail: str, *, instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem object: a response's body, or one item's outcome in a batch answer."""
     body: dict[str, Any] = {
         "type": f"https://cartero.dev/problems/{code}",
         "title": _TITLES.get(status, "Error"),
@@ -82,7 +88,7 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return body
 
 
 def field_errors(errors: Any) -> list[dict[str, str]]:

@@ -15,8 +15,8 @@ def redact_url(url: str) -> str:
     """The URL with its password (if any) replaced by `***`; the user, host and path kept, so the
     line still says where it points. A comma-separated list of URLs (`AMQP_URL`'s nodes) is
     masked URL by URL."""
-    if "," in url:
-        return ",".join(redact_url(part) for part in url.split(","))
+    if re.search(r",\s*amqps?://", url, re.IGNORECASE):
+        return ",".join(redact_url(part) for part in re.split(r",\s*(?=amqps?://)", url, flags=re.IGNORECASE))
     try:
         parts = urlsplit(url)
     except ValueError:

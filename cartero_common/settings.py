@@ -16,7 +16,9 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 class ServiceSettings(BaseSettings):
     """Names shared by every service (docs/design.md §3). Field names are the env var names."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a service built with `Settings()` rather than `load_settings` must not
+    # print a URL with its password when a value is refused.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     # One node, or a comma-separated list of the nodes of one cluster (cartero_common/amqp/urls.py):
     # every client starts on a random one and fails over to the others.

@@ -44,9 +44,17 @@ ONE_LINE_PATTERN = r"^[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*$"
 
 # What the validators below check, as JSON Schema patterns for the OpenAPI document, so that a
 # client (or schemathesis) can tell a valid request from its schema alone. A JSON Schema pattern
-# is searched for, not matched whole: `\S` reads "not blank".
-NOT_BLANK_PATTERN = r"\S"
-SUBJECT_PATTERN = r"^[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*\S[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*$"
+# is searched for, not matched whole. The character classes are spelled out: Python's, pydantic's
+# (Rust) and ECMA-262's (a client's) `\s` are three different sets.
+# Python's `str.isspace`, what `_not_blank` strips: "not blank" is any other character.
+_PY_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_PATTERN = f"[^{_PY_SPACE}]"
+# Unicode White_Space, what `str_strip_whitespace` (pydantic-core) strips from a subject's ends
+# first: a line break there goes with it. U+001C–U+001E are line breaks to `_one_line` but not
+# White_Space, so they stay and refuse the subject wherever they are.
+_STRIPPED = r"[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
+_ONE_LINE = r"[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*"
+SUBJECT_PATTERN = rf"^{_STRIPPED}{_ONE_LINE}{NOT_BLANK_PATTERN}{_ONE_LINE}{_STRIPPED}$"
 PHONE_PATTERN = r"^[\s\-.()]*(?:\+[\s\-.()]*)?(?:[0-9][\s\-.()]*){7,15}$"
 
 
@@ -109,7 +117,11 @@ def _one_line(value: str) -> str:
 EmailAddress = Annotated[
     str,
     StringConstraints(max_length=320),
-    Field(json_schema_extra={"format": "email"}),
+    Field(
+        json_schema_extra={"format": "email"},
+        description="An address that can receive mail: special-use names (RFC 6761: .test, .invalid,"
+        " .localhost…) are refused.",
+    ),
     AfterValidator(normalize_email),
 ]
 Phone = Annotated[

@@ -29,6 +29,7 @@ import pika
 from pydantic import SecretStr
 
 from cartero_common.amqp.setup import RoleCredentials, SetupError, SetupSettings, load_definitions, run
+from cartero_common.amqp.urls import first_url
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS = ROOT / "rabbitmq" / "definitions.json"
@@ -84,7 +85,8 @@ def consumer_env(variable: str, url: str) -> str:
 
 def main(argv: list[str]) -> int:
     secrets_file = Path(argv[1])
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/")
+    # `make run` runs on one broker: of a list of nodes, the first is the one set up.
+    amqp_url = first_url(os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/"))
     params = pika.URLParameters(amqp_url)
     scheme = amqp_url.split("://", 1)[0].lower()
     roles = [role.role for role in load_definitions(DEFINITIONS).roles]

@@ -14,9 +14,11 @@ class Settings(ServiceSettings):
     # The broker must confirm within this many seconds or the client gets a 503.
     publish_timeout: float = 2.0
     # AMQP heartbeat to the broker node: one that stops answering (cut off rather than closed) is
-    # given up after about twice this, and the next node of AMQP_URL used.
-    amqp_heartbeat_seconds: int = Field(default=10, ge=1, le=600)
+    # given up after 3 × (this + 1) seconds without a frame from it, and the next node used.
+    amqp_heartbeat_seconds: int = Field(default=5, ge=1, le=600)
     max_body_bytes: int = 64 * 1024
+    # A batch (`POST /v1/sms/batch`, `/v1/email/batch`) may be this many bytes per message it holds.
+    batch_bytes_per_message: int = Field(default=16 * 1024, ge=512, le=1024 * 1024)
     # Every request's token is checked here; slower than `validator_timeout` seconds → 503.
     validator_url: str = "http://127.0.0.1:8001"
     validator_service_key: str = ""

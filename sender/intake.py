@@ -127,9 +127,11 @@ async def accept(
             ) from None
         # A refused republish says nothing of the earlier copy, which the broker may hold.
         unknown = PublishUnconfirmed.never_answered(str(exc))
-        raise await _kept(unknown, validator, verdict.usage_id, message["id"], queue, settings, background) from None
+        raise await kept_problem(
+            unknown, validator, verdict.usage_id, message["id"], queue, settings, background
+        ) from None
     except PublishUnconfirmed as exc:
-        raise await _kept(
+        raise await kept_problem(
             exc, validator, verdict.usage_id, message["id"], queue, settings, background, first_attempt=not retry
         ) from None
     if key is not None and verdict.usage_id:
@@ -138,7 +140,7 @@ async def accept(
     return JSONResponse(_queued(message["id"], queue), status_code=ACCEPTED, headers=headers)
 
 
-async def _kept(
+async def kept_problem(
     unknown: PublishUnconfirmed,
     validator: ValidatorClient,
     usage_id: str | None,

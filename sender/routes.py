@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from cartero_common.http import Problem, field_errors
 from cartero_common.wire import QUEUE_EMAIL, QUEUE_SMS, EmailRequest, SmsRequest
 from sender.auth import bearer_token
+from sender.batch import BATCH_MAX_MESSAGES, accept_batch
 from sender.body import FORM_TYPE, JSON_TYPE, parse_fields
 from sender.deps import PublisherDep, ValidatorDep
 from sender.intake import accept
@@ -123,6 +124,83 @@ async def send_email(request: Request) -> JSONResponse:
         "email.send",
         QUEUE_EMAIL,
         lambda email: {"destinatario": email.destinatario, "asunto": email.asunto, "cuerpo": email.cuerpo},
+    )
+
+
+class BatchItem(BaseModel):
+    index: int = Field(description="The message's place in the request's `messages`, from 0.")
+    id: str | None = Field(default=None, description="The queued message's id.")
+    status: str | None = Field(default=None, description="`queued` when it was.")
+    queue: str | None = None
+    problem: dict[str, Any] | None = Field(
+        default=None, description="Why it was not queued: an RFC 9457 problem, as the single route would answer."
+    )
+
+
+class BatchQueued(BaseModel):
+    queued: int
+    not_queued: int
+    results: list[BatchItem]
+
+
+def _batch_doc(model: type[BaseModel]) -> dict[str, Any]:
+    item = model.model_json_schema()
+    schema = {
+        "type": "object",
+        "required": ["messages"],
+        "properties": {"messages": {"type": "array", "minItems": 1, "maxItems": BATCH_MAX_MESSAGES, "items": item}},
+    }
+    return {"security": _SECURITY, "requestBody": {"required": True, "content": {JSON_TYPE: {"schema": schema}}}}
+
+
+_BATCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    207: {"description": "Some messages were not queued: each one's `problem` says why.", "model": BatchQueued},
+    **{
+        status: {"description": text, "content": {"application/problem+json": {}}}
+        for status, text in {
+            401: "No token, or not a valid one: nothing was queued.",
+            413: "Larger than `BATCH_BYTES_PER_MESSAGE` per message it holds (`payload_too_large`).",
+            415: "Not JSON (`unsupported_media_type`).",
+            422: 'Not `{"messages": [...]}` with 1 to 1000 messages (`invalid_request`), or an Idempotency-Key'
+            " (`idempotency_not_supported`).",
+        }.items()
+    },
+}
+
+
+@router.post(
+    "/v1/sms/batch",
+    status_code=202,
+    response_model=BatchQueued,
+    openapi_extra=_batch_doc(SmsRequest),
+    responses=_BATCH_RESPONSES,
+    summary="Queue up to 1,000 SMS",
+)
+async def send_sms_batch(request: Request) -> JSONResponse:
+    return await accept_batch(
+        request,
+        model=SmsRequest,
+        action="sms.send",
+        queue=QUEUE_SMS,
+        fields_of=lambda sms: {"mensaje": sms.mensaje, "telefono": sms.telefono},
+    )
+
+
+@router.post(
+    "/v1/email/batch",
+    status_code=202,
+    response_model=BatchQueued,
+    openapi_extra=_batch_doc(EmailRequest),
+    responses=_BATCH_RESPONSES,
+    summary="Queue up to 1,000 emails",
+)
+async def send_email_batch(request: Request) -> JSONResponse:
+    return await accept_batch(
+        request,
+        model=EmailRequest,
+        action="email.send",
+        queue=QUEUE_EMAIL,
+        fields_of=lambda email: {"destinatario": email.destinatario, "asunto": email.asunto, "cuerpo": email.cuerpo},
     )
 
 

@@ -174,6 +174,20 @@ class ValidatorClient:
         finally:
             self._sending = False
 
+    async def validate_all(self, checks: list[dict[str, Any]]) -> list[Verdict | ValidatorUnavailable]:
+        """The checks of one batch send (`sender.batch`), in its order: `max_batch` per exchange,
+        one exchange after another, each with its own `timeout` (a thousand checks through the
+        shared queue would wait behind each other inside one request's timeout). A chunk the
+        validator did not answer is `ValidatorUnavailable` for each of its checks."""
+        verdicts: list[Verdict | ValidatorUnavailable] = []
+        for start in range(0, len(checks), self.max_batch):
+            chunk = checks[start : start + self.max_batch]
+            try:
+                verdicts.extend(await self._validate_many(chunk))
+            except ValidatorUnavailable as exc:
+                verdicts.extend([exc] * len(chunk))
+        return verdicts
+
     async def _validate_many(self, bodies: list[dict[str, Any]]) -> list[Verdict]:
         VALIDATOR_BATCH_SIZE.observe(len(bodies))
         response = await self._post("/v1/validate/batch", {"checks": bodies})

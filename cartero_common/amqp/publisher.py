@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 # later than this is treated like a lost connection: the outcome stays unknown, for
 # reconciliation to settle.
 LATE_CONFIRM_WINDOW_S = 120.0
+SWAP_EVERY_S = 1.0  # at most one new channel after refused publishes per this many seconds
+MAX_RETIRED = 8  # channels replaced after a nack kept open for their late confirms
 
 
 class BrokerUnavailable(Exception):
@@ -97,7 +100,7 @@ class AsyncPublisher:
         queues: Iterable[str] = SHARED_QUEUES,
         ca_file: Path | None = None,
         queue_type: QueueType = CLASSIC,
-        heartbeat: int = 10,
+        heartbeat: int = 5,
         reconnect_interval: float = 0.25,
         name: str | None = None,
     ) -> None:
@@ -105,7 +108,8 @@ class AsyncPublisher:
         the broker's certificate must chain to (None: AMQP_CA_FILE, else the system's trust
         store; see `cartero_common/amqp/tls.py`). `queue_type`: CARTERO_QUEUE_TYPE, the type a
         missing queue is declared with. `heartbeat`: seconds; a node that stops answering
-        (cut off, not closed) is given up after about twice this."""
+        (cut off, not closed) is given up after 3 × (heartbeat + 1) seconds without a frame from
+        it (aiormq's rule)."""
         self.nodes = failover_order(split_urls(urls))
         self.ssl_contexts = {node: context_for(node, ca_file) for node in self.nodes}
         self.timeout = timeout
@@ -122,8 +126,11 @@ class AsyncPublisher:
         self._lost = asyncio.Event()  # set when the connection or its channel closes
         self._up = asyncio.Event()  # set while connected
         self._keeper: asyncio.Task[None] | None = None
-        self._retired: set[asyncio.Task[None]] = set()  # channels closed once their confirms are in
-        self._swap = asyncio.Lock()
+        # Channels replaced after a nack, closed once their other confirms had time to come.
+        self._retired: deque[asyncio.Task[None]] = deque()
+        self._swapping: asyncio.Task[None] | None = None
+        self._swapped_at = -SWAP_EVERY_S
+        self._closed = False
 
     @property
     def connected(self) -> bool:
@@ -137,7 +144,7 @@ class AsyncPublisher:
     async def start(self) -> None:
         """Start keeping a connection, and wait up to `timeout` for the first one; a broker that
         is not there yet is not an error (publishes fail until it is)."""
-        if self._keeper is None:
+        if self._keeper is None and not self._closed:
             self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="amqp-publisher-keeper")
         try:
             await asyncio.wait_for(self._up.wait(), self.timeout)
@@ -173,9 +180,13 @@ class AsyncPublisher:
             else:
                 log.info("connected to the broker", extra={"node": node_label(node)})
             refused = 0
+            opened = asyncio.get_running_loop().time()
             await self._lost.wait()
             log.warning("broker connection lost; trying the next node", extra={"node": node_label(node)})
             await self._drop()
+            if asyncio.get_running_loop().time() - opened < 1.0:
+                # Lost as soon as it opened: a pause, so a node that keeps doing it cannot spin.
+                await asyncio.sleep(self.reconnect_interval)
 
     async def _open(self, node: str) -> None:
         ssl_context = self.ssl_contexts[node]
@@ -224,27 +235,44 @@ class AsyncPublisher:
         if connection is not None:
             await _close_quietly(connection)
 
-    async def _fresh_channel_after_nack(self, refused: AbstractChannel) -> None:
-        """A new channel for the publishes after a refused one. On RabbitMQ 3.10 a channel whose
-        first publish to a quorum queue reached the broker while the queue's leader was down
-        goes on refusing every publish after a new leader took over (tests/cluster); a new
-        channel is served. The old one is closed once its other confirms had time to come."""
-        async with self._swap:
-            connection = self._connection
-            if self._channel is not refused or connection is None or connection.is_closed:
-                return  # swapped already, or the connection is going anyway
-            try:
-                channel, exchanges = await asyncio.wait_for(self._open_channel(connection), self.timeout)
-            except Exception as exc:  # noqa: BLE001 - then the connection is no good either
+    def _fresh_channel_after_nack(self, refused: AbstractChannel) -> None:
+        """Have the publishes after a refused one go on a new channel. On RabbitMQ 3.10 a channel
+        whose first publish to a quorum queue reached the broker while the queue's leader was
+        down goes on refusing every publish after a new leader took over (tests/cluster); a new
+        channel is served. In the background, so the refusal is answered at once, and at most
+        once per SWAP_EVERY_S, so a broker that refuses everything does not get a channel per
+        publish."""
+        loop = asyncio.get_running_loop()
+        if refused is not self._channel or self._swapping is not None or loop.time() - self._swapped_at < SWAP_EVERY_S:
+            return
+        self._swapped_at = loop.time()
+        self._swapping = loop.create_task(self._swap(refused))
+        self._swapping.add_done_callback(lambda _: setattr(self, "_swapping", None))
+
+    async def _swap(self, refused: AbstractChannel) -> None:
+        connection = self._connection
+        if connection is None or connection.is_closed or self._channel is not refused:
+            return  # the connection is going anyway
+        try:
+            channel, exchanges = await asyncio.wait_for(self._open_channel(connection), self.timeout)
+        except Exception as exc:  # noqa: BLE001 - then the connection is no good either
+            if connection is self._connection:
                 log.warning("no new channel after a refused publish; reconnecting", extra={"error": repr(exc)})
                 self._up.clear()
                 self._lost.set()
-                return
-            self._channel, self._exchanges = channel, exchanges
-            channel.close_callbacks.add(self._when_closed(channel))
-        retire = asyncio.get_running_loop().create_task(_close_later(refused, LATE_CONFIRM_WINDOW_S))
-        self._retired.add(retire)
-        retire.add_done_callback(self._retired.discard)
+            return
+        if connection is not self._connection or self._channel is not refused:
+            await _close_quietly(channel)  # a failover happened meanwhile
+            return
+        self._channel, self._exchanges = channel, exchanges
+        channel.close_callbacks.add(self._when_closed(channel))
+        if channel.is_closed:
+            self._up.clear()
+            self._lost.set()
+        log.info("publishing on a new channel after a refused publish")
+        self._retired.append(asyncio.get_running_loop().create_task(_close_later(refused, LATE_CONFIRM_WINDOW_S)))
+        while len(self._retired) > MAX_RETIRED or (self._retired and self._retired[0].done()):
+            self._retired.popleft().cancel()  # closes that channel now (`_close_later`)
 
     async def publish(self, queue: str, body: bytes, *, message_id: str | None, now: datetime) -> None:
         """Return once the broker confirmed the message; else `BrokerUnavailable` (certainly not
@@ -257,6 +285,8 @@ class AsyncPublisher:
             message_id=message_id,
             timestamp=now,
         )
+        if self._closed:
+            raise BrokerUnavailable("the publisher is closed")
         if self._keeper is None:
             await self.start()  # a publisher used without `start`: the first publish waits for it
         channel = self._channel
@@ -275,23 +305,24 @@ class AsyncPublisher:
         if failure is None:
             if isinstance(sending.result(), commands.Basic.Ack):
                 return
-            await self._fresh_channel_after_nack(channel)
+            self._fresh_channel_after_nack(channel)
             raise BrokerUnavailable(f"the broker refused the message: {type(sending.result()).__name__}")
         if isinstance(failure, PublishError):
             raise BrokerUnavailable("the broker returned the message as unroutable") from failure
         if isinstance(failure, DeliveryError):
-            await self._fresh_channel_after_nack(channel)
+            self._fresh_channel_after_nack(channel)
             raise BrokerUnavailable("the broker refused the message (basic.nack)") from failure
         # The connection or channel went away with the publish in flight.
         raise PublishUnconfirmed.never_answered(str(failure) or type(failure).__name__) from failure
 
     async def close(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
-            await asyncio.gather(self._keeper, return_exceptions=True)
-            self._keeper = None
-        for retire in list(self._retired):
-            retire.cancel()
+        self._closed = True
+        pending = [task for task in (self._keeper, self._swapping, *self._retired) if task is not None]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._keeper, self._swapping = None, None
+        self._retired.clear()
         await self._drop()
 
 

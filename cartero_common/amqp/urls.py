@@ -9,9 +9,18 @@ refused at start, since a failover would then silently switch user, vhost or TLS
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
+
+# A comma starts the next node only where an AMQP URL follows it: a password may hold a comma
+# (RFC 3986 allows it unescaped in the userinfo), and must never be cut in two.
+_NEXT_NODE = re.compile(r",\s*(?=amqps?://)", re.IGNORECASE)
+
+
+def _parts(value: str) -> list[str]:
+    return [part.strip() for part in _NEXT_NODE.split(value.strip().rstrip(",").strip()) if part.strip()]
 
 
 class _Identity(NamedTuple):
@@ -27,7 +36,10 @@ def _identity(url: str) -> _Identity:
         raise ValueError(f"each URL must start with amqp:// or amqps://, got {parts.scheme or 'no scheme'!r}")
     if not parts.hostname:
         raise ValueError("each URL needs a host")
-    parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("a URL's port is not a number") from None  # urllib's message quotes it
     # pika's reading: an empty or missing path is the default vhost "/".
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     return _Identity(parts.scheme.lower(), unquote(parts.username or ""), unquote(parts.password or ""), vhost)
@@ -36,7 +48,7 @@ def _identity(url: str) -> _Identity:
 def split_urls(value: str) -> tuple[str, ...]:
     """The URLs of a comma-separated `AMQP_URL`, blanks dropped; ValueError, naming no password,
     if one is malformed or the list mixes schemes, users or vhosts."""
-    urls = tuple(part.strip() for part in value.split(",") if part.strip())
+    urls = tuple(_parts(value))
     if not urls:
         raise ValueError("no broker URL given")
     identities = [_identity(url) for url in urls]

@@ -36,6 +36,8 @@ from cartero_common.wire import Settled
 log = logging.getLogger("cartero_common.consumer")
 
 WATCH_SECONDS = 0.1  # how often the I/O loop looks for a stop request
+# A node that drops packets rather than refusing costs this much per attempt before the next.
+CONNECT_TIMEOUT_S = 2.0
 
 
 class CorkedConnection(SelectConnection):  # type: ignore[misc]  # pika ships no type hints
@@ -124,13 +126,15 @@ class BrokerConnection:
     # --- lifecycle -------------------------------------------------------------------------
     def run(self) -> None:
         config = self.config
-        setup = connect(self.node, heartbeat=config.heartbeat, name=f"{config.name} (setup)")
+        setup = connect(self.node, heartbeat=config.heartbeat, timeout=CONNECT_TIMEOUT_S, name=f"{config.name} (setup)")
         try:
             also = ((config.report_to,) if config.report_to else ()) + config.declares
             declare_topology(setup.channel(), config.queue, config.policy, also=also, queue_type=config.queue_type)
         finally:
             setup.close()
-        params = connection_parameters(self.node, heartbeat=config.heartbeat, name=config.name)
+        params = connection_parameters(
+            self.node, heartbeat=config.heartbeat, timeout=CONNECT_TIMEOUT_S, name=config.name
+        )
         self.connection = CorkedConnection(
             params,
             on_open_callback=self._on_open,

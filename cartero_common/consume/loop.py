@@ -39,6 +39,8 @@ __all__ = ["ConsumerLoop", "Delivery", "Done", "Failure", "Outcome"]
 
 log = logging.getLogger(__name__)
 
+STEADY_S = 5.0  # a connection that consumed this long resets the pause between reconnections
+
 
 @dataclass
 class ConsumerLoop:
@@ -115,6 +117,7 @@ class ConsumerLoop:
         while not self.stopping:
             node = nodes[turn % len(nodes)]
             connection = BrokerConnection(self.connection_config(), self.control, node=node)
+            opened = time.monotonic()
             try:
                 connection.run()
             except (pika.exceptions.AMQPError, OSError) as exc:
@@ -126,8 +129,12 @@ class ConsumerLoop:
             # A lost connection goes on to the next node after a short pause (so one that keeps
             # failing once open cannot spin); a refused one straight away, pausing only after a
             # whole round of nodes refused, longer each round up to `max_backoff`.
-            if connection.consumed:
+            if connection.consumed and time.monotonic() - opened >= STEADY_S:
                 failed, backoff, wait = 0, self.min_backoff, self.min_backoff
+            elif connection.consumed:
+                # Lost soon after it began consuming (refused publishes, a handler bug, a node
+                # that keeps failing): the next node after a pause that grows each time.
+                failed, wait, backoff = 0, backoff, min(backoff * 2, self.max_backoff)
             else:
                 failed += 1
                 wait = 0.0

@@ -18,6 +18,8 @@ POSITIVE = [
     "sender_p99_ms_at_half_load",
     "seed_style_rps",
     "bare_publish_rps",
+    "batch_msgs_per_s",
+    "batch_vs_broker_limit",
     "broker_limit_msgs",
     "validator_rps",
     "validator_p99_ms",

@@ -72,3 +72,22 @@ def test_a_bad_list_stops_a_service_at_start_without_its_password(monkeypatch: p
 def test_logs_name_a_node_by_host_and_port_only() -> None:
     assert node_label("amqp://u:secret@node1:5672/app") == "node1:5672"
     assert node_label("amqps://node2/") == "node2"
+
+
+def test_a_comma_inside_a_password_does_not_split_the_url() -> None:
+    assert split_urls("amqp://u:pa,ss@node1/app") == ("amqp://u:pa,ss@node1/app",)
+    assert split_urls("amqp://u:pa,ss@node1/app, amqp://u:pa,ss@node2/app") == (
+        "amqp://u:pa,ss@node1/app",
+        "amqp://u:pa,ss@node2/app",
+    )
+
+
+def test_a_refused_value_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="port is not a number") as refused:
+        split_urls("amqp://u:secret@node1:x9secret/")
+    assert "secret" not in str(refused.value)
+    # A service that builds its settings directly (not through load_settings) hides them too.
+    monkeypatch.setenv("AMQP_URL", "amqp://u:topsecret@node1/,amqp://v:topsecret@node2/")
+    with pytest.raises(ValueError) as invalid:
+        ServiceSettings()
+    assert "topsecret" not in str(invalid.value)

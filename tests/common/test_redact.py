@@ -50,3 +50,7 @@ def test_public_url_keeps_where_it_points_and_drops_every_credential() -> None:
 def test_every_node_of_a_list_is_masked() -> None:
     nodes = "amqp://cartero:s3cret@rabbit-1/app,amqp://cartero:s3cret@rabbit-2:5672/app"
     assert redact_url(nodes) == "amqp://cartero:***@rabbit-1/app,amqp://cartero:***@rabbit-2:5672/app"
+
+
+def test_a_comma_in_a_password_is_masked_with_the_rest_of_it() -> None:
+    assert redact_url("amqp://cartero:pa,ss@rabbit-1/app") == "amqp://cartero:***@rabbit-1/app"

@@ -68,7 +68,7 @@ def test_random_paths_and_methods_add_no_series(broker_url: str, validator: Runn
     assert len(after) - len(before) < 200, len(after) - len(before)
     requests = {s for s in _series(after) if s[0] == "sender_requests_total"}
     # The sender's routes by template (earlier tests in this process may have called any of them).
-    templates = {"/v1/sms", "/v1/email", "/v1/messages/{message_id}", "other"}
+    templates = {"/v1/sms", "/v1/email", "/v1/sms/batch", "/v1/email/batch", "/v1/messages/{message_id}", "other"}
     assert {dict(labels)["endpoint"] for _, labels in requests} <= templates
     assert took < 60, took
 
