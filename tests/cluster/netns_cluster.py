@@ -139,6 +139,8 @@ class Node:
             "loopback_users = none\n"
             "cluster_partition_handling = pause_minority\n"
             "log.file.level = info\n"
+            # The management API's figures (queue leaders, connections) a second old, not five.
+            "collect_statistics_interval = 1000\n"
         )
         (self.home / "advanced.config").write_text(ADVANCED_CONFIG)
         (self.home / "enabled_plugins").write_text("[rabbitmq_management].\n")
