@@ -13,7 +13,10 @@ _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)[^\s/?#
 
 def redact_url(url: str) -> str:
     """The URL with its password (if any) replaced by `***`; the user, host and path kept, so the
-    line still says where it points."""
+    line still says where it points. A comma-separated list of URLs (`AMQP_URL`'s nodes) is
+    masked URL by URL."""
+    if "," in url:
+        return ",".join(redact_url(part) for part in url.split(","))
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, FilePath, ValidationError, field_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cartero_common.amqp.queue_type import CLASSIC, QueueType
+from cartero_common.amqp.urls import split_urls
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -17,6 +18,8 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
+    # One node, or a comma-separated list of the nodes of one cluster (cartero_common/amqp/urls.py):
+    # every client starts on a random one and fails over to the others.
     amqp_url: str = DEFAULT_AMQP_URL
     # PEM file of the CA that signed the broker's certificate, for amqps:// URLs; unset: the
     # system's trust store. Declared here too so that a missing file stops a service at start;
@@ -33,6 +36,11 @@ class ServiceSettings(BaseSettings):
     # `/metrics`. This host only by default: a process started outside a container is scraped
     # from the same machine. The images set 0.0.0.0, for Prometheus on the container network.
     metrics_host: str = "127.0.0.1"
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _node_list(cls, value: str) -> str:
+        return ",".join(split_urls(value))
 
     @field_validator("log_level")
     @classmethod

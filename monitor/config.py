@@ -12,6 +12,7 @@ import pika
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from cartero_common.amqp.urls import first_url
 from cartero_common.settings import ServiceSettings
 from cartero_common.wire import QUEUE_SMS
 
@@ -101,4 +102,4 @@ class Settings(ServiceSettings):
     @property
     def vhost(self) -> str:
         """The vhost of `AMQP_URL`: the consumers' queue lives there, and Prometheus labels it."""
-        return str(pika.URLParameters(self.amqp_url).virtual_host)
+        return str(pika.URLParameters(first_url(self.amqp_url)).virtual_host)

@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         timeout=settings.publish_timeout,
         ca_file=settings.amqp_ca_file,
         queue_type=settings.cartero_queue_type,
+        heartbeat=settings.amqp_heartbeat_seconds,
+        name="sender",
     )
     validator = ValidatorClient(
         settings.validator_url, settings.validator_service_key, timeout=settings.validator_timeout

@@ -13,6 +13,9 @@ class Settings(ServiceSettings):
     sender_workers: int = 1
     # The broker must confirm within this many seconds or the client gets a 503.
     publish_timeout: float = 2.0
+    # AMQP heartbeat to the broker node: one that stops answering (cut off rather than closed) is
+    # given up after about twice this, and the next node of AMQP_URL used.
+    amqp_heartbeat_seconds: int = Field(default=10, ge=1, le=600)
     max_body_bytes: int = 64 * 1024
     # Every request's token is checked here; slower than `validator_timeout` seconds → 503.
     validator_url: str = "http://127.0.0.1:8001"

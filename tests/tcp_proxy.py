@@ -1,5 +1,8 @@
 """A TCP proxy for the tests, between a client and the real broker, that can misbehave on cue.
 
+It also stands for a broker node that is lost and comes back (`down`, `up`): several proxies to
+the one broker make a client's list of nodes, each of which can go away on its own.
+
 What a broker under a memory or disk alarm, under flow control, or behind a congested link looks
 like from the client: its frames are held (`hold`), or the connection drops with a publish in
 flight, before the frames reach the broker (`drop_next`) or after, with the broker's answer
@@ -59,6 +62,35 @@ class Proxy:
         asyncio.run_coroutine_threadsafe(shut(), self._loop)
         self._thread.join(10)
         self._loop.close()
+
+    @property
+    def connections(self) -> int:
+        """Client connections open through the proxy now."""
+        return len(self._writers) // 2
+
+    def down(self) -> None:
+        """A node lost: every connection through it closed, and new ones refused (the port stops
+        listening), until `up`."""
+
+        async def close() -> None:
+            server, self._server = self._server, None
+            if server is not None:
+                server.close()
+            for writer in list(self._writers):
+                writer.close()
+            if server is not None:
+                await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+
+    def up(self) -> None:
+        """The node back: listening again on the same port."""
+
+        async def listen() -> None:
+            if self._server is None:
+                self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+        asyncio.run_coroutine_threadsafe(listen(), self._loop).result(10)
 
     def url(self, vhost_path: str) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost_path}"

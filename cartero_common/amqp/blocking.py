@@ -1,7 +1,8 @@
 """Blocking AMQP helpers on pika: connection parameters, the shared topology, confirmed publishing.
 
-The consume loop built on these lives in `consumer.py`; the sender's asyncio publisher in
-`aio_amqp.py`.
+The consume loop built on these lives in `cartero_common/consume/`; the sender's asyncio
+publisher in `publisher.py`. Every URL argument named `urls` is an `AMQP_URL`: one node or a
+comma-separated list of them (`urls.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments
 from cartero_common.amqp.tls import context_for
+from cartero_common.amqp.urls import failover_order, split_urls
 from cartero_common.wire import SHARED_QUEUES, route_exchange
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,9 @@ JSON = "application/json"
 def connection_parameters(
     url: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None, ca_file: Path | None = None
 ) -> pika.URLParameters:
-    """`ca_file`: for an `amqps://` URL, the CA to verify the broker against (None: AMQP_CA_FILE,
-    else the system's trust store; see `tls.py`). An `ssl_options` in the URL itself wins."""
+    """One node's parameters. `ca_file`: for an `amqps://` URL, the CA to verify the broker
+    against (None: AMQP_CA_FILE, else the system's trust store; see `tls.py`). An `ssl_options`
+    in the URL itself wins."""
     params = pika.URLParameters(url)
     context = context_for(url, ca_file)
     if context is not None and "ssl_options" not in urlsplit(url).query:
@@ -49,11 +52,24 @@ def connection_parameters(
     return params
 
 
+def node_parameters(
+    urls: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None, ca_file: Path | None = None
+) -> list[pika.URLParameters]:
+    """Each node of an `AMQP_URL` list (`urls.py`), in the order to try them: from a random one,
+    then round the list."""
+    return [
+        connection_parameters(url, heartbeat=heartbeat, timeout=timeout, name=name, ca_file=ca_file)
+        for url in failover_order(split_urls(urls))
+    ]
+
+
 def connect(
-    url: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None, ca_file: Path | None = None
+    urls: str, *, heartbeat: int = 30, timeout: float = 5.0, name: str | None = None, ca_file: Path | None = None
 ) -> pika.BlockingConnection:
-    params = connection_parameters(url, heartbeat=heartbeat, timeout=timeout, name=name, ca_file=ca_file)
-    return pika.BlockingConnection(params)
+    """A connection to one node of the `AMQP_URL` list `urls`: pika tries them in turn
+    (`node_parameters`), each once, and raises only if none answers."""
+    nodes = node_parameters(urls, heartbeat=heartbeat, timeout=timeout, name=name, ca_file=ca_file)
+    return pika.BlockingConnection(nodes)
 
 
 def ensure_queue(
@@ -163,7 +179,8 @@ class ConfirmedPublisher:
 
 
 def wait_for_broker(url: str, *, timeout: float) -> bool:
-    """True once a connection to `url` opens; False if `timeout` seconds pass first."""
+    """True once a connection to a node of `url` (an `AMQP_URL` list) opens; False if `timeout`
+    seconds pass first."""
     deadline = time.monotonic() + timeout
     while True:
         try:

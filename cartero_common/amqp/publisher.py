@@ -1,4 +1,5 @@
-"""The asyncio publisher: one long-lived robust connection, publisher confirms, bounded waits.
+"""The asyncio publisher: one long-lived connection to a node of the list, publisher confirms,
+bounded waits.
 
 The sender answers 202 only after `publish` returned, i.e. after the broker confirmed a
 persistent, routed message. Every wait is bounded so a broker outage becomes a quick 503, not a
@@ -19,19 +20,21 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from ssl import SSLContext
 
 import aio_pika
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 from pamqp import commands
+from pamqp.common import FieldValue
 
 from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments
 from cartero_common.amqp.tls import context_for
+from cartero_common.amqp.urls import failover_order, node_label, split_urls
 from cartero_common.wire import SHARED_QUEUES, route_exchange
 
 log = logging.getLogger(__name__)
@@ -72,28 +75,55 @@ class PublishUnconfirmed(Exception):
         return cls(reason, lost)
 
 
+Exchanges = dict[str, AbstractExchange]  # queue → its route exchange, on one channel
+
+
 class AsyncPublisher:
+    """Publishes through one connection to one node of an `AMQP_URL` list, kept by a task of its
+    own (`start`): aio-pika connects to one host only, so the failover is here. The task opens a
+    connection to a random node, and when it is lost goes on to the next node at once, then
+    round the list, pausing `reconnect_interval` after each round that found none: a node that
+    is reachable again is used within about that much. A publish never waits for a connection:
+    with none, it fails at once (`BrokerUnavailable`, a 503), so no request hangs on an outage.
+
+    Plain connections, not aio-pika's robust ones: a robust connection would reconnect to its
+    own node only, and redo declares on a channel the broker may close on purpose."""
+
     def __init__(
         self,
-        url: str,
+        urls: str,
         *,
         timeout: float = 2.0,
         queues: Iterable[str] = SHARED_QUEUES,
         ca_file: Path | None = None,
         queue_type: QueueType = CLASSIC,
+        heartbeat: int = 10,
+        reconnect_interval: float = 0.25,
+        name: str | None = None,
     ) -> None:
-        """`ca_file`: for an `amqps://` URL, the CA the broker's certificate must chain to (None:
-        AMQP_CA_FILE, else the system's trust store; see `cartero_common/amqp/tls.py`).
-        `queue_type`: CARTERO_QUEUE_TYPE, the type a missing queue is declared with."""
-        self.queue_type = queue_type
-        self.url = url
-        self.ssl_context = context_for(url, ca_file)
+        """`urls`: AMQP_URL, one node or a list (`urls.py`). `ca_file`: for `amqps://`, the CA
+        the broker's certificate must chain to (None: AMQP_CA_FILE, else the system's trust
+        store; see `cartero_common/amqp/tls.py`). `queue_type`: CARTERO_QUEUE_TYPE, the type a
+        missing queue is declared with. `heartbeat`: seconds; a node that stops answering
+        (cut off, not closed) is given up after about twice this."""
+        self.nodes = failover_order(split_urls(urls))
+        self.ssl_contexts = {node: context_for(node, ca_file) for node in self.nodes}
         self.timeout = timeout
         self.queues = tuple(queues)
-        self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractRobustChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}  # queue → its route exchange, on the channel
-        self._lock = asyncio.Lock()
+        self.queue_type = queue_type
+        self.heartbeat = heartbeat
+        self.reconnect_interval = reconnect_interval
+        self.client_properties: dict[str, FieldValue] = {"connection_name": name} if name else {}
+        self.node: str | None = None  # the node connected to, if any
+        self.last_error: BaseException | None = None  # why the last attempt to connect failed
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: Exchanges = {}
+        self._lost = asyncio.Event()  # set when the connection or its channel closes
+        self._up = asyncio.Event()  # set while connected
+        self._keeper: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()  # channels closed once their confirms are in
+        self._swap = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -104,39 +134,117 @@ class AsyncPublisher:
             and not self._channel.is_closed
         )
 
-    async def _ensure_channel(self) -> AbstractRobustChannel:
-        if self.connected:
-            assert self._channel is not None
-            return self._channel
-        async with self._lock:
-            if self.connected:
-                assert self._channel is not None
-                return self._channel
-            await self._close_quietly()
-            await _ensure_queues(
-                self.url, self.queues, timeout=self.timeout, ssl_context=self.ssl_context, queue_type=self.queue_type
-            )
-            connection = await aio_pika.connect_robust(self.url, timeout=self.timeout, ssl_context=self.ssl_context)
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._connection = connection
-            self._channel = channel
-            self._exchanges = {q: await channel.get_exchange(route_exchange(q), ensure=False) for q in self.queues}
-            log.info("connected to the broker")
-            return channel
-
     async def start(self) -> None:
-        """Connect now if the broker is there; if not, the first publish retries."""
+        """Start keeping a connection, and wait up to `timeout` for the first one; a broker that
+        is not there yet is not an error (publishes fail until it is)."""
+        if self._keeper is None:
+            self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="amqp-publisher-keeper")
         try:
-            await asyncio.wait_for(self._ensure_channel(), self.timeout)
-        except Exception as exc:  # noqa: BLE001 - startup must not fail on a broker outage
-            log.warning("broker not reachable at startup", extra={"error": str(exc)})
+            await asyncio.wait_for(self._up.wait(), self.timeout)
+        except TimeoutError:
+            log.warning(
+                "no broker node reachable at startup; publishes fail until one is", extra={"nodes": len(self.nodes)}
+            )
 
     async def ping(self) -> bool:
+        """Connected now (never waits, but for a publisher not started yet: see `start`)."""
+        if self._keeper is None:
+            await self.start()
+        return self.connected
+
+    async def _keep(self) -> None:
+        turn = 0
+        refused = 0
+        while True:
+            node = self.nodes[turn % len(self.nodes)]
+            turn += 1
+            try:
+                await asyncio.wait_for(self._open(node), self.timeout)
+            except Exception as exc:  # noqa: BLE001 - any failure: try the next node
+                self.last_error = exc
+                refused += 1
+                if refused <= len(self.nodes) or refused % (40 * len(self.nodes)) == 0:
+                    log.warning("broker node not reachable", extra={"node": node_label(node), "error": repr(exc)})
+                if refused % len(self.nodes) == 0:
+                    await asyncio.sleep(self.reconnect_interval)
+                continue
+            if refused:
+                log.info("connected to the broker", extra={"node": node_label(node), "after_attempts": refused})
+            else:
+                log.info("connected to the broker", extra={"node": node_label(node)})
+            refused = 0
+            await self._lost.wait()
+            log.warning("broker connection lost; trying the next node", extra={"node": node_label(node)})
+            await self._drop()
+
+    async def _open(self, node: str) -> None:
+        ssl_context = self.ssl_contexts[node]
+        await _ensure_queues(
+            node, self.queues, timeout=self.timeout, ssl_context=ssl_context, queue_type=self.queue_type
+        )
+        connection = await aio_pika.connect(
+            node,
+            timeout=self.timeout,
+            ssl_context=ssl_context,
+            client_properties=self.client_properties or None,
+            heartbeat=self.heartbeat,
+        )
         try:
-            await asyncio.wait_for(self._ensure_channel(), self.timeout)
-        except Exception:  # noqa: BLE001
-            return False
-        return True
+            channel, exchanges = await self._open_channel(connection)
+        except BaseException:
+            await _close_quietly(connection)
+            raise
+        self._lost.clear()
+        self._connection, self._channel, self._exchanges, self.node = connection, channel, exchanges, node
+        connection.close_callbacks.add(self._when_closed(connection))
+        channel.close_callbacks.add(self._when_closed(channel))
+        if connection.is_closed or channel.is_closed:
+            self._lost.set()
+        else:
+            self._up.set()
+
+    async def _open_channel(self, connection: AbstractConnection) -> tuple[AbstractChannel, Exchanges]:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        return channel, {q: await channel.get_exchange(route_exchange(q), ensure=False) for q in self.queues}
+
+    def _when_closed(self, owner: AbstractConnection | AbstractChannel) -> Callable[..., None]:
+        """A close callback that counts only while `owner` is the connection or channel in use:
+        one closed on purpose, or left behind by a failover, must not end its successor."""
+
+        def closed(*_: object) -> None:
+            if owner is self._connection or owner is self._channel:
+                self._up.clear()
+                self._lost.set()
+
+        return closed
+
+    async def _drop(self) -> None:
+        connection, self._connection, self._channel, self.node = self._connection, None, None, None
+        self._up.clear()
+        if connection is not None:
+            await _close_quietly(connection)
+
+    async def _fresh_channel_after_nack(self, refused: AbstractChannel) -> None:
+        """A new channel for the publishes after a refused one. On RabbitMQ 3.10 a channel whose
+        first publish to a quorum queue reached the broker while the queue's leader was down
+        goes on refusing every publish after a new leader took over (tests/cluster); a new
+        channel is served. The old one is closed once its other confirms had time to come."""
+        async with self._swap:
+            connection = self._connection
+            if self._channel is not refused or connection is None or connection.is_closed:
+                return  # swapped already, or the connection is going anyway
+            try:
+                channel, exchanges = await asyncio.wait_for(self._open_channel(connection), self.timeout)
+            except Exception as exc:  # noqa: BLE001 - then the connection is no good either
+                log.warning("no new channel after a refused publish; reconnecting", extra={"error": repr(exc)})
+                self._up.clear()
+                self._lost.set()
+                return
+            self._channel, self._exchanges = channel, exchanges
+            channel.close_callbacks.add(self._when_closed(channel))
+        retire = asyncio.get_running_loop().create_task(_close_later(refused, LATE_CONFIRM_WINDOW_S))
+        self._retired.add(retire)
+        retire.add_done_callback(self._retired.discard)
 
     async def publish(self, queue: str, body: bytes, *, message_id: str | None, now: datetime) -> None:
         """Return once the broker confirmed the message; else `BrokerUnavailable` (certainly not
@@ -149,46 +257,57 @@ class AsyncPublisher:
             message_id=message_id,
             timestamp=now,
         )
+        if self._keeper is None:
+            await self.start()  # a publisher used without `start`: the first publish waits for it
+        channel = self._channel
+        if not self.connected or channel is None:
+            why = f" (last attempt: {self.last_error!r})" if self.last_error is not None else ""
+            raise BrokerUnavailable(f"no connection to any broker node{why}")
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                channel = await self._ensure_channel()
-        except TimeoutError as exc:
-            raise BrokerUnavailable(f"no connection to the broker within {self.timeout}s") from exc
-        except Exception as exc:
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
         # Its own task, never cancelled: once the frames may have gone out, only the broker's
         # answer tells what happened, and that answer is wanted even after the caller gave up.
         exchange = self._exchanges.get(queue) or await channel.get_exchange(route_exchange(queue), ensure=False)
         sending = loop.create_task(exchange.publish(message, routing_key=queue, mandatory=True))
-        done, _ = await asyncio.wait({sending}, timeout=max(0.0, deadline - loop.time()))
+        done, _ = await asyncio.wait({sending}, timeout=self.timeout)
         if not done:
             raise PublishUnconfirmed(f"no confirm from the broker within {self.timeout}s", _late_answer(sending))
         failure = sending.exception()
         if failure is None:
             if isinstance(sending.result(), commands.Basic.Ack):
                 return
+            await self._fresh_channel_after_nack(channel)
             raise BrokerUnavailable(f"the broker refused the message: {type(sending.result()).__name__}")
         if isinstance(failure, PublishError):
             raise BrokerUnavailable("the broker returned the message as unroutable") from failure
         if isinstance(failure, DeliveryError):
+            await self._fresh_channel_after_nack(channel)
             raise BrokerUnavailable("the broker refused the message (basic.nack)") from failure
         # The connection or channel went away with the publish in flight.
         raise PublishUnconfirmed.never_answered(str(failure) or type(failure).__name__) from failure
 
-    async def _close_quietly(self) -> None:
-        if self._connection is not None:
-            try:
-                await self._connection.close()
-            except Exception:  # noqa: BLE001
-                pass
-        self._connection = None
-        self._channel = None
-
     async def close(self) -> None:
-        async with self._lock:
-            await self._close_quietly()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+            self._keeper = None
+        for retire in list(self._retired):
+            retire.cancel()
+        await self._drop()
+
+
+async def _close_quietly(closable: AbstractConnection | AbstractChannel) -> None:
+    try:
+        await closable.close()
+    except Exception:  # noqa: BLE001 - closing what may be broken already
+        pass
+
+
+async def _close_later(channel: AbstractChannel, delay: float) -> None:
+    try:
+        await asyncio.sleep(delay)
+    finally:
+        if not channel.is_closed:
+            await _close_quietly(channel)
 
 
 async def _ensure_queues(

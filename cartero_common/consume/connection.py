@@ -66,7 +66,7 @@ class CorkedConnection(SelectConnection):  # type: ignore[misc]  # pika ships no
 class ConnectionConfig:
     """What a broker connection needs to know: the loop's settings, nothing of the loop itself."""
 
-    url: str
+    url: str  # the whole AMQP_URL list; each connection is to one node of it (`BrokerConnection.node`)
     queue: str
     handler: BatchHandler
     policy: RetryPolicy
@@ -103,10 +103,11 @@ class StopControl:
 
 
 class BrokerConnection:
-    """One connection's life: connect, declare, consume, settle, until it closes."""
+    """One connection's life, to one node: connect, declare, consume, settle, until it closes."""
 
-    def __init__(self, config: ConnectionConfig, control: StopControl) -> None:
+    def __init__(self, config: ConnectionConfig, control: StopControl, *, node: str | None = None) -> None:
         self.config = config
+        self.node = node or config.url
         self.control = control
         self.connection: CorkedConnection | None = None
         self.channel: Channel | None = None
@@ -123,13 +124,13 @@ class BrokerConnection:
     # --- lifecycle -------------------------------------------------------------------------
     def run(self) -> None:
         config = self.config
-        setup = connect(config.url, heartbeat=config.heartbeat, name=f"{config.name} (setup)")
+        setup = connect(self.node, heartbeat=config.heartbeat, name=f"{config.name} (setup)")
         try:
             also = ((config.report_to,) if config.report_to else ()) + config.declares
             declare_topology(setup.channel(), config.queue, config.policy, also=also, queue_type=config.queue_type)
         finally:
             setup.close()
-        params = connection_parameters(config.url, heartbeat=config.heartbeat, name=config.name)
+        params = connection_parameters(self.node, heartbeat=config.heartbeat, name=config.name)
         self.connection = CorkedConnection(
             params,
             on_open_callback=self._on_open,
@@ -348,6 +349,12 @@ class BrokerConnection:
                 )
                 self.channel.basic_nack(ticket.delivery_tag, multiple=False, requeue=True)
             self.acks.forget(ticket.delivery_tag)
+            # Start over on a fresh connection rather than go on publishing on this channel: on
+            # RabbitMQ 3.10 a channel whose first publish to a quorum queue reached it while the
+            # queue's leader was down goes on refusing every publish after a new leader took over
+            # (tests/cluster). The others in flight are settled by the broker returning them.
+            self.error = pika.exceptions.AMQPError("the broker refused a publish (basic.nack)")
+            self._close()
         elif self.config.pause_before_ack > 0:
             self.held_acks += 1
             assert self.connection is not None

@@ -4,8 +4,11 @@
   dead letter, `logs` event) was confirmed by the broker. Publishes are pipelined (publisher
   confirms arrive asynchronously), so one slow round trip does not cost one per message.
 - Bounded prefetch; the handler gets one delivery, or a batch when the consumer asks for it.
-- One long-lived connection with heartbeats; when it goes, reconnect with backoff. Deliveries
-  not yet acked then come back from the broker; the consumers' dedupe makes that harmless.
+- One long-lived connection with heartbeats to one node of `url` (an `AMQP_URL` list: the
+  first one tried is random, `urls.failover_order`); when it goes, the next node, then the next,
+  with at most `max_backoff` seconds between rounds of them all, so a node that comes back (or
+  another one) is consuming again within a second. Deliveries not yet acked then come back from
+  the broker; the consumers' dedupe makes that harmless.
 - Graceful stop (`stop()`, SIGTERM, SIGINT): cancel the subscription, finish the work in hand,
   wait for its confirms and acks, give the rest back to the queue, close — within `grace` seconds.
 
@@ -26,6 +29,7 @@ import pika.exceptions
 
 from cartero_common.amqp.queue_type import CLASSIC, QueueType
 from cartero_common.amqp.topology import RetryPolicy
+from cartero_common.amqp.urls import failover_order, node_label, split_urls
 from cartero_common.clock import Clock, system_clock
 from cartero_common.consume.connection import BrokerConnection, ConnectionConfig, StopControl
 from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome
@@ -49,7 +53,10 @@ class ConsumerLoop:
     prefetch: int = 50
     batch_size: int = 1
     heartbeat: int = 60
-    max_backoff: float = 30.0
+    # Between rounds of every node: from `min_backoff`, doubling, up to this. A node that comes
+    # back is found within this much (plus a connect); the failover issue asks for 1 s.
+    min_backoff: float = 0.1
+    max_backoff: float = 0.5
     grace: float = 30.0
     clock: Clock = system_clock
     timezone: str = "Europe/Madrid"
@@ -101,9 +108,13 @@ class ConsumerLoop:
         signal.signal(signal.SIGINT, self.stop)
 
     def run(self) -> None:
-        backoff = 0.5
+        nodes = failover_order(split_urls(self.url))
+        turn = 0  # connections tried; nodes[turn % len(nodes)] is the next
+        failed = 0  # attempts in a row that never consumed
+        backoff = self.min_backoff
         while not self.stopping:
-            connection = BrokerConnection(self.connection_config(), self.control)
+            node = nodes[turn % len(nodes)]
+            connection = BrokerConnection(self.connection_config(), self.control, node=node)
             try:
                 connection.run()
             except (pika.exceptions.AMQPError, OSError) as exc:
@@ -111,14 +122,32 @@ class ConsumerLoop:
             self.connected.clear()
             if self.stopping:
                 break
+            turn += 1
+            # A lost connection goes on to the next node after a short pause (so one that keeps
+            # failing once open cannot spin); a refused one straight away, pausing only after a
+            # whole round of nodes refused, longer each round up to `max_backoff`.
             if connection.consumed:
-                backoff = 0.5
-            log.warning(
-                "broker connection lost; reconnecting",
-                extra={"queue": self.queue, "error": repr(connection.error), "retry_in_s": backoff},
-            )
-            deadline = time.monotonic() + backoff
+                failed, backoff, wait = 0, self.min_backoff, self.min_backoff
+            else:
+                failed += 1
+                wait = 0.0
+                if failed % len(nodes) == 0:
+                    wait, backoff = backoff, min(backoff * 2, self.max_backoff)
+            # Every loss and the first round of refusals are logged; a long outage then once per
+            # twenty rounds, not twice a second.
+            if connection.consumed or failed <= len(nodes) or failed % (20 * len(nodes)) == 0:
+                log.warning(
+                    "broker connection lost; reconnecting" if connection.consumed else "broker node refused; trying on",
+                    extra={
+                        "queue": self.queue,
+                        "node": node_label(node),
+                        "error": repr(connection.error),
+                        "next_node": node_label(nodes[turn % len(nodes)]),
+                        "retry_in_s": wait,
+                        "attempts": failed,
+                    },
+                )
+            deadline = time.monotonic() + wait
             while not self.stopping and time.monotonic() < deadline:
-                time.sleep(0.05)
-            backoff = min(backoff * 2, self.max_backoff)
+                time.sleep(0.02)
         log.info("consumer stopped", extra={"queue": self.queue})

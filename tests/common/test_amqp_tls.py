@@ -28,7 +28,7 @@ import pytest
 from pydantic import ValidationError
 
 from cartero_common.amqp import connect
-from cartero_common.amqp.publisher import AsyncPublisher
+from cartero_common.amqp.publisher import AsyncPublisher, BrokerUnavailable
 from cartero_common.amqp.tls import context_for
 from cartero_common.clock import FixedClock
 from cartero_common.consume import ConsumerLoop
@@ -210,15 +210,16 @@ def test_a_client_trusting_another_ca_is_refused(tls_broker: TlsBroker) -> None:
     with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
         connect(tls_broker.url, ca_file=tls_broker.other_ca_file, timeout=5.0)
 
-    async def publish() -> Exception:
+    async def publish() -> BaseException | None:
         publisher = AsyncPublisher(tls_broker.url, timeout=5.0, ca_file=tls_broker.other_ca_file)
         try:
-            await publisher._ensure_channel()
-        except Exception as exc:  # noqa: BLE001 - the refusal is what is looked at
-            return exc
+            await publisher.start()
+            assert not publisher.connected, "the publisher connected to a broker its CA did not sign"
+            with pytest.raises(BrokerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+                await publisher.publish("cola_sms", b"{}", message_id="tls-2", now=NOW)
+            return publisher.last_error
         finally:
             await publisher.close()
-        raise AssertionError("the publisher connected to a broker its CA did not sign")
 
     refused = asyncio.run(publish())
     # aiormq reports the handshake's SSLCertVerificationError as its AMQPConnectionError.

@@ -45,3 +45,8 @@ def test_public_url_keeps_where_it_points_and_drops_every_credential() -> None:
     assert public_url("https://user:s3cret@sms.example:8443/v1/send?key=abc#x") == "https://sms.example:8443/v1/send"
     assert public_url("http://127.0.0.1:9000/send") == "http://127.0.0.1:9000/send"
     assert public_url("http://token@[::1]:80/") == "http://[::1]:80/"
+
+
+def test_every_node_of_a_list_is_masked() -> None:
+    nodes = "amqp://cartero:s3cret@rabbit-1/app,amqp://cartero:s3cret@rabbit-2:5672/app"
+    assert redact_url(nodes) == "amqp://cartero:***@rabbit-1/app,amqp://cartero:***@rabbit-2:5672/app"
