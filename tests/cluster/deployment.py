@@ -175,6 +175,7 @@ class Answer:
     answered: float
     status: int  # 0: no answer (a timeout, a refused connection)
     message_id: str | None
+    code: str | None = None  # a problem's `code` (broker_unavailable, publish_unconfirmed, …)
 
 
 @dataclass
@@ -226,4 +227,5 @@ class Load:
         except (aiohttp.ClientError, TimeoutError, ValueError):
             payload, status = {}, 0
         message_id = payload.get("id") if status == 202 else None
-        self.answers.append(Answer(sent, time.monotonic(), status, message_id))
+        code = None if status == 202 else payload.get("code")
+        self.answers.append(Answer(sent, time.monotonic(), status, message_id, code))

@@ -18,6 +18,7 @@ The figures go to test-artifacts/cluster-<run>.json and are printed (docs/scalin
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -75,23 +76,26 @@ def figures(
     accepted = [a for a in answers if a.status == 202]
     accepted_ids = {a.message_id for a in accepted if a.message_id}
     calls = Counter(r["body"]["id"] for r in running.gateway.requests)
-    call_times = [r["at"] for r in running.gateway.requests]
     after_loss = [a for a in accepted if a.sent >= lost_at]
     accepted_after = {a.message_id for a in after_loss}
     consumed_after = [r["at"] for r in running.gateway.requests if r["body"]["id"] in accepted_after]
-    log_lines = running.consumer_log.read_text(errors="replace").splitlines()
-    absorbed = sum(1 for line in log_lines if "already delivered before; not sent again" in line)
+    consumer_log = log_records(running.consumer_log)
+    absorbed = sum(1 for record in consumer_log if record["msg"] == "already delivered before; not sent again")
+    # The services log UTC wall times.
+    lost_at_utc = datetime.now(UTC) - timedelta(seconds=time.monotonic() - lost_at)
+    consuming = [
+        (datetime.fromisoformat(r["time"]) - lost_at_utc).total_seconds()
+        for r in consumer_log
+        if r["msg"] == "consuming"
+    ]
     end = max(a.answered for a in answers)
     result = {
         "run": run,
-        # For reading the services' logs (their times are UTC wall times).
-        "lost_at_utc": (datetime.now(UTC) - timedelta(seconds=time.monotonic() - lost_at)).isoformat(
-            timespec="milliseconds"
-        ),
+        "lost_at_utc": lost_at_utc.isoformat(timespec="milliseconds"),
         "rate_per_s": RATE,
         "heartbeat_s": HEARTBEAT_SECONDS,
         "requests": len(answers),
-        "answers": dict(sorted(Counter(str(a.status) for a in answers).items())),
+        "answers": dict(sorted(Counter(" ".join(filter(None, (str(a.status), a.code))) for a in answers).items())),
         "accepted": len(accepted_ids),
         "lost": len(accepted_ids - set(calls)),
         "provider_duplicates": sum(count - 1 for message_id, count in calls.items() if message_id in accepted_ids),
@@ -100,16 +104,35 @@ def figures(
         # From the loss to the first 202 of a request sent after it.
         "sender_resumed_s": round(min(a.answered for a in after_loss) - lost_at, 2) if after_loss else None,
         "sender_longest_gap_without_202_s": round(longest_gap([a.answered for a in accepted], lost_at - 1, end), 2),
-        # From the loss to the gateway's first call after it; and to its first call for a
-        # message accepted after the loss (the whole path through the surviving nodes).
-        "consumer_resumed_s": _rounded(first_after(call_times, lost_at)),
-        "consumer_resumed_new_message_s": _rounded(first_after(consumed_after, lost_at)),
+        # From the loss to the gateway's first call for a message accepted after it (a call for
+        # one the consumer held before the loss would prove nothing), which therefore went all
+        # the way through the surviving nodes; and to the consumer's own "consuming" on a node.
+        "consumer_resumed_s": _rounded(first_after(consumed_after, lost_at)),
+        "consumer_consuming_again_s": _rounded(first_after(consuming, 0.0)),
         **extra,
     }
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"cluster-{run}.json").write_text(json.dumps(result, indent=2) + "\n")
+    kept = ARTIFACTS / f"cluster-{run}-logs"  # the services' logs, to read the figures against
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir()
+    for log in running.logs.glob("*.log"):
+        shutil.copy(log, kept / log.name)
     print(f"\n[cluster] {run}: {json.dumps(result)}")
     return result
+
+
+def log_records(path: Path) -> list[dict[str, Any]]:
+    """A service's JSON log lines (anything else it printed left out)."""
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "msg" in record and "time" in record:
+            records.append(record)
+    return records
 
 
 def _rounded(value: float | None) -> float | None:
