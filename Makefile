@@ -68,7 +68,7 @@ test: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed kubernetes-tools system-
 	$(BIN)/pytest
 
 # A three-node RabbitMQ cluster in network namespaces, a node lost under load (tests/cluster;
-# root, iproute2; about 4 minutes). Left out of `make test` by pyproject.toml's `-m 'not cluster'`.
+# root, iproute2; about 2½ minutes). Left out of `make test` by pyproject.toml's `-m 'not cluster'`.
 test-cluster: $(VENV)/.installed-dev system-test-deps services ## the node-loss tests on a 3-node RabbitMQ cluster (root)
 	$(BIN)/pytest -m cluster tests/cluster
 
