@@ -11,6 +11,7 @@ packages=(
   nginx-light   # the documented TLS reverse proxy in front of the sender (tests/deploy/test_tls_proxy.py)
   openssl       # a throwaway certificate for that test
   faketime      # libfaketime: moves the clock of real validator and sender processes (tests/token_validator/test_scale_out.py)
+  iproute2      # `ip`: network namespaces, bridges and veths for the three-node RabbitMQ cluster (tests/cluster, make test-cluster)
 )
 missing=()
 for pkg in "${packages[@]}"; do

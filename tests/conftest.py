@@ -25,6 +25,7 @@ LIVE_CALLS = (
     "psycopg2.connect(",
     "start_consumer(",
     'getfixturevalue("pg_url")',
+    "NetnsCluster(",
 )
 
 

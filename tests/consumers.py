@@ -121,7 +121,7 @@ def running(loop: ConsumerLoop) -> Iterator[ConsumerLoop]:
 
 class Gateway:
     """A real HTTP SMS gateway on a free port: answers the scripted statuses in turn (then 200)
-    and keeps every request it got."""
+    and keeps every request it got (with the `time.monotonic()` it got it at)."""
 
     def __init__(self, statuses: list[int] | None = None, *, delay: float = 0.0) -> None:
         self.statuses = list(statuses or [])
@@ -136,7 +136,9 @@ class Gateway:
                 body = json.loads(self.rfile.read(length))
                 gateway.received.set()
                 time.sleep(gateway.delay)
-                gateway.requests.append({"body": body, "idempotency_key": self.headers.get("Idempotency-Key")})
+                gateway.requests.append(
+                    {"body": body, "idempotency_key": self.headers.get("Idempotency-Key"), "at": time.monotonic()}
+                )
                 status = gateway.statuses.pop(0) if gateway.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

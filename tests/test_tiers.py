@@ -8,7 +8,7 @@ import sys
 
 from tests.support import ROOT
 
-UNIT = "not integration and not e2e and not browser and not docker"
+UNIT = "not integration and not e2e and not browser and not docker and not cluster"
 
 
 def _unit_tier() -> set[str]:
@@ -33,5 +33,7 @@ def test_the_unit_tier_leaves_out_every_test_that_reaches_a_service() -> None:
     assert reconcile and all("[sqlite]" in t for t in reconcile), reconcile
     # The slow-broker tests run consumers, a validator and a proxy to the broker.
     assert not any(t.startswith("tests/sender/test_slow_broker.py::") for t in unit)
+    # The cluster's tests need root and three brokers of their own: never in the unit tier.
+    assert not any(t.startswith("tests/cluster/") for t in unit)
     # Plain functions stay in it.
     assert any(t.startswith("tests/common/test_schemas.py::") for t in unit)
