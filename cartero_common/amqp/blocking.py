@@ -22,6 +22,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments
+from cartero_common.amqp.silent_nodes import pika_tcp_options
 from cartero_common.amqp.tls import context_for
 from cartero_common.amqp.urls import failover_order, split_urls
 from cartero_common.wire import SHARED_QUEUES, route_exchange
@@ -49,6 +50,7 @@ def connection_parameters(
     params.blocked_connection_timeout = 60
     params.socket_timeout = timeout
     params.connection_attempts = 1
+    params.tcp_options = pika_tcp_options()  # a node cut off is left in seconds (`silent_nodes.py`)
     return params
 
 

@@ -34,6 +34,7 @@ from pamqp import commands
 from pamqp.common import FieldValue
 
 from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments
+from cartero_common.amqp.silent_nodes import UserTimeoutConnection
 from cartero_common.amqp.tls import context_for
 from cartero_common.amqp.urls import failover_order, node_label, split_urls
 from cartero_common.wire import SHARED_QUEUES, route_exchange
@@ -45,8 +46,9 @@ log = logging.getLogger(__name__)
 # later than this is treated like a lost connection: the outcome stays unknown, for
 # reconciliation to settle.
 LATE_CONFIRM_WINDOW_S = 120.0
-SWAP_EVERY_S = 1.0  # at most one new channel after refused publishes per this many seconds
-MAX_RETIRED = 8  # channels replaced after a nack kept open for their late confirms
+SWAP_EVERY_S = 1.0  # at most one new channel after refused or unanswered publishes this often
+# Channels replaced kept open for their late confirms: every one replaced within the window.
+MAX_RETIRED = int(LATE_CONFIRM_WINDOW_S / SWAP_EVERY_S) + 1
 
 
 class BrokerUnavailable(Exception):
@@ -199,6 +201,7 @@ class AsyncPublisher:
             ssl_context=ssl_context,
             client_properties=self.client_properties or None,
             heartbeat=self.heartbeat,
+            connection_class=UserTimeoutConnection,
         )
         try:
             channel, exchanges = await self._open_channel(connection)
@@ -235,13 +238,16 @@ class AsyncPublisher:
         if connection is not None:
             await _close_quietly(connection)
 
-    def _fresh_channel_after_nack(self, refused: AbstractChannel) -> None:
-        """Have the publishes after a refused one go on a new channel. On RabbitMQ 3.10 a channel
-        whose first publish to a quorum queue reached the broker while the queue's leader was
-        down goes on refusing every publish after a new leader took over (tests/cluster); a new
-        channel is served. In the background, so the refusal is answered at once, and at most
-        once per SWAP_EVERY_S, so a broker that refuses everything does not get a channel per
-        publish."""
+    def _fresh_channel(self, refused: AbstractChannel) -> None:
+        """Have the publishes after a refused or unanswered one go on a new channel. On RabbitMQ
+        3.10 a channel whose first publish to a quorum queue reached the broker while the
+        queue's leader was out of reach keeps to that leader after a new one took over: it
+        refuses every publish when the old leader's node is dead, and leaves them unanswered
+        when that node is cut off, until it comes back (tests/cluster). A new channel is served.
+        In the background, so the publish is answered at once, and at most once per
+        SWAP_EVERY_S, so a broker that refuses everything does not get a channel per publish.
+        The old channel stays open for its late confirms (a broker that is merely slow still
+        answers them there)."""
         loop = asyncio.get_running_loop()
         if refused is not self._channel or self._swapping is not None or loop.time() - self._swapped_at < SWAP_EVERY_S:
             return
@@ -255,11 +261,10 @@ class AsyncPublisher:
             return  # the connection is going anyway
         try:
             channel, exchanges = await asyncio.wait_for(self._open_channel(connection), self.timeout)
-        except Exception as exc:  # noqa: BLE001 - then the connection is no good either
-            if connection is self._connection:
-                log.warning("no new channel after a refused publish; reconnecting", extra={"error": repr(exc)})
-                self._up.clear()
-                self._lost.set()
+        except Exception as exc:  # noqa: BLE001 - the old channel goes on
+            # A slow broker opens it late, a dead connection never: the heartbeat and
+            # TCP_USER_TIMEOUT tell those apart, not this.
+            log.warning("no new channel after a refused or unanswered publish", extra={"error": repr(exc)})
             return
         if connection is not self._connection or self._channel is not refused:
             await _close_quietly(channel)  # a failover happened meanwhile
@@ -269,7 +274,7 @@ class AsyncPublisher:
         if channel.is_closed:
             self._up.clear()
             self._lost.set()
-        log.info("publishing on a new channel after a refused publish")
+        log.info("publishing on a new channel after a refused or unanswered publish")
         self._retired.append(asyncio.get_running_loop().create_task(_close_later(refused, LATE_CONFIRM_WINDOW_S)))
         while len(self._retired) > MAX_RETIRED or (self._retired and self._retired[0].done()):
             self._retired.popleft().cancel()  # closes that channel now (`_close_later`)
@@ -300,17 +305,18 @@ class AsyncPublisher:
         sending = loop.create_task(exchange.publish(message, routing_key=queue, mandatory=True))
         done, _ = await asyncio.wait({sending}, timeout=self.timeout)
         if not done:
+            self._fresh_channel(channel)
             raise PublishUnconfirmed(f"no confirm from the broker within {self.timeout}s", _late_answer(sending))
         failure = sending.exception()
         if failure is None:
             if isinstance(sending.result(), commands.Basic.Ack):
                 return
-            self._fresh_channel_after_nack(channel)
+            self._fresh_channel(channel)
             raise BrokerUnavailable(f"the broker refused the message: {type(sending.result()).__name__}")
         if isinstance(failure, PublishError):
             raise BrokerUnavailable("the broker returned the message as unroutable") from failure
         if isinstance(failure, DeliveryError):
-            self._fresh_channel_after_nack(channel)
+            self._fresh_channel(channel)
             raise BrokerUnavailable("the broker refused the message (basic.nack)") from failure
         # The connection or channel went away with the publish in flight.
         raise PublishUnconfirmed.never_answered(str(failure) or type(failure).__name__) from failure

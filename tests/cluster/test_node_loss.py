@@ -7,10 +7,9 @@ clients for 20 s (then healed) in the other. In each run every message the sende
 (202) reaches the gateway exactly once (redeliveries are absorbed by the dedupe ledger), the
 sender accepts again within 5 s of the loss and the consumer delivers again within 5 s.
 
-The kill meets the 5 s. The cut does not, yet: the clients notice a node that went silent by
-heartbeat timeouts alone, 6 s at the least with aiormq and pika (HEARTBEAT_BOUND). The run then
-ends as an expected failure (xfail) naming its figures, once nothing was lost or sent twice and
-both clients did fail over (FAILED_OVER_WITHIN_S); it passes outright once the clients are quicker.
+A killed node's kernel closes its sockets, so the clients hear of the loss at once. A node cut
+off sends nothing: the clients notice by TCP_USER_TIMEOUT (cartero_common/amqp/silent_nodes.py),
+which ends a connection whose sent data stays unacknowledged for 2 s.
 
 The figures go to test-artifacts/cluster-<run>.json and are printed (docs/scaling-out.md).
 """
@@ -37,15 +36,6 @@ AFTER_KILL_S = 12
 CUT_FOR_S = 20
 AFTER_HEAL_S = 8
 RESUME_WITHIN_S = 5.0
-# A client that failed over at all did so by then (the heartbeat timeouts below, plus a connect);
-# one still stuck on the lost node would take until the heal, 20 s and more.
-FAILED_OVER_WITHIN_S = 15.0
-# Why the partition run misses RESUME_WITHIN_S (docs/scaling-out.md#a-node-lost-under-load).
-HEARTBEAT_BOUND = (
-    "a node cut off sends no FIN and no RST: the clients notice only by heartbeat timeouts, and at "
-    "the smallest heartbeat (1 s) aiormq (the sender) gives up after 3 x (heartbeat + 1) = 6 s and "
-    "pika (the consumers) checks every heartbeat + 5 = 6 s, so 6-12 s"
-)
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -163,10 +153,9 @@ def assert_nothing_lost(result: dict[str, Any]) -> None:
 
 
 def slow_to_resume(result: dict[str, Any]) -> dict[str, float]:
-    """The resumption times past RESUME_WITHIN_S; none may be missing or past FAILED_OVER_WITHIN_S."""
+    """The resumption times past RESUME_WITHIN_S, or missing (never resumed)."""
     times = {key: result[key] for key in ("sender_resumed_s", "consumer_resumed_s")}
-    assert all(t is not None and t <= FAILED_OVER_WITHIN_S for t in times.values()), result
-    return {key: t for key, t in times.items() if t > RESUME_WITHIN_S}
+    return {key: t for key, t in times.items() if t is None or t > RESUME_WITHIN_S}
 
 
 @pytest.mark.timeout(240)
@@ -240,5 +229,4 @@ def test_cutting_off_the_node_with_every_leader_and_client_for_20_s_loses_no_acc
         )
     assert paused_after is not None and paused_after < CUT_FOR_S, "the cut-off node never paused"
     assert_nothing_lost(result)
-    if slow := slow_to_resume(result):
-        pytest.xfail(f"resumed after more than {RESUME_WITHIN_S} s: {slow}; {HEARTBEAT_BOUND}")
+    assert slow_to_resume(result) == {}, result
