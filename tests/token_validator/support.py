@@ -30,6 +30,7 @@ from token_validator.token_strings import Kind
 SERVICE_KEY = "service-key-for-tests-0123456789"
 ADMIN_KEY = "admin-key-for-tests-9876543210"
 TABLES = (
+    "rate_limits",
     "webhook_endpoints",
     "idempotency_keys",
     "usages",
