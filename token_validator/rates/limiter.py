@@ -80,18 +80,30 @@ class RateLimiter:
         self._engine = engine
         self._monotonic = monotonic
         self._subjects: dict[str, tuple[float, Subject | None]] = {}
+        self._loading: dict[str, asyncio.Future[Subject | None]] = {}
         self._leases: dict[int, _Lease] = {}
         self._tally = tally.RefusalTally(monotonic=monotonic)
 
     async def subject(self, hashed: str) -> Subject | None:
-        now = self._monotonic()
+        """The token with digest `hashed` and its rates, as known for the last SUBJECT_TTL; the
+        validations that find it unknown or stale together wait for one read."""
         known = self._subjects.get(hashed)
-        if known is not None and known[0] > now:
+        if known is not None and known[0] > self._monotonic():
             return known[1]
-        found = await run_in_threadpool(leases.subject, self._engine, hashed)
+        loading = self._loading.get(hashed)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(hashed))
+            self._loading[hashed] = loading
+        return await asyncio.shield(loading)
+
+    async def _load(self, hashed: str) -> Subject | None:
+        try:
+            found = await run_in_threadpool(leases.subject, self._engine, hashed)
+        finally:
+            self._loading.pop(hashed, None)
         if len(self._subjects) >= MAX_SUBJECTS:
             self._subjects.clear()
-        self._subjects[hashed] = (now + SUBJECT_TTL, found)
+        self._subjects[hashed] = (self._monotonic() + SUBJECT_TTL, found)
         return found
 
     def forget(self) -> None:
