@@ -107,8 +107,9 @@ class RateLimiter:
         return found
 
     def forget(self) -> None:
-        """Ask again which rates apply (an admin changed one in this process)."""
+        """Ask again which rates apply, and lease again (an admin changed one in this process)."""
         self._subjects.clear()
+        self._leases.clear()
 
     async def hold(self, subject: Subject, instant: datetime) -> Held | Refused:
         """One slot of each of `subject`'s rates at `instant`, or the refusal of the first rate
@@ -144,10 +145,10 @@ class RateLimiter:
         """This process's lease of `scope`'s current window, renewed if used up and the window
         may have more; None when the rate no longer exists."""
         lease = self._leases.setdefault(scope.rate_id, _Lease())
-        if self._usable(lease, epoch):
+        if self._usable(lease, scope, epoch):
             return lease
         async with lease.lock:
-            if self._usable(lease, epoch):
+            if self._usable(lease, scope, epoch):
                 return lease
             want = lease_size(scope.allowance)
             grant = await run_in_threadpool(leases.take, self._engine, scope.rate_id, want=want, epoch=epoch)
@@ -161,12 +162,15 @@ class RateLimiter:
             lease.allowance, lease.per_seconds = grant.allowance, grant.per_seconds
             return lease
 
-    def _usable(self, lease: _Lease, epoch: int) -> bool:
+    def _usable(self, lease: _Lease, scope: Scope, epoch: int) -> bool:
         """Serve from `lease` without asking: it has slots of a current window, or that window is
-        known to be all leased (a refusal until it ends)."""
+        known to be all leased (a refusal until it ends) under the rate as it now is (a changed
+        rate is asked again: it may allow more)."""
         if lease.window < epoch // lease.per_seconds:
             return False
-        return lease.left > 0 or lease.unleased <= 0
+        if lease.left > 0:
+            return True
+        return lease.unleased <= 0 and (lease.allowance, lease.per_seconds) == (scope.allowance, scope.per_seconds)
 
     def _state(self, lease: _Lease, epoch: int) -> RateState:
         return RateState(
