@@ -130,6 +130,8 @@ class TokenForm:
         if errors:
             raise Invalid(errors)
         body["name"] = self.name or None
+        if body["rate"] is None:  # no rate limit: the API's default, left out
+            del body["rate"]
         return body
 
     def _expiry(self, zone: ZoneInfo, now: datetime) -> str | None:

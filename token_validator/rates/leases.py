@@ -20,8 +20,6 @@ EPOCH = bindparam("p_epoch", type_=Integer)  # Unix seconds now, by the deciding
 WANT = bindparam("p_want", type_=Integer)
 RATE_ID = bindparam("p_rate_id", type_=Integer)
 
-PER_SECONDS = {"second": 1, "minute": 60}
-
 
 @dataclass(frozen=True)
 class Scope:
