@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from cartero_common.clock import FixedClock
 from tests.token_validator.conftest import ADMIN, validate
 from tests.token_validator.support import Tokens
-from token_validator.models import Refusal
+from token_validator.models import RateLimit, Refusal
+from token_validator.rates import leases
 
 A = "/v1/admin"
 
@@ -166,3 +167,21 @@ def test_rate_refusals_are_stored_counted(api: TestClient, db: Any) -> None:
         total = connection.execute(select(func.sum(Refusal.count)).where(Refusal.code == "rate_limited")).scalar()
     assert total == 5 and sorted(r.count for r in rows) == [1, 4]
     assert {(r.token_id, r.client_ip) for r in rows} == {(token["id"], "203.0.113.9")}
+
+
+def test_leases_never_add_up_to_more_than_the_window_and_never_go_back(
+    api: TestClient, db: Any, clock: FixedClock
+) -> None:
+    token = _token(api, kind="application", owner_id=_app(api), rate={"limit": 25, "per": "second"})
+    with db.engine.connect() as connection:
+        rate_id = connection.execute(select(RateLimit.id).where(RateLimit.token_id == token["id"])).scalar_one()
+    epoch = int(clock.now.timestamp())
+    grants = [leases.take(db.engine, rate_id, want=10, epoch=epoch) for _ in range(4)]
+    assert [(g.taken, g.granted) for g in grants if g] == [(10, 10), (10, 20), (5, 25), (0, 25)]
+    # A process whose clock lags a second takes from the window the row holds: nothing is left.
+    late = leases.take(db.engine, rate_id, want=10, epoch=epoch - 1)
+    assert late is not None and (late.window, late.taken) == (epoch, 0)
+    fresh = leases.take(db.engine, rate_id, want=10, epoch=epoch + 1)
+    assert fresh is not None and (fresh.window, fresh.taken, fresh.granted) == (epoch + 1, 10, 10)
+    _ok(api.put(f"{A}/tokens/{token['id']}/rate", json={"rate": None}, headers=ADMIN))
+    assert leases.take(db.engine, rate_id, want=10, epoch=epoch + 1) is None
