@@ -26,6 +26,7 @@ REFUSAL_STATUS = {
     "action_forbidden": 403,
     "usage_exhausted": 403,
     "monthly_quota_exhausted": 429,
+    "rate_limited": 429,
 }
 _DETAIL = {
     "missing_token": "Send the token as 'Authorization: Bearer <token>'.",
@@ -36,7 +37,10 @@ _DETAIL = {
     "action_forbidden": "The token may not do this.",
     "usage_exhausted": "The token has no uses left.",
     "monthly_quota_exhausted": "The monthly quota is spent; it renews at the start of next month.",
+    "rate_limited": "Too many requests for this token's rate limit; try again after Retry-After seconds.",
 }
+# Refusals that end at a known instant: Retry-After = the validator's `reset_in` (seconds, rounded up).
+_RETRY_LATER = {"monthly_quota_exhausted", "rate_limited"}
 
 
 def _unauthorized(code: str) -> Problem:
@@ -81,7 +85,8 @@ def fingerprint(path: str, fields: dict[str, Any]) -> str:
 
 
 def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
-    """RateLimit-* for a limited token; Reset only where the limit renews (monthly)."""
+    """RateLimit-* for a limited token: of the limit with fewest uses left, quota or rate (the
+    validator chooses); Reset only where the limit renews (a month, a rate's window)."""
     if verdict.limit is None or verdict.remaining is None:
         return {}
     headers = {"RateLimit-Limit": str(verdict.limit), "RateLimit-Remaining": str(verdict.remaining)}
@@ -103,6 +108,6 @@ def refusal(verdict: Verdict) -> Problem:
     if status == 401:
         return _unauthorized(verdict.code)
     headers = rate_limit_headers(verdict)
-    if verdict.code == "monthly_quota_exhausted" and verdict.reset_in is not None:
+    if verdict.code in _RETRY_LATER and verdict.reset_in is not None:
         headers["Retry-After"] = str(max(1, verdict.reset_in))
     return Problem(status, verdict.code, _DETAIL[verdict.code], headers=headers)

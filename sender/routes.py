@@ -56,7 +56,8 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         415: "Neither JSON nor a URL-encoded form (`unsupported_media_type`).",
         422: "Invalid fields, listed in `errors` (`invalid_request`); a reused Idempotency-Key"
         " (`idempotency_key_mismatch`).",
-        429: "Monthly quota spent (`monthly_quota_exhausted`); `Retry-After` says when it renews.",
+        429: "Monthly quota spent (`monthly_quota_exhausted`) or over the token's rate limit (`rate_limited`);"
+        " `Retry-After` says when it renews.",
         503: "`validator_unavailable` or `broker_unavailable`: nothing was queued, no use was spent."
         " `publish_unconfirmed`: the broker did not confirm in time and may hold the message (its"
         " `id` is in the answer); the use stays counted until it is settled. Retry with the same"

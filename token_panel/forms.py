@@ -13,6 +13,8 @@ ALL_ACTIONS = "*"
 KINDS = ("application", "group", "user")
 RESTRICTIONS = ("unlimited", "max_uses", "monthly")
 MAX_LIMIT = 1_000_000_000
+RATE_PERS = ("second", "minute")
+MAX_RATE = 1_000_000
 NAME_MAX = 100
 
 
@@ -54,6 +56,15 @@ def restriction(kind: str, limit: str) -> dict[str, Any]:
     return {"type": kind, "limit": whole_number(limit, "limit")}
 
 
+def rate(limit: str, per: str) -> dict[str, Any] | None:
+    """The API's `{"limit": N, "per": "second" | "minute"}`; None (no rate) when no limit is typed."""
+    if not limit:
+        return None
+    if per not in RATE_PERS:
+        raise Invalid({"rate_per": "Choose per second or per minute."})
+    return {"limit": whole_number(limit, "rate_limit", maximum=MAX_RATE), "per": per}
+
+
 def local_instant(value: str, zone: ZoneInfo, field_name: str) -> datetime | None:
     """A `datetime-local` input (or a bare date) read in the panel's time zone; None when empty."""
     if not value:
@@ -81,6 +92,8 @@ class TokenForm:
     actions: list[str] = field(default_factory=lambda: [ALL_ACTIONS])
     restriction: str = "unlimited"
     limit: str = ""
+    rate_limit: str = ""
+    rate_per: str = "second"
     expires: str = ""
     name: str = ""
 
@@ -92,6 +105,8 @@ class TokenForm:
             actions=[str(a) for a in form.getlist("actions")],
             restriction=text(form, "restriction"),
             limit=text(form, "limit"),
+            rate_limit=text(form, "rate_limit"),
+            rate_per=text(form, "rate_per"),
             expires=text(form, "expires"),
             name=text(form, "name"),
         )
@@ -103,6 +118,7 @@ class TokenForm:
         for key, read in (
             ("actions", lambda: actions(self.actions)),
             ("restriction", lambda: restriction(self.restriction, self.limit)),
+            ("rate", lambda: rate(self.rate_limit, self.rate_per)),
             ("expires_at", lambda: self._expiry(zone, now)),
         ):
             try:
@@ -114,6 +130,8 @@ class TokenForm:
         if errors:
             raise Invalid(errors)
         body["name"] = self.name or None
+        if body["rate"] is None:  # no rate limit: the API's default, left out
+            del body["rate"]
         return body
 
     def _expiry(self, zone: ZoneInfo, now: datetime) -> str | None:

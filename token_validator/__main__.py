@@ -80,6 +80,14 @@ def parser() -> argparse.ArgumentParser:
     limit.add_argument("--monthly", type=int, metavar="N")
     token.add_argument("--expires", metavar="ISO-8601", help="expiry; without an offset it is read in TIMEZONE")
     token.add_argument("--name", help="a label shown in lists")
+    token.add_argument("--rate", metavar="N/second|N/minute", help="a rate limit beside the restriction")
+    rated = sub.add_parser("set-rate", help="set or clear the rate limit of a token or a group")
+    which = rated.add_mutually_exclusive_group(required=True)
+    which.add_argument("--token-id", type=int, metavar="ID")
+    which.add_argument("--group", metavar="NAME")
+    how = rated.add_mutually_exclusive_group(required=True)
+    how.add_argument("--rate", metavar="N/second|N/minute")
+    how.add_argument("--clear", action="store_true", help="take the rate limit away")
     admin = sub.add_parser("create-admin", help="create an admin account; the password is read from stdin")
     admin.add_argument("--username", required=True)
     first = sub.add_parser("first-run", help="on the first start only: an admin and a demo token, written to a file")
@@ -101,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "create-token":
             return commands.create_token(settings, args, system_clock)
+        if command == "set-rate":
+            return commands.set_rate(settings, args, system_clock)
         if command == "create-admin":
             return commands.create_admin(settings, args.username, sys.stdin.readline(), system_clock)
         return commands.first_run(settings, args.output, system_clock)

@@ -31,6 +31,8 @@ from token_validator.config import Settings
 from token_validator.db import Database, open_database
 from token_validator.moment import Moment
 from token_validator.quota import PREPARED_STATEMENTS, SpendBatcher
+from token_validator.rates import RateLimiter
+from token_validator.rates.tally import FLUSH_EVERY_S
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
@@ -63,6 +65,15 @@ async def _prune_forever(engine: Engine, clock: Clock, refusal_retention: timede
         await asyncio.sleep(PRUNE_EVERY_S)
 
 
+async def _flush_rate_refusals_forever(rates: RateLimiter) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        try:
+            await rates.flush()
+        except Exception as exc:  # noqa: BLE001 - the tally is lost, the decisions stand
+            log.warning("storing rate refusals failed", extra={"error": str(exc)})
+
+
 async def _reconcile_forever(engine: Engine, clock: Clock, settings: Settings, zone: ZoneInfo) -> None:
     """Settle the uses kept for unconfirmed publishes, now and then (`token_validator.reconcile`)."""
     if not settings.consumer_logs_read_key:
@@ -89,12 +100,16 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
         synchronous_commit=settings.token_validator_synchronous_commit,
     )
     engine = db.engine
+    rates = RateLimiter(engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         retention = timedelta(days=settings.refusal_retention_days)
         window = timedelta(seconds=settings.panel_signin_window_seconds)
-        tasks = [asyncio.create_task(_prune_forever(engine, clock, retention, window))]
+        tasks = [
+            asyncio.create_task(_prune_forever(engine, clock, retention, window)),
+            asyncio.create_task(_flush_rate_refusals_forever(rates)),
+        ]
         if settings.reconcile_after_seconds > 0:
             tasks.append(asyncio.create_task(_reconcile_forever(engine, clock, settings, ZoneInfo(settings.timezone))))
         yield
@@ -102,6 +117,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):
+            await rates.flush()
 
     app = FastAPI(
         title="Cartero token validator",
@@ -118,6 +135,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock, db
     app.state.clock = clock
     app.state.zone = ZoneInfo(settings.timezone)
     app.state.spender = SpendBatcher(db) if db.hot is not None else None
+    app.state.rates = rates
     install_problem_handlers(app)
     app.include_router(service.router)
     app.include_router(webhook_targets.router)

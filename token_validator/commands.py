@@ -20,12 +20,13 @@ from token_validator.config import Settings
 from token_validator.counters import MAX_QUOTA
 from token_validator.db import make_validator_engine
 from token_validator.issuing import issue
-from token_validator.models import Application, Group
+from token_validator.models import Application, Group, Token
 from token_validator.moment import Moment
 from token_validator.passwords import MIN_LENGTH, new_password
 from token_validator.repository import admins, owners
+from token_validator.repository import rates as rate_repo
 from token_validator.repository.owners import OWNER_MODELS, OwnerModel
-from token_validator.schemas import USERNAME_MAX, AdminCreate, OwnerCreate, RestrictionIn
+from token_validator.schemas import MAX_RATE, USERNAME_MAX, AdminCreate, OwnerCreate, RateIn, RestrictionIn
 from token_validator.token_strings import ALL_ACTIONS, Kind, normalize_actions
 
 DEMO_APPLICATION = "demo"
@@ -76,6 +77,54 @@ def _expiry(text: str | None, zone: ZoneInfo, moment: Moment) -> datetime | None
     return expires
 
 
+def _rate(text: str | None) -> RateIn | None:
+    """`--rate 100/second` (or `/minute`)."""
+    if text is None:
+        return None
+    count, _, per = text.partition("/")
+    try:
+        return RateIn(limit=int(count), per=per)  # type: ignore[arg-type]
+    except (ValueError, ValidationError):
+        raise CommandError(f"--rate {text!r}: N/second or N/minute, N from 1 to {MAX_RATE}") from None
+
+
+def _audit_rate(session: Session, moment: Moment, target: str, target_id: int, details: dict[str, Any]) -> None:
+    audit.record(
+        session,
+        at=moment.now,
+        actor=CLI_ACTOR,
+        action=f"{target}.rate",
+        target_type=target,
+        target_id=target_id,
+        details=details,
+    )
+
+
+def set_rate(settings: Settings, args: argparse.Namespace, clock: Clock) -> int:
+    """`set-rate (--token-id ID | --group NAME) (--rate N/second|N/minute | --clear)`."""
+    moment = Moment.at(clock(), ZoneInfo(settings.timezone))
+    rate = None if args.clear else _rate(args.rate)
+    value = None if rate is None else (rate.limit, rate.per)
+    details: dict[str, Any] = {"rate": None if rate is None else rate.model_dump()}
+    with _sessions(settings).begin() as session:
+        if args.group is not None:
+            group = owners.by_name(session, Group, args.group)
+            if group is None:
+                raise CommandError(f"there is no group named {args.group!r}")
+            rate_repo.set_rate(session, "group", group.id, value)
+            _audit_rate(session, moment, "group", group.id, details)
+            what = f"group {args.group!r}"
+        else:
+            token = session.get(Token, args.token_id)
+            if token is None:
+                raise CommandError(f"there is no token with id {args.token_id}")
+            rate_repo.set_rate(session, "token", token.id, value)
+            _audit_rate(session, moment, "token", token.id, {"prefix": token.prefix, **details})
+            what = f"token {token.prefix}… (id {token.id})"
+    print(f"{what}: " + ("no rate limit" if rate is None else f"at most {rate.limit} per {rate.per}"))
+    return 0
+
+
 def create_token(settings: Settings, args: argparse.Namespace, clock: Clock) -> int:
     zone = ZoneInfo(settings.timezone)
     moment = Moment.at(clock(), zone)
@@ -95,6 +144,7 @@ def create_token(settings: Settings, args: argparse.Namespace, clock: Clock) -> 
         raise CommandError(f"--max-uses / --monthly must be 1 to {MAX_QUOTA}") from None
     if args.group and kind != "user":
         raise CommandError("--group is for user tokens (a group token's owner is the group)")
+    rate = _rate(args.rate)
     expires_at = _expiry(args.expires, zone, moment)
     model = OWNER_MODELS[kind]
     with _sessions(settings).begin() as session:
@@ -124,6 +174,9 @@ def create_token(settings: Settings, args: argparse.Namespace, clock: Clock) -> 
             client_ip=None,
             moment=moment,
         )
+        if rate is not None:
+            rate_repo.set_rate(session, "token", token.id, (rate.limit, rate.per))
+            _audit_rate(session, moment, "token", token.id, {"prefix": token.prefix, "rate": rate.model_dump()})
         summary = f"created {kind} token {token.prefix}… (id {token.id}) for {args.owner!r}, actions {actions}"
     print(summary)
     print(plaintext)

@@ -262,3 +262,29 @@ class WebhookEndpoint(Base):
         Index("ix_webhook_endpoints_group_id", "group_id"),
         Index("ix_webhook_endpoints_user_id", "user_id"),
     )
+
+
+class RateLimit(Base):
+    """A token's or a group's rate (`allowance` uses per `per_seconds`: 1 or 60), and the shared
+    counter of its current fixed window: `granted` is how much of window `window_index` (Unix
+    seconds // `per_seconds`) the validator processes have taken as leases (`rates.leases`),
+    `last_grant` what the last lease took. No row: no rate."""
+
+    __tablename__ = "rate_limits"
+    id: Mapped[int] = _id()
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tokens.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    allowance: Mapped[int] = mapped_column(Integer)
+    per_seconds: Mapped[int] = mapped_column(Integer)
+    window_index: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    granted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_grant: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    __table_args__ = (
+        CheckConstraint("(token_id IS NULL) <> (group_id IS NULL)", name="one_target"),
+        CheckConstraint("per_seconds IN (1, 60)", name="per"),
+        CheckConstraint("allowance >= 1", name="allowance"),
+    )

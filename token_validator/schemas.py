@@ -105,6 +105,27 @@ class RestrictionIn(Strict):
         return self
 
 
+MAX_RATE = 1_000_000
+
+
+class RateIn(Strict):
+    """At most `limit` spent uses per fixed `second` or `minute` (docs/tokens-and-quotas.md#rate-limits)."""
+
+    limit: int = Field(ge=1, le=MAX_RATE)
+    per: Literal["second", "minute"]
+
+
+class RateChange(Strict):
+    """`{"rate": {"limit": 100, "per": "second"}}`, or `{"rate": null}` to take the rate away."""
+
+    rate: RateIn | None
+
+
+class RatePublic(BaseModel):
+    limit: int
+    per: Literal["second", "minute"]
+
+
 class CounterPublic(BaseModel):
     type: Restriction
     limit: int | None
@@ -120,6 +141,7 @@ class OwnerCreate(Strict):
 
 class GroupCreate(OwnerCreate):
     quota: RestrictionIn = RestrictionIn(type="unlimited")
+    rate: RateIn | None = None
 
 
 class OwnerUpdate(Strict):
@@ -148,6 +170,7 @@ class ApplicationPublic(BaseModel):
 
 class GroupPublic(ApplicationPublic):
     quota: CounterPublic
+    rate: RatePublic | None = None
     members: int
 
 
@@ -160,6 +183,7 @@ class TokenCreate(Strict):
     owner_id: int = Field(ge=1)
     actions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(min_length=1, max_length=20)
     restriction: RestrictionIn = RestrictionIn(type="unlimited")
+    rate: RateIn | None = None
     expires_at: Instant | None = Field(None, description="ISO-8601; without an offset it is read in TIMEZONE.")
     name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
 
@@ -177,6 +201,7 @@ class TokenPublic(BaseModel):
     owner: OwnerRef
     actions: list[str]
     restriction: CounterPublic
+    rate: RatePublic | None = None
     status: TokenStatus
     expires_at: datetime | None
     created_at: datetime

@@ -7,9 +7,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from token_validator.counters import MONTHLY, state_of
-from token_validator.models import Group, Token
+from token_validator.models import Group, RateLimit, Token
 from token_validator.moment import Moment, as_utc
-from token_validator.schemas import CounterPublic, OwnerRef, Ref, TokenPublic, TokenStatus
+from token_validator.repository.rates import PER_NAME
+from token_validator.schemas import CounterPublic, OwnerRef, RatePublic, Ref, TokenPublic, TokenStatus
 from token_validator.token_strings import action_list
 
 
@@ -29,6 +30,10 @@ def counter(row: Token | Group, moment: Moment, zone: ZoneInfo) -> CounterPublic
     )
 
 
+def rate_public(row: RateLimit | None) -> RatePublic | None:
+    return None if row is None else RatePublic(limit=row.allowance, per=PER_NAME[row.per_seconds])
+
+
 def token_status(token: Token, moment: Moment) -> TokenStatus:
     if token.revoked_at is not None:
         return "revoked"
@@ -42,7 +47,9 @@ def owner_id(token: Token) -> int:
     return int(token.application_id or token.group_id or token.user_id or 0)
 
 
-def token_public(token: Token, owner_name: str, moment: Moment, zone: ZoneInfo) -> TokenPublic:
+def token_public(
+    token: Token, owner_name: str, moment: Moment, zone: ZoneInfo, rate: RateLimit | None = None
+) -> TokenPublic:
     return TokenPublic(
         id=token.id,
         prefix=token.prefix,
@@ -51,6 +58,7 @@ def token_public(token: Token, owner_name: str, moment: Moment, zone: ZoneInfo) 
         owner=OwnerRef(type=token.kind, id=owner_id(token), name=owner_name),
         actions=action_list(token.actions),
         restriction=counter(token, moment, zone),
+        rate=rate_public(rate),
         status=token_status(token, moment),
         expires_at=local(token.expires_at, zone),
         created_at=local(token.created_at, zone),

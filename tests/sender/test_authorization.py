@@ -128,6 +128,36 @@ def test_monthly_quota_is_429_with_retry_after(anonymous: TestClient, validator:
     assert refused.headers["ratelimit-remaining"] == "0"
 
 
+def test_over_the_rate_limit_is_429_rate_limited_with_retry_after_and_nothing_spent(
+    anonymous: TestClient, broker_url: str, validator: RunningValidator
+) -> None:
+    token, token_id = validator.tokens.make("application", "two-a-minute", restriction="max_uses", limit=100)
+    validator.tokens.rate(2, "minute", token_id=token_id)
+    now = datetime.now(UTC)
+    if now.second >= 50:  # all three requests in one minute's window
+        time.sleep(61 - now.second - now.microsecond / 1e6)
+    accepted = [anonymous.post("/v1/sms", json=SMS, headers=_bearer(token)) for _ in range(2)]
+    assert [r.status_code for r in accepted] == [202, 202]
+    for queue in ("cola_sms", "logs"):
+        drain(broker_url, queue)
+    refused = anonymous.post("/v1/sms", json=SMS, headers=_bearer(token))
+    later = datetime.now(UTC)
+    body = _problem(refused, 429, "rate_limited")
+    assert "Retry-After" in body["detail"]
+    to_the_minute = 60 - later.second - later.microsecond / 1e6
+    assert abs(int(refused.headers["retry-after"]) - to_the_minute) <= 2
+    assert (refused.headers["ratelimit-limit"], refused.headers["ratelimit-remaining"]) == ("2", "0")
+    assert refused.headers["ratelimit-reset"] == refused.headers["retry-after"]
+    # The 202s tell the limit with fewest uses left: the rate (2 a minute), not the quota (100).
+    assert [(r.headers["ratelimit-limit"], r.headers["ratelimit-remaining"]) for r in accepted] == [
+        ("2", "1"),
+        ("2", "0"),
+    ]
+    assert 1 <= int(accepted[0].headers["ratelimit-reset"]) <= 60
+    assert validator.tokens.used(token_id) == 2  # the refusal spent no quota use
+    _nothing_published(broker_url)
+
+
 def test_bad_input_spends_nothing(anonymous: TestClient, broker_url: str, validator: RunningValidator) -> None:
     token, token_id = validator.tokens.make("application", "careful", restriction="max_uses", limit=3)
     headers = _bearer(token)

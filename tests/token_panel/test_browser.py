@@ -280,6 +280,32 @@ def _label_problems(page: Page) -> list[str]:
     return found
 
 
+def test_an_admin_gives_a_token_a_rate_limit_and_the_sender_answers_429_over_it(browser: Browser, suite: Suite) -> None:
+    context = _context(browser, suite)
+    page = context.new_page()
+    page.goto("/users")
+    _sign_in(page, suite)
+    page.get_by_label("Name", exact=True).fill("rita")
+    page.get_by_role("button", name="Create user").click()
+    page.get_by_role("link", name="New token for this user").click()
+    page.get_by_label("Uses at most").fill("2")
+    page.get_by_label("Per", exact=True).select_option("minute")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_role("alert")).to_contain_text("shown only this once")
+    token = page.get_by_label("The new token").input_value()
+    page.get_by_role("link", name=re.compile("go to the token")).click()
+    expect(page.locator("#rate-now")).to_have_text("At most 2 uses per minute.")
+
+    codes = [_send_sms(suite, token) for _ in range(3)]
+    if [r.status_code for r in codes] == [202, 429, 202]:  # the minute turned between them
+        codes = [_send_sms(suite, token) for _ in range(3)]
+    assert [r.status_code for r in codes] == [202, 202, 429], [r.text for r in codes]
+    refused = codes[-1]
+    assert refused.json()["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60 and refused.headers["ratelimit-limit"] == "2"
+    context.close()
+
+
 def test_main_pages_render_on_a_desktop_and_at_360_px(browser: Browser, suite: Suite) -> None:
     """Screenshots under test-artifacts/token_panel/ (git-ignored), to look at; and the checks a
     screenshot cannot make: no sideways scrolling at 360 px, every control labelled."""

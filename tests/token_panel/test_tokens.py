@@ -175,3 +175,34 @@ def test_junk_presented_as_a_token_is_one_counted_refusal(admin: TestClient, val
     page = admin.get("/refusals", params={"code": "invalid_token"}).text
     row = next(r for r in page.split("<tr>") if client_ip in r)
     assert "× 3" in row
+
+
+def test_a_rate_limit_is_set_on_the_form_changed_and_removed(admin: TestClient, validator: RunningValidator) -> None:
+    owner = unique("rated")
+    post_form(admin, "/applications", {"name": owner})
+    plaintext, token_id, _ = _create_token(admin, kind="application", owner=owner, rate_limit="2", rate_per="minute")
+    assert "at most 2 per minute" in admin.get(f"/tokens/{token_id}").text
+    assert [_use(validator, plaintext) for _ in range(3)] == ["ok", "ok", "rate_limited"]
+    changed = post_form(admin, f"/tokens/{token_id}/rate", {"rate_limit": "50", "rate_per": "second"})
+    assert "At most 50 per second now." in admin.get(changed.headers["location"]).text
+    assert _use(validator, plaintext) == "ok"
+    bad = post_form(admin, f"/tokens/{token_id}/rate", {"rate_limit": "0", "rate_per": "second"})
+    assert "Enter a whole number from 1 to 1,000,000." in admin.get(bad.headers["location"]).text
+    removed = post_form(admin, f"/tokens/{token_id}/rate", {"rate_limit": "", "rate_per": "second"})
+    page = admin.get(removed.headers["location"]).text
+    assert "The rate limit is removed." in page and "no rate limit" in page
+    form = {**_new_token_form(admin), "kind": "application", "owner": owner, "actions": "*", "restriction": "unlimited"}
+    too_many = admin.post("/tokens", data={**form, "rate_limit": "2000000", "rate_per": "second"})
+    assert too_many.status_code == 422 and 'id="rate_limit-error"' in too_many.text
+
+
+def test_a_group_rate_limit_is_set_on_the_group_page(admin: TestClient, validator: RunningValidator) -> None:
+    group = unique("equipo")
+    created = post_form(admin, "/groups", {"name": group})
+    group_page = created.headers["location"]
+    group_id = int(group_page.rsplit("/", 1)[-1])
+    done = post_form(admin, f"/groups/{group_id}/rate", {"rate_limit": "1", "rate_per": "minute"})
+    page = admin.get(done.headers["location"]).text
+    assert "At most 1 per minute now." in page and "shared by the group" in page
+    plaintext, _, _ = _create_token(admin, kind="group", owner=group)
+    assert [_use(validator, plaintext) for _ in range(2)] == ["ok", "rate_limited"]

@@ -23,13 +23,15 @@ from token_validator.issuing import issue
 from token_validator.models import Group, Token
 from token_validator.moment import Moment
 from token_validator.quota import PREPARED_STATEMENTS
-from token_validator.repository import owners
+from token_validator.repository import owners, rates
 from token_validator.repository.owners import OWNER_MODELS
+from token_validator.repository.rates import Per
 from token_validator.token_strings import Kind
 
 SERVICE_KEY = "service-key-for-tests-0123456789"
 ADMIN_KEY = "admin-key-for-tests-9876543210"
 TABLES = (
+    "rate_limits",
     "webhook_endpoints",
     "idempotency_keys",
     "usages",
@@ -119,6 +121,16 @@ class Tokens:
                 moment=self.moment(),
             )
             return plaintext, int(token.id)
+
+    def rate(
+        self, limit: int | None, per: Per = "second", *, token_id: int | None = None, group: str | None = None
+    ) -> None:
+        """Give a token (by id) or a group (by name) a rate limit, or none (`limit=None`)."""
+        with make_sessionmaker(self.db.engine).begin() as session:
+            if group is not None:
+                rates.set_rate(session, "group", self.owner("group", group), None if limit is None else (limit, per))
+            elif token_id is not None:
+                rates.set_rate(session, "token", token_id, None if limit is None else (limit, per))
 
     def revoke(self, token_id: int) -> None:
         with make_sessionmaker(self.db.engine).begin() as session:

@@ -142,3 +142,61 @@ def test_serving_needs_two_distinct_real_keys(
         monkeypatch.setenv("VALIDATOR_ADMIN_KEY", admin)
         assert _main(monkeypatch, sqlite_url, "serve") == 2
         assert "VALIDATOR_" in capsys.readouterr().err
+
+
+def test_create_token_and_set_rate_give_a_rate_limit(sqlite_url: str) -> None:
+    made = _run(
+        sqlite_url, "create-token", "--kind", "application", "--owner", "rated", "--actions", "*", "--rate", "2/minute"
+    )
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+    with TestClient(create_app(settings_for(sqlite_url))) as api:
+        codes = [
+            api.post("/v1/validate", json={"token": token, "action": "sms.send"}, headers=SERVICE).json()["code"]
+            for _ in range(3)
+        ]
+        assert codes == ["ok", "ok", "rate_limited"]
+        token_id = api.get("/v1/admin/tokens", headers=ADMIN).json()["items"][0]["id"]
+    assert _run(sqlite_url, "set-rate", "--token-id", str(token_id), "--rate", "50/second").returncode == 0
+    _run(sqlite_url, "create-token", "--kind", "user", "--owner", "eva", "--group", "ventas", "--actions", "*")
+    grouped = _run(sqlite_url, "set-rate", "--group", "ventas", "--rate", "10/minute")
+    assert grouped.returncode == 0, grouped.stderr
+    assert "at most 10 per minute" in grouped.stdout
+    with TestClient(create_app(settings_for(sqlite_url))) as api:
+        shown = api.get(f"/v1/admin/tokens/{token_id}", headers=ADMIN).json()
+        assert shown["rate"] == {"limit": 50, "per": "second"}
+        group = api.get("/v1/admin/groups", params={"q": "ventas"}, headers=ADMIN).json()["items"][0]
+        assert group["rate"] == {"limit": 10, "per": "minute"}
+        trail = api.get("/v1/admin/audit", params={"actor": "cli", "action": "token.rate"}, headers=ADMIN).json()
+        assert [e["details"]["rate"] for e in trail["items"]] == [
+            {"limit": 50, "per": "second"},
+            {"limit": 2, "per": "minute"},
+        ]
+    assert _run(sqlite_url, "set-rate", "--group", "ventas", "--clear").returncode == 0
+    with TestClient(create_app(settings_for(sqlite_url))) as api:
+        group = api.get("/v1/admin/groups", params={"q": "ventas"}, headers=ADMIN).json()["items"][0]
+        assert group["rate"] is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create-token", "--kind", "application", "--owner", "x", "--actions", "*", "--rate", "100"],
+        ["create-token", "--kind", "application", "--owner", "x", "--actions", "*", "--rate", "0/second"],
+        ["create-token", "--kind", "application", "--owner", "x", "--actions", "*", "--rate", "5/hour"],
+        ["create-token", "--kind", "application", "--owner", "x", "--actions", "*", "--rate", "1000001/minute"],
+        ["set-rate", "--token-id", "999", "--rate", "5/second"],
+        ["set-rate", "--group", "nobody", "--clear"],
+        ["set-rate", "--group", "nobody"],
+        ["set-rate", "--rate", "5/second"],
+    ],
+)
+def test_bad_rate_arguments_are_refused(
+    sqlite_url: str, args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = _main(monkeypatch, sqlite_url, *args)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    assert code == 2
+    assert capsys.readouterr().err.strip()

@@ -64,3 +64,21 @@ def test_the_webhook_endpoints_migration_goes_down_and_up_again(fresh_url: str) 
         assert "webhook_endpoints" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_the_rate_limits_migration_goes_down_and_up_again(fresh_url: str) -> None:
+    run_migrations(settings_for(fresh_url))
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC))
+    config.set_main_option("sqlalchemy.url", fresh_url.replace("%", "%%"))
+    config.attributes["version_table"] = VERSION_TABLE
+    config.attributes["configure_logger"] = False
+    engine = make_engine(fresh_url)
+    try:
+        command.downgrade(config, "0005")
+        names = inspect(engine).get_table_names()
+        assert "rate_limits" not in names and "webhook_endpoints" in names
+        command.upgrade(config, "head")
+        assert "rate_limits" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

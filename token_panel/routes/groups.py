@@ -1,4 +1,4 @@
-"""Group membership (from either side) and a group's shared quota."""
+"""Group membership (from either side), a group's shared quota and its rate limit."""
 
 from __future__ import annotations
 
@@ -60,6 +60,12 @@ async def set_quota(request: Request, group_id: Id, admin: AdminDep, form: FormD
     back = f"/groups/{group_id}"
     path = f"/groups/{group_id}/quota"
     return await counters.set_restriction(request, admin, api, form, path=path, back=back, done="The quota is changed.")
+
+
+@router.post("/groups/{group_id}/rate", summary="Set or remove a group's rate limit")
+async def set_rate(request: Request, group_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    path = f"/groups/{group_id}/rate"
+    return await counters.set_rate(request, admin, api, form, path=path, back=f"/groups/{group_id}")
 
 
 @router.post("/groups/{group_id}/quota/grant", summary="Grant a group extra uses for this period")

@@ -1,4 +1,4 @@
-"""Tokens: list, create (the plaintext shown once), revoke, change restriction, grant uses."""
+"""Tokens: list, create (the plaintext shown once), revoke, change restriction or rate, grant uses."""
 
 from __future__ import annotations
 
@@ -19,7 +19,14 @@ router = APIRouter(dependencies=[Depends(require_admin)])
 PER_PAGE = 25
 Id = Annotated[int, Path(ge=1, le=2**62)]
 # The API's field names, as the form calls them.
-_FIELDS = {"owner_id": "owner", "expires_at": "expires", "restriction.limit": "limit", "restriction": "restriction"}
+_FIELDS = {
+    "owner_id": "owner",
+    "expires_at": "expires",
+    "restriction.limit": "limit",
+    "restriction": "restriction",
+    "rate.limit": "rate_limit",
+    "rate.per": "rate_per",
+}
 _REMEMBERED_FORMS = 1000
 
 
@@ -127,6 +134,12 @@ async def set_restriction(request: Request, token_id: Id, admin: AdminDep, form:
     return await counters.set_restriction(
         request, admin, api, form, path=path, back=back, done="The restriction is changed."
     )
+
+
+@router.post("/tokens/{token_id}/rate", summary="Set or remove a token's rate limit")
+async def set_rate(request: Request, token_id: Id, admin: AdminDep, form: FormDep, api: ApiDep) -> Response:
+    path = f"/tokens/{token_id}/rate"
+    return await counters.set_rate(request, admin, api, form, path=path, back=f"/tokens/{token_id}")
 
 
 @router.post("/tokens/{token_id}/grant", summary="Grant a token extra uses for this period")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +16,7 @@ from token_validator.deps import Actor, AdminDep, DbDep, MomentDep, ZoneDep
 from token_validator.models import Application, Group, User
 from token_validator.moment import Moment
 from token_validator.repository import owners, webhooks
+from token_validator.repository import rates as rate_repo
 from token_validator.repository import tokens as token_repo
 from token_validator.repository.owners import OwnerModel
 from token_validator.schemas import (
@@ -25,11 +26,12 @@ from token_validator.schemas import (
     OwnerCreate,
     OwnerUpdate,
     Page,
+    RateChange,
     RemainingChange,
     RestrictionIn,
     UserPublic,
 )
-from token_validator.views import counter, local, refs
+from token_validator.views import counter, local, rate_public, refs
 
 router = APIRouter(tags=["admin: owners"])
 
@@ -51,7 +53,10 @@ def user_public(session: Session, row: User, tokens: int, moment: Moment, zone: 
 def group_public(session: Session, row: Group, tokens: int, moment: Moment, zone: Any) -> GroupPublic:
     base = application_public(session, row, tokens, moment, zone)  # type: ignore[arg-type]
     return GroupPublic(
-        **base.model_dump(), quota=counter(row, moment, zone), members=owners.member_count(session, row.id)
+        **base.model_dump(),
+        quota=counter(row, moment, zone),
+        rate=rate_public(rate_repo.get(session, "group", row.id)),
+        members=owners.member_count(session, row.id),
     )
 
 
@@ -174,6 +179,9 @@ def create_group(body: GroupCreate, actor: AdminDep, db: DbDep, moment: MomentDe
         row = _insert(session, Group, "group", body, actor, moment)
         row.restriction, row.quota = body.quota.type, body.quota.limit
         audited(session, actor, moment, "group.quota", "group", row.id, body.quota.model_dump())
+        if body.rate is not None:
+            rate_repo.set_rate(session, "group", row.id, (body.rate.limit, body.rate.per))
+            audited(session, actor, moment, "group.rate", "group", row.id, {"rate": body.rate.model_dump()})
         return group_public(session, row, 0, moment, zone)
 
 
@@ -285,6 +293,26 @@ def update_user(owner_id: Id, body: OwnerUpdate, actor: AdminDep, db: DbDep, mom
 )
 def delete_user(owner_id: Id, actor: AdminDep, db: DbDep, moment: MomentDep, cascade: Cascade = False) -> Response:
     return _delete(db, User, "user", owner_id, actor, moment, cascade)
+
+
+@router.put(
+    "/groups/{group_id}/rate",
+    response_model=GroupPublic,
+    summary="Set a group's rate limit, shared by its tokens and its members' user tokens; null takes it away",
+)
+def set_group_rate(
+    group_id: Id, body: RateChange, request: Request, actor: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep
+) -> Any:
+    rate = None if body.rate is None else (body.rate.limit, body.rate.per)
+    with db.begin() as session:
+        _found(session, Group, group_id)
+        rate_repo.set_rate(session, "group", group_id, rate)
+        details = {"rate": None if body.rate is None else body.rate.model_dump()}
+        audited(session, actor, moment, "group.rate", "group", group_id, details)
+        session.expire_all()
+        public = _show(session, Group, group_public, _found(session, Group, group_id), moment, zone)
+    request.app.state.rates.forget()
+    return public
 
 
 @router.put("/groups/{group_id}/quota", response_model=GroupPublic, summary="Change a group's shared quota")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
 from cartero_common.http import Problem
@@ -17,12 +17,14 @@ from token_validator.issuing import issue
 from token_validator.models import Token
 from token_validator.moment import Moment
 from token_validator.months import Month, last_months, month_of
+from token_validator.repository import rates as rate_repo
 from token_validator.repository import tokens as token_repo
 from token_validator.repository.tokens import TokenFilter
 from token_validator.schemas import (
     DailyUsage,
     MonthlyUsage,
     Page,
+    RateChange,
     RemainingChange,
     RestrictionIn,
     TokenCreate,
@@ -53,7 +55,7 @@ def _found(session: Session, token_id: int) -> tuple[Token, str]:
 def _public(session: Session, token_id: int, moment: Moment, zone: ZoneInfo) -> TokenPublic:
     session.expire_all()
     token, owner = _found(session, token_id)
-    return token_public(token, owner, moment, zone)
+    return token_public(token, owner, moment, zone, rate_repo.get(session, "token", token_id))
 
 
 def _month(label: str | None, moment: Moment, zone: ZoneInfo) -> Month:
@@ -89,7 +91,8 @@ def list_tokens(
     where = TokenFilter(kind=kind, status=status, owner_id=owner_id, q=q)
     with db.begin() as session:
         found = token_repo.list_tokens(session, where, now=moment.now, page=page, per_page=per_page)
-        items = [token_public(row[0], row[1], moment, zone) for row in found.items]
+        rates = rate_repo.of_many(session, "token", [row[0].id for row in found.items])
+        items = [token_public(row[0], row[1], moment, zone, rates.get(row[0].id)) for row in found.items]
     return paged(found, items)
 
 
@@ -126,6 +129,17 @@ def create_token(body: TokenCreate, actor: AdminDep, db: DbDep, moment: MomentDe
             client_ip=actor.client_ip,
             moment=moment,
         )
+        if body.rate is not None:
+            rate_repo.set_rate(session, "token", token.id, (body.rate.limit, body.rate.per))
+            audited(
+                session,
+                actor,
+                moment,
+                "token.rate",
+                "token",
+                token.id,
+                {"prefix": token.prefix, "rate": body.rate.model_dump()},
+            )
         public = _public(session, token.id, moment, zone)
     return TokenCreated(**public.model_dump(), token=plaintext)
 
@@ -162,6 +176,25 @@ def set_restriction(
             {"prefix": token.prefix, **body.model_dump()},
         )
         return _public(session, token_id, moment, zone)
+
+
+@router.put(
+    "/tokens/{token_id}/rate",
+    response_model=TokenPublic,
+    summary="Set a token's rate limit (uses per second or minute), or take it away with null",
+)
+def set_rate(
+    token_id: Id, body: RateChange, request: Request, actor: AdminDep, db: DbDep, moment: MomentDep, zone: ZoneDep
+) -> Any:
+    rate = None if body.rate is None else (body.rate.limit, body.rate.per)
+    with db.begin() as session:
+        token, _ = _found(session, token_id)
+        rate_repo.set_rate(session, "token", token_id, rate)
+        details = {"prefix": token.prefix, "rate": None if body.rate is None else body.rate.model_dump()}
+        audited(session, actor, moment, "token.rate", "token", token_id, details)
+        public = _public(session, token_id, moment, zone)
+    request.app.state.rates.forget()
+    return public
 
 
 @router.post(

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from cartero_common.http import Problem, field_errors
 from cartero_common.metrics import LATENCY_BUCKETS
 from token_validator import idempotency, reconcile, usage
+from token_validator.counters import Limit
 from token_validator.db import Database
 from token_validator.deps import SERVICE_SECURITY, EngineDep, MomentDep, ServiceAuth, check_service_key, moment_of
 from token_validator.idempotency import IdempotencyRequest
@@ -76,6 +77,13 @@ class CounterOut(BaseModel):
     remaining: int | None
 
 
+class RateOut(BaseModel):
+    limit: int
+    per: str = Field(description="`second` or `minute`: fixed windows aligned to Unix time.")
+    remaining: int = Field(description="This validator process's best knowledge of the uses left in the window.")
+    reset_in: int = Field(description="Seconds to the window's end, rounded up.")
+
+
 class IdempotencyOut(BaseModel):
     outcome: str = Field(description="new | replay | retry | in_progress | mismatch")
     response: dict[str, Any] | None
@@ -102,6 +110,9 @@ class ValidateResponse(BaseModel):
     usage_id: str | None
     counters: list[CounterOut]
     idempotency: IdempotencyOut | None
+    rate: RateOut | None = Field(
+        None, description="The binding rate limit; `limit`/`remaining`/`reset_in` tell it when it binds more."
+    )
 
 
 class ValidateBatchResponse(BaseModel):
@@ -115,6 +126,15 @@ def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
     limit = decision.limit
     reset_at = limit.reset_at if limit else None
     claim = decision.idempotency
+    rate = decision.rate
+    rate_out = None
+    if rate is not None:
+        per = "second" if rate.per_seconds == 1 else "minute"
+        rate_out = {"limit": rate.limit, "per": per, "remaining": rate.remaining, "reset_in": seconds_to(rate.reset_at)}
+        # One RateLimit-* set for the sender: the limit with fewest uses left (the rate on a rate refusal).
+        if limit is None or rate.remaining < limit.remaining:
+            limit = Limit(rate.limit, rate.remaining, rate.reset_at)
+            reset_at = rate.reset_at
     return {
         "allowed": decision.allowed,
         "code": decision.code,
@@ -130,6 +150,7 @@ def _answer(decision: Decision, zone: Any, seconds_to: Any) -> dict[str, Any]:
         "usage_id": decision.usage_id,
         "counters": decision.counters,
         "idempotency": None if claim is None else {"outcome": claim.outcome, "response": claim.response},
+        "rate": rate_out,
     }
 
 
@@ -147,7 +168,7 @@ async def _validate_one(body: ValidateRequest, request: Request, moment: Moment)
         if body.idempotency is None
         else IdempotencyRequest(body.idempotency.key, body.idempotency.fingerprint, body.idempotency.response),
     )
-    decision = await decide(db, state.spender, check, moment)
+    decision = await decide(db, state.spender, check, moment, state.rates)
     DECISIONS.labels(decision.code).inc()
     DECISION_SECONDS.observe(time.perf_counter() - started)
     # Built by hand: on the hot path a second validation of our own answer costs more than it checks.

@@ -8,6 +8,7 @@ from typing import Any
 from token_validator.counters import UNLIMITED, CounterState, Limit
 from token_validator.idempotency import Claim, IdempotencyRequest
 from token_validator.moment import Moment
+from token_validator.rates import RateState
 
 OK = "ok"
 
@@ -35,6 +36,7 @@ class Decision:
     usage_id: str | None = None
     idempotency: Claim | None = None
     counters: list[dict[str, Any]] = field(default_factory=list)
+    rate: RateState | None = None  # the binding rate limit, if any applies (`token_validator.rates`)
 
     @property
     def owner_ref(self) -> str | None:
