@@ -48,7 +48,12 @@ log = logging.getLogger(__name__)
 LATE_CONFIRM_WINDOW_S = 120.0
 SWAP_EVERY_S = 1.0  # at most one new channel after refused or unanswered publishes this often
 # Channels replaced kept open for their late confirms: every one replaced within the window.
-MAX_RETIRED = int(LATE_CONFIRM_WINDOW_S / SWAP_EVERY_S) + 1
+# For the first YOUNG_S of a connection (just after a failover), a publish unanswered for
+# STALL_S already moves to a new channel, up to every YOUNG_SWAP_EVERY_S.
+YOUNG_S = 10.0
+STALL_S = 0.5
+YOUNG_SWAP_EVERY_S = 0.5
+MAX_RETIRED = int(LATE_CONFIRM_WINDOW_S / SWAP_EVERY_S) + int(YOUNG_S / YOUNG_SWAP_EVERY_S) + 1
 
 
 class BrokerUnavailable(Exception):
@@ -132,6 +137,7 @@ class AsyncPublisher:
         self._retired: deque[asyncio.Task[None]] = deque()
         self._swapping: asyncio.Task[None] | None = None
         self._swapped_at = -SWAP_EVERY_S
+        self._opened_at = 0.0  # when the current connection opened (the loop's clock)
         self._closed = False
 
     @property
@@ -215,6 +221,7 @@ class AsyncPublisher:
         if connection.is_closed or channel.is_closed:
             self._lost.set()
         else:
+            self._opened_at = asyncio.get_running_loop().time()
             self._up.set()
 
     async def _open_channel(self, connection: AbstractConnection) -> tuple[AbstractChannel, Exchanges]:
@@ -249,7 +256,9 @@ class AsyncPublisher:
         The old channel stays open for its late confirms (a broker that is merely slow still
         answers them there)."""
         loop = asyncio.get_running_loop()
-        if refused is not self._channel or self._swapping is not None or loop.time() - self._swapped_at < SWAP_EVERY_S:
+        young = loop.time() - self._opened_at < YOUNG_S
+        every = YOUNG_SWAP_EVERY_S if young else SWAP_EVERY_S
+        if refused is not self._channel or self._swapping is not None or loop.time() - self._swapped_at < every:
             return
         self._swapped_at = loop.time()
         self._swapping = loop.create_task(self._swap(refused))
@@ -302,8 +311,15 @@ class AsyncPublisher:
         # Its own task, never cancelled: once the frames may have gone out, only the broker's
         # answer tells what happened, and that answer is wanted even after the caller gave up.
         exchange = self._exchanges.get(queue) or await channel.get_exchange(route_exchange(queue), ensure=False)
+        deadline = loop.time() + self.timeout
         sending = loop.create_task(exchange.publish(message, routing_key=queue, mandatory=True))
-        done, _ = await asyncio.wait({sending}, timeout=self.timeout)
+        done, _ = await asyncio.wait({sending}, timeout=min(STALL_S, self.timeout))
+        if not done and loop.time() - self._opened_at < YOUNG_S:
+            # Just after a failover the queue may still be electing its leader, and a channel
+            # that published meanwhile can stall (`_fresh_channel`): do not wait out the timeout.
+            self._fresh_channel(channel)
+        if not done:
+            done, _ = await asyncio.wait({sending}, timeout=max(0.0, deadline - loop.time()))
         if not done:
             self._fresh_channel(channel)
             raise PublishUnconfirmed(f"no confirm from the broker within {self.timeout}s", _late_answer(sending))
