@@ -44,3 +44,12 @@ def test_no_import_cycle_anywhere() -> None:
         if graph.chain_exists(importer=first, imported=second) and graph.chain_exists(importer=second, imported=first)
     ]
     assert not cycles, f"modules that import each other (through others or for type checking): {cycles}"
+
+
+def test_the_consumers_shared_code_runs_without_the_senders_libraries() -> None:
+    """The consumer images install no aio-pika (requirements/consumer_*.txt): what they import of
+    the shared package must not reach it."""
+    imports = "import cartero_common.amqp, cartero_common.consume.loop, cartero_common.settings"
+    check = f"import sys; {imports}; print(sorted({{'aio_pika', 'aiormq'}} & set(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", found.stdout

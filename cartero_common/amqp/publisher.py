@@ -25,16 +25,19 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from ssl import SSLContext
+from typing import Any
 
 import aio_pika
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aiormq.connection import TCPTransportFactory, TLSTransportFactory, TransportFactory
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 from pamqp import commands
 from pamqp.common import FieldValue
+from yarl import URL
 
 from cartero_common.amqp.queue_type import CLASSIC, QueueType, declare_arguments
-from cartero_common.amqp.silent_nodes import UserTimeoutConnection
+from cartero_common.amqp.silent_nodes import set_user_timeout
 from cartero_common.amqp.tls import context_for
 from cartero_common.amqp.urls import failover_order, node_label, split_urls
 from cartero_common.wire import SHARED_QUEUES, route_exchange
@@ -83,6 +86,26 @@ class PublishUnconfirmed(Exception):
         lost: asyncio.Future[LateAnswer] = asyncio.get_running_loop().create_future()
         lost.set_result(LateAnswer.LOST)
         return cls(reason, lost)
+
+
+class UserTimeoutTransport(TransportFactory):
+    """aiormq's own transport for the URL's scheme, with `TCP_USER_TIMEOUT` on its socket
+    (`silent_nodes.py` says why)."""
+
+    async def create(self, url: URL, **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        inner = TLSTransportFactory() if url.scheme == "amqps" else TCPTransportFactory()
+        reader, writer = await inner.create(url, **kwargs)
+        set_user_timeout(writer.get_extra_info("socket"))
+        return reader, writer
+
+
+class UserTimeoutConnection(aio_pika.Connection):
+    """An aio-pika connection on `UserTimeoutTransport`: `aio_pika.connect(...,
+    connection_class=UserTimeoutConnection)`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kwargs["transport_factory"] = UserTimeoutTransport()
 
 
 Exchanges = dict[str, AbstractExchange]  # queue → its route exchange, on one channel

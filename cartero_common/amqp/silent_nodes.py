@@ -10,19 +10,14 @@ publish) or soon on an idle one (its heartbeat). A healthy broker that is merely
 (a memory alarm, flow control) still acknowledges every segment at the TCP level, so it is never
 taken for a silent one: its late confirms still arrive.
 
-Both clients set it: pika through its `tcp_options`, aio-pika through a transport factory that
-sets it on the socket it opens (aiormq has no option for it).
+Both clients set it: pika through its `tcp_options` (`pika_tcp_options`), aio-pika through a
+transport factory that sets it on the socket it opens (aiormq has no option for it), which lives
+beside the sender's publisher (`publisher.py`) so that the consumers need not install aio-pika.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from typing import Any
-
-import aio_pika
-from aiormq.connection import TCPTransportFactory, TLSTransportFactory, TransportFactory
-from yarl import URL
 
 # Unacknowledged data for this long ends a connection. Seconds under load are normal TCP round
 # trips' hundreds of times over; a node silent this long is taken as gone.
@@ -30,27 +25,12 @@ USER_TIMEOUT_MS = 2000
 SUPPORTED = hasattr(socket, "TCP_USER_TIMEOUT")
 
 
+def set_user_timeout(sock: socket.socket | None) -> None:
+    """`TCP_USER_TIMEOUT` on a socket a client opened (nothing where the platform has none)."""
+    if SUPPORTED and sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
+
+
 def pika_tcp_options() -> dict[str, int]:
     """pika's `tcp_options` for `TCP_USER_TIMEOUT` (empty where the platform has none)."""
     return {"TCP_USER_TIMEOUT": USER_TIMEOUT_MS} if SUPPORTED else {}
-
-
-class UserTimeoutTransport(TransportFactory):
-    """aiormq's own transport for the URL's scheme, with `TCP_USER_TIMEOUT` on its socket."""
-
-    async def create(self, url: URL, **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        inner = TLSTransportFactory() if url.scheme == "amqps" else TCPTransportFactory()
-        reader, writer = await inner.create(url, **kwargs)
-        sock = writer.get_extra_info("socket")
-        if SUPPORTED and sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
-        return reader, writer
-
-
-class UserTimeoutConnection(aio_pika.Connection):
-    """An aio-pika connection on `UserTimeoutTransport`: `aio_pika.connect(...,
-    connection_class=UserTimeoutConnection)`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.kwargs["transport_factory"] = UserTimeoutTransport()
