@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -245,3 +246,12 @@ def container_engine() -> str:
         unavailable(f"the container engine ({script} exited {result.returncode}: {result.stderr[-1500:]})")
     assert found is not None
     return found.group(1)
+
+
+def record_figures(path: Path, name: str, **figures: float) -> None:
+    """Figures a test measured, under `name` in the JSON file `path` (git-ignored
+    test-artifacts/), rounded to the millisecond, beside those of the other tests writing there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    found = json.loads(path.read_text()) if path.exists() else {}
+    found[name] = {key: round(value, 3) for key, value in figures.items()}
+    path.write_text(json.dumps(found, indent=2, sort_keys=True))

@@ -19,7 +19,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 
 class Proxy:
@@ -165,3 +165,15 @@ def proxy_to(host: str, port: int) -> Iterator[Proxy]:
         yield proxy
     finally:
         proxy.stop()
+
+
+@contextmanager
+def proxy_nodes(prefix: str, count: int = 3) -> Iterator[tuple[list[Proxy], str, str]]:
+    """`count` "nodes" (proxies to the local broker) of one fresh vhost, the `AMQP_URL` list naming
+    them, and the broker's own URL (for a test's publishes, which no node loss touches)."""
+    from tests.support import isolated_vhost
+
+    with isolated_vhost(prefix) as url, ExitStack() as stack:
+        nodes = [stack.enter_context(proxy_to("127.0.0.1", 5672)) for _ in range(count)]
+        path = url.rsplit("/", 1)[1]
+        yield nodes, ",".join(node.url(path) for node in nodes), url

@@ -11,39 +11,21 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
 
 import pytest
 
 from cartero_common.amqp import connect
 from cartero_common.consume import ConsumerLoop, Delivery, Done, Outcome
 from tests.consumers import publish, running, sms
-from tests.support import ROOT, isolated_vhost, wait_until
-from tests.tcp_proxy import Proxy, proxy_to
+from tests.support import ROOT, record_figures, wait_until
+from tests.tcp_proxy import Proxy, proxy_nodes
 
 pytestmark = pytest.mark.integration
 
 # How soon a client must be connected again once a node is there (the scale-out issue: 1 s).
 BACK_WITHIN = 1.0
 FIGURES = ROOT / "test-artifacts" / "broker-failover.json"
-
-
-def record(name: str, **figures: float) -> None:
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    found = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    found[name] = {key: round(value, 3) for key, value in figures.items()}
-    FIGURES.write_text(json.dumps(found, indent=2, sort_keys=True))
-
-
-@contextmanager
-def three_nodes() -> Iterator[tuple[list[Proxy], str, str]]:
-    """Three "nodes" of one vhost, the `AMQP_URL` list naming them, and the broker's own URL
-    (for the test's publishes, which no node loss touches)."""
-    with isolated_vhost("cartero-failover") as url, ExitStack() as stack:
-        nodes = [stack.enter_context(proxy_to("127.0.0.1", 5672)) for _ in range(3)]
-        path = url.rsplit("/", 1)[1]
-        yield nodes, ",".join(node.url(path) for node in nodes), url
 
 
 def serving(nodes: Sequence[Proxy]) -> list[Proxy]:
@@ -63,7 +45,7 @@ class Seen:
 
 
 def test_the_consume_loop_moves_to_another_node_and_back_to_one_that_returns() -> None:
-    with three_nodes() as (nodes, urls, direct):
+    with proxy_nodes("cartero-failover") as (nodes, urls, direct):
         seen = Seen()
         loop = ConsumerLoop(url=urls, queue="cola_sms", handler=seen, name=f"failover-{uuid.uuid4().hex[:8]}")
         with running(loop):
@@ -91,7 +73,7 @@ def test_the_consume_loop_moves_to_another_node_and_back_to_one_that_returns() -
             wait_until(loop.connected.is_set, timeout=5, interval=0.005, what="consuming on the node that returned")
             returned = time.monotonic() - back
             wait_until(lambda: "while-down" in seen.ids, timeout=10, what="what was queued meanwhile")
-        record("consumer", failover_s=failover, back_after_outage_s=returned)
+        record_figures(FIGURES, "consumer", failover_s=failover, back_after_outage_s=returned)
         assert failover <= BACK_WITHIN, f"consuming again {failover:.2f}s after the loss"
         assert returned <= BACK_WITHIN, f"consuming again {returned:.2f}s after a node returned"
         # Each at least once; a delivery whose ack the lost node never got comes again (the
@@ -100,7 +82,7 @@ def test_the_consume_loop_moves_to_another_node_and_back_to_one_that_returns() -
 
 
 def test_a_blocking_client_connects_to_whichever_node_is_there() -> None:
-    with three_nodes() as (nodes, urls, _):
+    with proxy_nodes("cartero-failover") as (nodes, urls, _):
         for up in range(3):
             for index, node in enumerate(nodes):
                 (node.up if index == up else node.down)()

@@ -4,18 +4,15 @@ within a second. Three proxies to the one real broker stand for the nodes (`test
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
 
 from sender.app import create_app
 from tests.sender.conftest import sender_settings
-from tests.support import ROOT, isolated_vhost, queue_depth
-from tests.tcp_proxy import Proxy, proxy_to
+from tests.support import ROOT, queue_depth, record_figures
+from tests.tcp_proxy import proxy_nodes
 from tests.token_validator.support import RunningValidator
 
 pytestmark = pytest.mark.integration
@@ -24,21 +21,6 @@ BACK_WITHIN = 1.0  # connected again within this of a node being there (the scal
 AT_ONCE = 0.15  # a 503 with no node reachable: no wait for a connection at all
 SMS = {"mensaje": "hola", "telefono": "600111222"}
 FIGURES = ROOT / "test-artifacts" / "broker-failover.json"
-
-
-def record(name: str, **figures: float) -> None:
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    found = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    found[name] = {key: round(value, 3) for key, value in figures.items()}
-    FIGURES.write_text(json.dumps(found, indent=2, sort_keys=True))
-
-
-@contextmanager
-def three_nodes() -> Iterator[tuple[list[Proxy], str, str]]:
-    with isolated_vhost("cartero-sender-failover") as url, ExitStack() as stack:
-        nodes = [stack.enter_context(proxy_to("127.0.0.1", 5672)) for _ in range(3)]
-        path = url.rsplit("/", 1)[1]
-        yield nodes, ",".join(node.url(path) for node in nodes), url
 
 
 def timed_post(client: TestClient) -> tuple[int, float]:
@@ -68,7 +50,7 @@ def until_accepted(client: TestClient, *, within: float) -> tuple[float, list[fl
 def test_the_sender_fails_over_answers_503_at_once_with_no_node_and_comes_back(
     validator: RunningValidator, token: str
 ) -> None:
-    with three_nodes() as (nodes, urls, direct):
+    with proxy_nodes("cartero-sender-failover") as (nodes, urls, direct):
         app = create_app(sender_settings(urls, validator, publish_timeout=2.0))
         with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
             assert timed_post(client)[0] == 202
@@ -89,7 +71,7 @@ def test_the_sender_fails_over_answers_503_at_once_with_no_node_and_comes_back(
             back, _ = until_accepted(client, within=BACK_WITHIN)
             assert client.get("/readyz").status_code == 200
         slowest_refusal = max([elapsed for _, elapsed in refused] + on_the_way)
-        record("sender", failover_s=failover, back_after_outage_s=back, slowest_503_s=slowest_refusal)
+        record_figures(FIGURES, "sender", failover_s=failover, back_after_outage_s=back, slowest_503_s=slowest_refusal)
         assert failover <= BACK_WITHIN, f"202 again {failover:.2f}s after the node was lost"
         assert back <= BACK_WITHIN, f"202 again {back:.2f}s after a node returned"
         assert slowest_refusal <= AT_ONCE, f"a 503 took {slowest_refusal:.2f}s"
