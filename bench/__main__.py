@@ -1,4 +1,5 @@
-"""`python -m bench [--quick]`: measure, side by side in one run, and write bench/results.json."""
+"""`python -m bench [--quick] [--scale [--forget]]`: measure, side by side in one run, and write
+bench/results.json (bench/results-scale.json with --scale)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import broker, consumer_drain, recovery, status_log
+from bench import broker, consumer_drain, cpu, recovery, scale, status_log
 from bench.load import LoadResult, Request, run_closed, run_paced
 from bench.report import machine, ratios, readme, table, versions
 from bench.services import Suite, create_token, running_suite
@@ -24,6 +26,7 @@ from cartero_common.wire import QUEUE_LOGS, QUEUE_SMS
 from tests.support import isolated_vhost
 
 RESULTS = Path(__file__).with_name("results.json")
+SCALE_RESULTS = Path(__file__).with_name("results-scale.json")
 
 
 class Plan:
@@ -71,10 +74,49 @@ def validate_request(port: int, service_key: str, token: str) -> Callable[[int],
     return lambda _: payload
 
 
-def closed(make: Callable[[int], bytes], port: int, plan: Plan, connections: int | None = None) -> LoadResult:
+def closed(
+    make: Callable[[int], bytes],
+    port: int,
+    plan: Plan,
+    connections: int | None = None,
+    meter: cpu.CpuMeter | None = None,
+) -> LoadResult:
+    """A warm-up, then the measured run (over which `meter`, if any, counts CPU time)."""
     conns = connections or plan.connections
     asyncio.run(run_closed(make, host="127.0.0.1", port=port, connections=conns, seconds=plan.warmup))
-    return asyncio.run(run_closed(make, host="127.0.0.1", port=port, connections=conns, seconds=plan.seconds))
+    if meter:
+        meter.start()
+    result = asyncio.run(run_closed(make, host="127.0.0.1", port=port, connections=conns, seconds=plan.seconds))
+    if meter:
+        meter.stop()
+    return result
+
+
+def sender_meter(suite: Suite) -> cpu.CpuMeter:
+    return cpu.CpuMeter(
+        {
+            "sender": cpu.tree(suite.pids["sender"]),
+            "validator": cpu.tree(suite.pids["validator"]),
+            "postgresql": cpu.named("postgres"),
+            "rabbitmq": cpu.named("beam.smp"),
+            "load": cpu.single(os.getpid()),
+        }
+    )
+
+
+def bare_meter(suite: Suite) -> cpu.CpuMeter:
+    return cpu.CpuMeter(
+        {
+            "bare": cpu.tree(suite.pids["bare"]),
+            "rabbitmq": cpu.named("beam.smp"),
+            "load": cpu.single(os.getpid()),
+        }
+    )
+
+
+def record_cpu(record: Callable[[str, float], None], prefix: str, meter: cpu.CpuMeter, units: float) -> None:
+    for part, ms in meter.ms_per(units).items():
+        record(f"{prefix}_cpu_ms_{part}", ms)
 
 
 def check_ok(name: str, result: LoadResult) -> None:
@@ -105,8 +147,10 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
 
             progress(f"rep {rep}/{plan.reps}: sender end to end at peak ({plan.connections} connections)")
-            peak = closed(sms_request(suite.sender_port, token), suite.sender_port, plan)
+            meter = sender_meter(suite)
+            peak = closed(sms_request(suite.sender_port, token), suite.sender_port, plan, meter=meter)
             check_ok("sender", peak)
+            record_cpu(record, "sender", meter, len(peak.latencies))
             record("sender_rps", peak.rps)
             record("sender_p50_ms", peak.percentile_ms(50))
             record("sender_p99_ms", peak.percentile_ms(99))
@@ -129,19 +173,24 @@ def measure(plan: Plan, workdir: Path, sender_workers: int, validator_workers: i
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
 
             progress(f"rep {rep}/{plan.reps}: batches of {plan.batch_size} SMS on {plan.batch_connections} connections")
+            meter = sender_meter(suite)
             batches = closed(
                 batch_request(suite.sender_port, token, plan.batch_size),
                 suite.sender_port,
                 plan,
                 connections=plan.batch_connections,
+                meter=meter,
             )
             check_ok("batch sender", batches)
+            record_cpu(record, "batch", meter, len(batches.latencies) * plan.batch_size)  # per SMS
             record("batch_msgs_per_s", batches.rps * plan.batch_size)
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
 
             progress(f"rep {rep}/{plan.reps}: bare FastAPI + aio-pika publisher (one confirmed message, no checks)")
-            bare = closed(sms_request(suite.bare_port, None), suite.bare_port, plan)
+            meter = bare_meter(suite)
+            bare = closed(sms_request(suite.bare_port, None), suite.bare_port, plan, meter=meter)
             check_ok("bare publisher", bare)
+            record_cpu(record, "bare", meter, len(bare.latencies))
             record("bare_publish_rps", bare.rps)
             broker.purge(suite.amqp_url, QUEUE_SMS, QUEUE_LOGS)
 
@@ -225,58 +274,101 @@ def race(suite: Suite, validator_port: int, plan: Plan) -> float:
     return float(allowed - plan.race_limit)
 
 
+@dataclass(frozen=True)
+class Run:
+    mode: str
+    started: float  # time.monotonic()
+    load_before: tuple[float, float, float]
+
+
+def write_results(
+    output: Path, run: Run, settings: dict[str, Any], figures: dict[str, float], repetitions: dict[str, list[float]]
+) -> None:
+    """Write a run's results to `output` and print its table with the targets."""
+    box, seconds = machine(), round(time.monotonic() - run.started, 1)
+    results = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "mode": run.mode,
+        "machine": box,
+        "load_average": {"before": list(run.load_before), "after": list(os.getloadavg())},
+        "versions": versions(),
+        "settings": settings,
+        "figures": figures,
+        "repetitions": repetitions,
+        "seconds": seconds,
+    }
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(figures))
+    print(f"\n{box['cores']} cores, {box['cpu']}; {seconds} s; written to {output}")
+
+
+def run_scale(plan: scale.ScalePlan, output: Path, *, forget: bool) -> int:
+    run = Run("scale quick" if plan.quick else "scale", time.monotonic(), os.getloadavg())
+    if forget:
+        progress(f"dropped the cached scale databases: {', '.join(scale.forget()) or 'none'}")
+    with tempfile.TemporaryDirectory(prefix="cartero-bench-scale-") as tmp:
+        repetitions = scale.measure(plan, Path(tmp))
+    figures = {name: median(values) for name, values in repetitions.items()}
+    figures.update(scale.ratios(figures))
+    small, large = plan.token_counts
+    settings = {
+        "tokens": f"{small:,} and {large:,} (PostgreSQL, validator 2 workers, {plan.connections} connections)",
+        "events": f"{plan.events:,} (SQLite and PostgreSQL, one request at a time)",
+        "panel_tokens": f"{plan.panel_tokens:,} ({scale.USES_PER_TOKEN} uses each in {scale.USAGE_MONTH})",
+        "backlog": f"{plan.backlog:,} SMS, one consumer_sms",
+        "phases": f"{plan.seconds} s after {plan.warmup} s warm-up, median of {plan.reps} repetitions",
+    }
+    write_results(output, run, settings, figures, repetitions)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="seconds, tiny counts: checks the harness works")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="how the costs grow with the data: tokens, events, panel, backlog (bench.scale; up to 30 min"
+        " the first time, while it builds its cached databases)",
+    )
+    parser.add_argument("--forget", action="store_true", help="with --scale: drop the cached scale databases first")
+    parser.add_argument("--output", type=Path, help="where the results go (bench/results.json, or -scale.json)")
     parser.add_argument("--sender-workers", type=int, default=2)
     parser.add_argument("--validator-workers", type=int, default=2)
     parser.add_argument(
         "--readme", action="store_true", help="print docs/performance.md's Performance table from --output"
     )
     args = parser.parse_args()
+    if args.output is None:
+        args.output = SCALE_RESULTS if args.scale else RESULTS
     if args.readme:
         print(readme(json.loads(args.output.read_text())))
         return 0
+    if args.scale:
+        return run_scale(scale.ScalePlan(args.quick), args.output, forget=args.forget)
     plan = Plan(args.quick)
-    started = time.monotonic()
-    load_before = os.getloadavg()
+    run = Run("quick" if plan.quick else "full", time.monotonic(), os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="cartero-bench-") as tmp:
         measured = measure(plan, Path(tmp), args.sender_workers, args.validator_workers)
     figures = measured["figures"]
     figures.update(ratios(figures))
-    results = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "mode": "quick" if plan.quick else "full",
-        "machine": machine(),
-        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
-        "versions": versions(),
-        "settings": {
-            "repetitions": plan.reps,
-            "phase_seconds": plan.seconds,
-            "warmup_seconds": plan.warmup,
-            "connections": plan.connections,
-            "sender_workers": args.sender_workers,
-            "validator_workers": args.validator_workers,
-            "drain_messages": plan.drain_messages,
-            "get_loop_messages": plan.get_loop_messages,
-            "race": [plan.race_requests, plan.race_limit],
-            "status_events": plan.status_events,
-            "status_connections": plan.status_connections,
-            "batch": [plan.batch_size, plan.batch_connections],
-            "validator_database": "postgresql",
-            "figure": "median of repetitions",
-        },
-        "figures": figures,
-        "repetitions": measured["repetitions"],
-        "seconds": round(time.monotonic() - started, 1),
+    settings = {
+        "repetitions": plan.reps,
+        "phase_seconds": plan.seconds,
+        "warmup_seconds": plan.warmup,
+        "connections": plan.connections,
+        "sender_workers": args.sender_workers,
+        "validator_workers": args.validator_workers,
+        "drain_messages": plan.drain_messages,
+        "get_loop_messages": plan.get_loop_messages,
+        "race": [plan.race_requests, plan.race_limit],
+        "status_events": plan.status_events,
+        "status_connections": plan.status_connections,
+        "batch": [plan.batch_size, plan.batch_connections],
+        "validator_database": "postgresql",
+        "figure": "median of repetitions",
     }
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(figures))
-    print(
-        f"\n{results['machine']['cores']} cores, {results['machine']['cpu']}; "
-        f"{results['seconds']} s; written to {args.output}"
-    )
+    write_results(args.output, run, settings, figures, measured["repetitions"])
     return 0
 
 

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pika
@@ -39,20 +40,28 @@ from tests.support import isolated_vhost
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_LEVEL = "INFO"  # the consumers' default: the log provider writes its line per SMS
+FILL_CHUNK = 20_000
 
 
-def fill(url: str, count: int) -> None:
-    """`count` SMS on an emptied `cola_sms`, and an empty `logs`."""
+def fill(url: str, count: int, *, filled: Callable[[int], None] | None = None) -> None:
+    """`count` SMS on an emptied `cola_sms`, and an empty `logs`; `filled(n)` is told how many are
+    in, every FILL_CHUNK."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
-    declare_shared_queues(channel, (QUEUE_SMS, QUEUE_LOGS))
+    channel = declare_shared_queues(channel, (QUEUE_SMS, QUEUE_LOGS))
     channel.queue_purge(QUEUE_SMS)
     channel.queue_purge(QUEUE_LOGS)
     now = system_clock()
-    for _ in range(count):
+    for index in range(count):
         message_id = str(uuid.uuid4())
         body = {"id": message_id, "mensaje": "hola", "telefono": "+34600111222", "fecha": fecha(now, "Europe/Madrid")}
         channel._impl.basic_publish("", QUEUE_SMS, encode(body), message_properties(message_id, now=now))  # noqa: SLF001 - bulk fill only
+        if index % FILL_CHUNK == FILL_CHUNK - 1:
+            # A round trip now and then: a backlog of a million is not held in this process's
+            # buffer, and the broker's flow control reaches the filler.
+            channel.queue_declare(QUEUE_SMS, durable=True)
+            if filled:
+                filled(index + 1)
     channel.queue_declare(QUEUE_SMS, durable=True)  # a round trip: everything above was written
     connection.close()
 
@@ -116,9 +125,11 @@ def seed_loop(url: str) -> None:
     connection.close()
 
 
-def consumer_rate(url: str, count: int, workdir: Path, *, prefetch: int | None = None, timeout: float = 300) -> float:
-    """One `python -m consumer_sms` (log provider, SQLite ledger) draining `count` SMS."""
-    fill(url, count)
+CONSUMER_SMS = [sys.executable, "-m", "consumer_sms"]
+
+
+def consumer_env(url: str, workdir: Path, *, prefetch: int | None = None) -> dict[str, str]:
+    """`python -m consumer_sms` with the log provider and a new SQLite ledger under `workdir`."""
     env = dict(
         os.environ,
         AMQP_URL=url,
@@ -131,8 +142,14 @@ def consumer_rate(url: str, count: int, workdir: Path, *, prefetch: int | None =
         env["CONSUMER_SMS_PREFETCH"] = str(prefetch)
     else:
         env.pop("CONSUMER_SMS_PREFETCH", None)
-    command = [sys.executable, "-m", "consumer_sms"]
-    return timed_drain(url, count, command, env, workdir / "consumer_sms.log", timeout=timeout)
+    return env
+
+
+def consumer_rate(url: str, count: int, workdir: Path, *, prefetch: int | None = None, timeout: float = 300) -> float:
+    """One `python -m consumer_sms` (log provider, SQLite ledger) draining `count` SMS."""
+    fill(url, count)
+    env = consumer_env(url, workdir, prefetch=prefetch)
+    return timed_drain(url, count, CONSUMER_SMS, env, workdir / "consumer_sms.log", timeout=timeout)
 
 
 def get_loop_rate(url: str, count: int, workdir: Path, *, timeout: float = 300) -> float:

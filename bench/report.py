@@ -25,6 +25,14 @@ TARGETS = {
     "overspend": ("==", 0.0),
     "drain_vs_get_loop": (">=", 5.0),
     "status_p99_ms": ("<=", 20.0),
+    # `--scale` (bench.scale)
+    "validator_1m_vs_1k_tokens": (">=", 0.9),
+    "events_p99_ms_sqlite": ("<=", 20.0),
+    "events_p99_ms_postgresql": ("<=", 20.0),
+    "panel_tokens_p99_ms": ("<=", 200.0),
+    "panel_usage_p99_ms": ("<=", 200.0),
+    "panel_token_usage_p99_ms": ("<=", 200.0),
+    "backlog_rss_growth": ("<=", 0.10),
 }
 
 
@@ -108,21 +116,33 @@ UNITS = {
     "overspend": "uses",
     "sender_recovery_s": "s",
     "consumer_recovery_s": "s",
+    "validator_rps_1k_tokens": "decisions/s",
+    "validator_rps_1m_tokens": "decisions/s",
+    "backlog_msgs": "messages",
+    "backlog_drain_msgs_per_s": "msg/s",
+    "backlog_rss_after_tenth_mib": "MiB",
+    "backlog_peak_rss_mib": "MiB",
+    "backlog_rss_growth": "fraction",
 }
 
 
 def readme(results: dict[str, Any]) -> str:
     """The Performance table of docs/performance.md, from a results.json as the harness wrote it."""
     box, load, settings = results["machine"], results["load_average"], results["settings"]
+    if "sender_workers" in settings:
+        how = (
+            f"Sender {settings['sender_workers']} uvicorn workers, validator {settings['validator_workers']}; "
+            f"{settings['connections']} keep-alive connections; {settings['phase_seconds']} s phases after "
+            f"{settings['warmup_seconds']} s warm-up; median of {settings['repetitions']} repetitions."
+        )
+    else:
+        how = "; ".join(f"{name.replace('_', ' ')} {value}" for name, value in settings.items()) + "."
     lines = [
         f"Run `{results['when']}` ({results['mode']}, {results['seconds']} s): {box['cores']} cores, {box['cpu']}, "
         f"{box['memory_gib']} GiB, {box['os']}, Python {box['python']}; RabbitMQ {results['versions']['rabbitmq']}, "
         f"{results['versions']['postgresql']}. Load average (1/5/15 min) "
         f"{' / '.join(f'{v:.2f}' for v in load['before'])} before, "
-        f"{' / '.join(f'{v:.2f}' for v in load['after'])} after. "
-        f"Sender {settings['sender_workers']} uvicorn workers, validator {settings['validator_workers']}; "
-        f"{settings['connections']} keep-alive connections; {settings['phase_seconds']} s phases after "
-        f"{settings['warmup_seconds']} s warm-up; median of {settings['repetitions']} repetitions.",
+        f"{' / '.join(f'{v:.2f}' for v in load['after'])} after. {how}",
         "",
         "| figure | value | unit | target |",
         "|---|---:|---|---|",

@@ -29,6 +29,7 @@ class Suite:
     service_key: str
     env: dict[str, str]
     logs_port: int  # where the status phase serves its message log (`bench.status_log`)
+    pids: dict[str, int]  # the started processes by part: validator, sender, seed, bare
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -111,4 +112,7 @@ def running_suite(workdir: Path, *, sender_workers: int, validator_workers: int)
         wait_http(f"http://127.0.0.1:{seed_port}/docs", timeout=60)
         wait_http(f"http://127.0.0.1:{bare_port}/docs", timeout=60)
         httpx.get(f"http://127.0.0.1:{sender_port}/readyz", timeout=10)
-        yield Suite(amqp_url, env["VALIDATOR_URL"], sender_port, seed_port, bare_port, service_key, env, logs_port)
+        pids = dict(zip(("validator", "sender", "seed", "bare"), (process.pid for process in processes), strict=True))
+        yield Suite(
+            amqp_url, env["VALIDATOR_URL"], sender_port, seed_port, bare_port, service_key, env, logs_port, pids
+        )

@@ -50,7 +50,7 @@ def owner_of(validator_url: str, service_key: str, token: str) -> str:
     return str(answer.json()["owner_ref"])
 
 
-def _rows(index: int, owner_ref: str, start: datetime) -> list[tuple[str, str, str, str, str]]:
+def event_rows(index: int, owner_ref: str, start: datetime) -> list[tuple[str, str, str, str, str]]:
     """One message's four events: enviado, two reintento, consumido."""
     ident = message_id(index)
     at = start + timedelta(milliseconds=index)
@@ -93,11 +93,15 @@ def message_log(events: int, owner_ref: str, cache: Path = CACHE) -> Path:
     start = datetime(2026, 12, 1, tzinfo=UTC)
     connection = sqlite3.connect(partial)
     try:
-        connection.execute("PRAGMA synchronous=OFF")  # a crash mid-build leaves only `.partial`
+        # A crash mid-build leaves only `.partial`: no journal and no syncs while it is built (in
+        # WAL mode the whole log would pass through the WAL first). consumer_logs turns WAL back
+        # on when it opens the file.
+        connection.execute("PRAGMA journal_mode=OFF")
+        connection.execute("PRAGMA synchronous=OFF")
         batch: list[tuple[str, str, str, str, str]] = []
         with connection:  # one transaction
             for index in range(events // EVENTS_PER_MESSAGE):
-                batch += _rows(index, owner_ref, start)
+                batch += event_rows(index, owner_ref, start)
                 if len(batch) >= CHUNK:
                     connection.executemany(INSERT, batch)
                     batch = []
@@ -110,9 +114,10 @@ def message_log(events: int, owner_ref: str, cache: Path = CACHE) -> Path:
 
 
 @contextmanager
-def serving(path: Path, env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    """consumer_logs over `path` on `port`, as its own process."""
-    settings = dict(env, DATABASE_URL=f"sqlite:///{path}", CONSUMER_LOGS_HOST="127.0.0.1", CONSUMER_LOGS_PORT=str(port))
+def serving(database: Path | str, env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """consumer_logs over `database` (a SQLite file, or a database URL) on `port`, as its own process."""
+    url = f"sqlite:///{database}" if isinstance(database, Path) else database
+    settings = dict(env, DATABASE_URL=url, CONSUMER_LOGS_HOST="127.0.0.1", CONSUMER_LOGS_PORT=str(port))
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "consumer_logs"],

@@ -34,6 +34,13 @@ POSITIVE = [
     "consumer_recovery_s",
     "sender_vs_bare_publish",
     "sender_vs_request_ceiling",
+    "sender_cpu_ms_sender",
+    "sender_cpu_ms_validator",
+    "sender_cpu_ms_rabbitmq",
+    "sender_cpu_ms_total",
+    "bare_cpu_ms_bare",
+    "bare_cpu_ms_total",
+    "batch_cpu_ms_total",
 ]
 
 
@@ -70,6 +77,20 @@ def test_every_figure_is_there_finite_and_positive(results: dict[str, object]) -
     # Measured from the broker's listener being back, so never 0, and never the whole timeout.
     for recovered in ("sender_recovery_s", "consumer_recovery_s"):
         assert 0 < figures[recovered] < 30, (recovered, figures[recovered])
+
+
+def test_cpu_per_request_adds_up_over_the_parts(results: dict[str, object]) -> None:
+    figures = results["figures"]
+    assert isinstance(figures, dict)
+    for prefix, parts in (
+        ("sender", ("sender", "validator", "postgresql", "rabbitmq", "load")),
+        ("batch", ("sender", "validator", "postgresql", "rabbitmq", "load")),
+        ("bare", ("bare", "rabbitmq", "load")),
+    ):
+        # Medians of repetitions: with one repetition (--quick) the total is exactly the sum.
+        assert figures[f"{prefix}_cpu_ms_total"] == pytest.approx(sum(figures[f"{prefix}_cpu_ms_{p}"] for p in parts))
+    # The sender checks a token and confirms two messages; the bare peer confirms one.
+    assert figures["sender_cpu_ms_total"] > figures["bare_cpu_ms_total"]
 
 
 def test_the_run_states_its_machine_versions_load_and_settings(results: dict[str, object]) -> None:
