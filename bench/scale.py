@@ -59,41 +59,17 @@ RSS_EVERY_S = 0.25
 ADMIN, PASSWORD = "bench", "bench-admin-password-0123"
 
 
-@dataclass(frozen=True)
 class ScalePlan:
-    quick: bool
-
-    @property
-    def token_counts(self) -> tuple[int, int]:
-        return (100, 1_000) if self.quick else (1_000, 1_000_000)
-
-    @property
-    def events(self) -> int:
-        return 4_000 if self.quick else 5_000_000
-
-    @property
-    def panel_tokens(self) -> int:
-        return 1_000 if self.quick else 100_000
-
-    @property
-    def backlog(self) -> int:
-        return 2_000 if self.quick else 1_000_000
-
-    @property
-    def reps(self) -> int:
-        return 1 if self.quick else 3
-
-    @property
-    def seconds(self) -> float:
-        return 0.5 if self.quick else 6.0
-
-    @property
-    def warmup(self) -> float:
-        return 0.3 if self.quick else 3.0
-
-    @property
-    def connections(self) -> int:
-        return 8 if self.quick else 32
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.token_counts = (100, 1_000) if quick else (1_000, 1_000_000)
+        self.events = 4_000 if quick else 5_000_000
+        self.panel_tokens = 1_000 if quick else 100_000
+        self.backlog = 2_000 if quick else 1_000_000
+        self.reps = 1 if quick else 3
+        self.seconds = 0.5 if quick else 6.0
+        self.warmup = 0.3 if quick else 3.0
+        self.connections = 8 if quick else 32
 
 
 def progress(text: str) -> None:

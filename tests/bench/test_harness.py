@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.support import ROOT, run_harness
+
 POSITIVE = [
     "sender_rps",
     "sender_p50_ms",
@@ -48,17 +49,7 @@ POSITIVE = [
 def results(amqp_url: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     # amqp_url and pg_url only make sure the broker and Postgres are there (skip or fail as usual).
     output = tmp_path_factory.mktemp("bench") / "results.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    assert "validator decisions" in run.stderr  # a progress line per phase
-    loaded: dict[str, object] = json.loads(output.read_text())
-    return loaded
+    return run_harness(["--quick"], output, timeout=120, says="validator decisions")
 
 
 def test_every_figure_is_there_finite_and_positive(results: dict[str, object]) -> None:

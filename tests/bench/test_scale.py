@@ -3,21 +3,17 @@ databases it builds are built once and only kept when whole."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import psycopg2
 import pytest
 
 from bench import scale
+from tests.bench.support import run_harness
 from tests.support import PG_ADMIN_DSN
 from token_validator.token_strings import kind_of
 
-ROOT = Path(__file__).resolve().parents[2]
 POSITIVE = [
     "validator_rps_1k_tokens",
     "validator_rps_1m_tokens",
@@ -37,17 +33,7 @@ POSITIVE = [
 def results(amqp_url: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     # amqp_url and pg_url only make sure the broker and Postgres are there (skip or fail as usual).
     output = tmp_path_factory.mktemp("bench-scale") / "results-scale.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench", "--scale", "--quick", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    assert "draining 2,000 SMS" in run.stderr  # a progress line per phase
-    loaded: dict[str, object] = json.loads(output.read_text())
-    return loaded
+    return run_harness(["--scale", "--quick"], output, timeout=300, says="draining 2,000 SMS")
 
 
 def test_every_scale_figure_is_there_finite_and_positive(results: dict[str, object]) -> None:
