@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,13 +91,20 @@ def _admin() -> Any:
 
 
 def _exists(name: str) -> bool:
-    with _admin() as admin, admin.cursor() as cursor:
+    with closing(_admin()) as admin, admin.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         return cursor.fetchone() is not None
 
 
 def _url(name: str) -> str:
     return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+
+
+@contextmanager
+def _transaction(name: str) -> Iterator[Any]:
+    """A cursor on database `name` in one transaction, committed at the end; the connection closed."""
+    with closing(_connect(name)) as connection, connection, connection.cursor() as cursor:
+        yield cursor
 
 
 def _connect(name: str) -> Any:
@@ -174,7 +181,7 @@ def build_tokens(count: int, *, uses_per_token: int = 0) -> Callable[[str], None
     def build(name: str) -> None:
         migrate_validator(_url(name))
         created = "2026-10-01 00:00:00+00"
-        with _connect(name) as connection, connection.cursor() as cursor:
+        with _transaction(name) as cursor:
             cursor.execute(
                 "INSERT INTO applications (name, disabled, created_at) VALUES ('bench-scale', false, %s) RETURNING id",
                 (created,),
@@ -230,7 +237,7 @@ def build_events(count: int, owner_ref: str) -> Callable[[str], None]:
                     escaped = payload.replace("\\", "\\\\")
                     yield f"{ident}\t{evento}\t{cola}\t{stored_at}\t1\t{escaped}\n"
 
-        with _connect(name) as connection, connection.cursor() as cursor:
+        with _transaction(name) as cursor:
             _copy(cursor, "events", "message_id, evento, cola, stored_at, readable, payload", rows())
 
     return build
@@ -423,7 +430,7 @@ def panel_scale(plan: ScalePlan, workdir: Path, figures: dict[str, list[float]])
         stack.callback(stop_process, panel)
         started(f"http://127.0.0.1:{port}/healthz", log)
         cookie = signed_in_cookie(f"http://127.0.0.1:{port}")
-        with _connect(database_url.rsplit("/", 1)[1]) as connection, connection.cursor() as cursor:
+        with _transaction(database_url.rsplit("/", 1)[1]) as cursor:
             cursor.execute("SELECT min(id), max(id) FROM tokens")
             first_id, last_id = (int(value) for value in cursor.fetchone())
         pages = max(1, -(-count // TOKENS_PER_PAGE))
