@@ -1,4 +1,5 @@
-"""`python -m bench [--quick]`: measure, side by side in one run, and write bench/results.json."""
+"""`python -m bench [--quick]`: measure, side by side in one run, and write bench/results.json.
+`python -m bench --soak [--quick]`: steady load through the whole suite (bench/soak.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench import broker, consumer_drain, recovery, status_log
+from bench import broker, consumer_drain, recovery, soak, status_log
 from bench.load import LoadResult, Request, run_closed, run_paced
 from bench.report import machine, ratios, readme, table, versions
 from bench.services import Suite, create_token, running_suite
@@ -234,7 +235,16 @@ def main() -> int:
     parser.add_argument(
         "--readme", action="store_true", help="print docs/performance.md's Performance table from --output"
     )
+    parser.add_argument("--soak", action="store_true", help="10 minutes at half the peak (bench/results-soak.json)")
     args = parser.parse_args()
+    if args.soak:
+        return soak.main(
+            quick=args.quick,
+            output=soak.RESULTS if args.output == RESULTS else args.output,
+            sender_workers=args.sender_workers,
+            validator_workers=args.validator_workers,
+            readme=args.readme,
+        )
     if args.readme:
         print(readme(json.loads(args.output.read_text())))
         return 0
