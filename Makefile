@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UNIT := not integration and not e2e and not browser and not docker and not cluster
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-cluster test-unit test-fast lint typecheck lock bench clean system-test-deps services checkov kubernetes kubernetes-tools
+.PHONY: help run test test-cluster test-unit test-fast lint typecheck lock bench bench-soak clean system-test-deps services checkov kubernetes kubernetes-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "make %-17s %s\n", $$1, $$2}'
@@ -98,6 +98,10 @@ lock: $(VENV)/.installed-dev ## re-resolve pyproject.toml into the hashed lock f
 
 bench: $(VENV)/.installed-dev services ## run the benchmark harness (bench/results.json)
 	$(BIN)/python -m bench
+
+# Not `make bench --soak`: make refuses options it does not know.
+bench-soak: $(VENV)/.installed-dev services ## 10 minutes at half the peak through the whole suite (bench/results-soak.json)
+	$(BIN)/python -m bench --soak
 
 clean: ## remove the virtualenv, var/ and every cache
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts $(CRD_SCHEMAS)/node_modules
