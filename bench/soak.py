@@ -201,7 +201,8 @@ def measure(plan: SoakPlan, workdir: Path, sender_workers: int, validator_worker
         accepted, errors = warm.ok + peak.ok, failures(warm) + failures(peak)
         rate = peak.rps / 2
         # The peak's backlog is drained before the soak: the soak measures its own rate only.
-        wait_consumed(suite, accepted, plan.drain_timeout)
+        done, waited = wait_consumed(suite, accepted, plan.drain_timeout)
+        progress(f"peak {peak.rps:.0f} req/s; {done} of its {accepted} messages consumed {waited:.1f} s after it")
 
         progress(f"warm-up at the soak's rate, {rate:.0f} req/s for {plan.warmup_seconds:g} s")
         paced_connections = plan.connections * 2
@@ -220,9 +221,10 @@ def measure(plan: SoakPlan, workdir: Path, sender_workers: int, validator_worker
                 "p50_ms": result.percentile_ms(50),
                 "p99_ms": result.percentile_ms(99),
                 "failures": failures(result),
-                "rss_kib": sum(rss(suite.processes).values()),
+                "rss_kib_by_process": rss(suite.processes),
                 "backlog": backlog(suite.amqp_url),
             }
+            window["rss_kib"] = sum(window["rss_kib_by_process"].values())
             windows.append(window)
             progress(
                 f"window {index + 1}/{plan.windows}: {window['rps']:.0f} req/s, p99 {window['p99_ms']:.1f} ms, "
