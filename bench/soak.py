@@ -198,7 +198,8 @@ def measure(plan: SoakPlan, workdir: Path, sender_workers: int, validator_worker
         progress(f"peak through the whole suite (closed loop, {plan.connections} connections)")
         warm = closed(suite, token, plan.warmup_seconds, plan.connections)
         peak = closed(suite, token, plan.peak_seconds, plan.connections)
-        accepted, errors = warm.ok + peak.ok, failures(warm) + failures(peak)
+        # The peak's own failures are kept apart: the target is about the steady load.
+        accepted, peak_failures = warm.ok + peak.ok, failures(warm) + failures(peak)
         rate = peak.rps / 2
         # The peak's backlog is drained before the soak: the soak measures its own rate only.
         done, waited = wait_consumed(suite, accepted, plan.drain_timeout)
@@ -207,8 +208,11 @@ def measure(plan: SoakPlan, workdir: Path, sender_workers: int, validator_worker
         progress(f"warm-up at the soak's rate, {rate:.0f} req/s for {plan.warmup_seconds:g} s")
         paced_connections = plan.connections * 2
         warm = paced(suite, token, rate, plan.warmup_seconds, paced_connections)
-        accepted, errors = accepted + warm.ok, errors + failures(warm)
+        accepted, errors = accepted + warm.ok, failures(warm)
         rss_start = rss(suite.processes)
+        missing = sorted(set(suite.processes) - set(rss_start))
+        if missing:
+            raise RuntimeError(f"exited before the soak began: {', '.join(missing)}")
 
         windows: list[dict[str, Any]] = []
         results: list[LoadResult] = []
@@ -254,6 +258,7 @@ def measure(plan: SoakPlan, workdir: Path, sender_workers: int, validator_worker
     return {
         "figures": figures,
         "accepted": accepted,
+        "peak_failures": peak_failures,
         "windows": windows,
         "rss": per_process,
         "processes": sorted(rss_start),
@@ -291,6 +296,7 @@ def main(*, quick: bool, output: Path, sender_workers: int, validator_workers: i
         },
         "figures": measured["figures"],
         "accepted": measured["accepted"],
+        "peak_failures": measured["peak_failures"],
         "windows": measured["windows"],
         "rss": measured["rss"],
         "seconds": round(time.monotonic() - started, 1),
