@@ -313,12 +313,12 @@ def main(*, quick: bool, output: Path, sender_workers: int, validator_workers: i
 
 
 def rss_table(per_process: dict[str, dict[str, float]]) -> str:
+    width = max([len("process"), *map(len, per_process)])
     rows = [
-        f"{'process':<28} {'start MiB':>10} {'end MiB':>10} {'growth':>8}",
-        f"{'-' * 28} {'-' * 10} {'-' * 10} {'-' * 8}",
+        f"{'process':<{width}} {'start MiB':>10} {'end MiB':>10} {'growth':>8}",
+        f"{'-' * width} {'-' * 10} {'-' * 10} {'-' * 8}",
     ]
     for label, entry in per_process.items():
-        rows.append(
-            f"{label:<28} {entry['start_kib'] / 1024:>10.1f} {entry['end_kib'] / 1024:>10.1f} {entry['growth']:>8.1%}"
-        )
+        start, end = entry["start_kib"] / 1024, entry["end_kib"] / 1024
+        rows.append(f"{label:<{width}} {start:>10.1f} {end:>10.1f} {entry['growth']:>8.1%}")
     return "\n".join(rows)
