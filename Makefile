@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UNIT := not integration and not e2e and not browser and not docker and not cluster
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-cluster test-unit test-fast lint typecheck lock bench bench-scale clean system-test-deps services checkov kubernetes kubernetes-tools
+.PHONY: help run test test-cluster test-unit test-fast lint typecheck lock bench bench-scale bench-soak clean system-test-deps services checkov kubernetes kubernetes-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "make %-17s %s\n", $$1, $$2}'
@@ -99,9 +99,12 @@ lock: $(VENV)/.installed-dev ## re-resolve pyproject.toml into the hashed lock f
 bench: $(VENV)/.installed-dev services ## run the benchmark harness (bench/results.json); BENCH_ARGS=... passes options
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# make takes no `--scale` of its own: `make bench --scale` would be refused by make itself.
+# make takes no `--scale` or `--soak` of its own (`make bench --scale` is refused by make itself).
 bench-scale: $(VENV)/.installed-dev services ## costs as the data grows: 1M tokens, 5M events, 100k panel tokens, 1M backlog (bench/results-scale.json)
 	$(BIN)/python -m bench --scale $(BENCH_ARGS)
+
+bench-soak: $(VENV)/.installed-dev services ## 10 minutes at half the peak through the whole suite (bench/results-soak.json)
+	$(BIN)/python -m bench --soak $(BENCH_ARGS)
 
 clean: ## remove the virtualenv, var/ and every cache
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts $(CRD_SCHEMAS)/node_modules

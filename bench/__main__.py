@@ -1,5 +1,7 @@
-"""`python -m bench [--quick] [--scale [--forget]]`: measure, side by side in one run, and write
-bench/results.json (bench/results-scale.json with --scale)."""
+"""`python -m bench [--quick] [--scale [--forget] | --soak]`: measure, side by side in one run, and
+write bench/results.json (bench/results-scale.json with --scale: how the costs grow with the data,
+bench/scale.py; bench/results-soak.json with --soak: steady load through the whole suite,
+bench/soak.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import broker, consumer_drain, cpu, recovery, scale, status_log
+from bench import broker, consumer_drain, cpu, recovery, scale, soak, status_log
 from bench.load import LoadResult, Request, run_closed, run_paced
 from bench.report import machine, ratios, readme, table, versions
 from bench.services import Suite, create_token, running_suite
@@ -95,8 +97,8 @@ def closed(
 def sender_meter(suite: Suite) -> cpu.CpuMeter:
     return cpu.CpuMeter(
         {
-            "sender": cpu.tree(suite.pids["sender"]),
-            "validator": cpu.tree(suite.pids["validator"]),
+            "sender": cpu.tree(suite.processes["sender"].pid),
+            "validator": cpu.tree(suite.processes["token_validator"].pid),
             "postgresql": cpu.named("postgres"),
             "rabbitmq": cpu.named("beam.smp"),
             "load": cpu.single(os.getpid()),
@@ -107,7 +109,7 @@ def sender_meter(suite: Suite) -> cpu.CpuMeter:
 def bare_meter(suite: Suite) -> cpu.CpuMeter:
     return cpu.CpuMeter(
         {
-            "bare": cpu.tree(suite.pids["bare"]),
+            "bare": cpu.tree(suite.processes["bare_publish"].pid),
             "rabbitmq": cpu.named("beam.smp"),
             "load": cpu.single(os.getpid()),
         }
@@ -338,7 +340,16 @@ def main() -> int:
     parser.add_argument(
         "--readme", action="store_true", help="print docs/performance.md's Performance table from --output"
     )
+    parser.add_argument("--soak", action="store_true", help="10 minutes at half the peak (bench/results-soak.json)")
     args = parser.parse_args()
+    if args.soak:
+        return soak.main(
+            quick=args.quick,
+            output=args.output or soak.RESULTS,
+            sender_workers=args.sender_workers,
+            validator_workers=args.validator_workers,
+            readme=args.readme,
+        )
     if args.output is None:
         args.output = SCALE_RESULTS if args.scale else RESULTS
     if args.readme:

@@ -25,7 +25,7 @@ TARGETS = {
     "overspend": ("==", 0.0),
     "drain_vs_get_loop": (">=", 5.0),
     "status_p99_ms": ("<=", 20.0),
-    # `--scale` (bench.scale)
+    # `python -m bench --scale` (bench/scale.py)
     "validator_1m_vs_1k_tokens": (">=", 0.9),
     "events_p99_ms_sqlite": ("<=", 20.0),
     "events_p99_ms_postgresql": ("<=", 20.0),
@@ -33,6 +33,12 @@ TARGETS = {
     "panel_usage_p99_ms": ("<=", 200.0),
     "panel_token_usage_p99_ms": ("<=", 200.0),
     "backlog_rss_growth": ("<=", 0.10),
+    # `python -m bench --soak` (bench/soak.py)
+    "soak_p99_last_vs_first": ("<=", 1.5),
+    "soak_rss_growth_max": ("<=", 0.10),
+    "soak_processes_lost": ("==", 0.0),
+    "soak_errors": ("==", 0.0),
+    "soak_unconsumed": ("==", 0.0),
 }
 
 
@@ -123,31 +129,79 @@ UNITS = {
     "backlog_rss_after_tenth_mib": "MiB",
     "backlog_peak_rss_mib": "MiB",
     "backlog_rss_growth": "fraction",
+    "soak_peak_rps": "req/s",
+    "soak_rate_rps": "req/s",
+    "soak_rss_growth_max": "fraction",
+    "soak_processes_lost": "processes",
+    "soak_errors": "requests",
+    "soak_unconsumed": "messages",
+    "soak_drain_s": "s",
 }
+
+
+def _run_line(results: dict[str, Any]) -> str:
+    box, load = results["machine"], results["load_average"]
+    return (
+        f"Run `{results['when']}` ({results['mode']}, {results['seconds']} s): {box['cores']} cores, {box['cpu']}, "
+        f"{box['memory_gib']} GiB, {box['os']}, Python {box['python']}; RabbitMQ {results['versions']['rabbitmq']}, "
+        f"{results['versions']['postgresql']}. Load average (1/5/15 min) "
+        f"{' / '.join(f'{v:.2f}' for v in load['before'])} before, "
+        f"{' / '.join(f'{v:.2f}' for v in load['after'])} after."
+    )
+
+
+def _figure_rows(figures: dict[str, float]) -> list[str]:
+    lines = ["| figure | value | unit | target |", "|---|---:|---|---|"]
+    for name, value in figures.items():
+        unit = UNITS.get(name, "ms" if name.endswith("_ms") or "_ms_" in name else "×")
+        lines.append(f"| `{name}` | {value:,.2f} | {unit} | {verdict(name, value)} |")
+    return lines
+
+
+def soak_readme(results: dict[str, Any]) -> str:
+    """The Soak tables of docs/performance.md, from a results-soak.json as `--soak` wrote it."""
+    settings = results["settings"]
+    lines = [
+        f"{_run_line(results)} Sender {settings['sender_workers']} uvicorn workers, validator "
+        f"{settings['validator_workers']}; peak on {settings['connections']} connections, then "
+        f"{settings['windows']} windows of {settings['window_seconds']:g} s at half of it on "
+        f"{settings['paced_connections']}; {results['accepted']:,} messages accepted.",
+        "",
+        *_figure_rows(results["figures"]),
+        "",
+        "| process | RSS at the start | at the end | growth |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, entry in results["rss"].items():
+        lines.append(
+            f"| `{label}` | {entry['start_kib'] / 1024:,.1f} MiB | {entry['end_kib'] / 1024:,.1f} MiB "
+            f"| {entry['growth']:+.1%} |"
+        )
+    lines += ["", "| window | req/s | p50 ms | p99 ms | failures | backlog `cola_sms` / `logs` | RSS, all |"]
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for number, window in enumerate(results["windows"], start=1):
+        queues = window["backlog"]
+        lines.append(
+            f"| {number} | {window['rps']:,.0f} | {window['p50_ms']:.1f} | {window['p99_ms']:.1f} "
+            f"| {window['failures']} | {queues['cola_sms']} / {queues['logs']} | {window['rss_kib'] / 1024:,.0f} MiB |"
+        )
+    return "\n".join(lines)
 
 
 def readme(results: dict[str, Any]) -> str:
     """The Performance table of docs/performance.md, from a results.json as the harness wrote it."""
-    box, load, settings = results["machine"], results["load_average"], results["settings"]
+    settings = results["settings"]
     if "sender_workers" in settings:
         how = (
             f"Sender {settings['sender_workers']} uvicorn workers, validator {settings['validator_workers']}; "
             f"{settings['connections']} keep-alive connections; {settings['phase_seconds']} s phases after "
             f"{settings['warmup_seconds']} s warm-up; median of {settings['repetitions']} repetitions."
         )
-    else:
+    else:  # `--scale`: its settings are sentences already
         how = "; ".join(f"{name.replace('_', ' ')} {value}" for name, value in settings.items()) + "."
     lines = [
-        f"Run `{results['when']}` ({results['mode']}, {results['seconds']} s): {box['cores']} cores, {box['cpu']}, "
-        f"{box['memory_gib']} GiB, {box['os']}, Python {box['python']}; RabbitMQ {results['versions']['rabbitmq']}, "
-        f"{results['versions']['postgresql']}. Load average (1/5/15 min) "
-        f"{' / '.join(f'{v:.2f}' for v in load['before'])} before, "
-        f"{' / '.join(f'{v:.2f}' for v in load['after'])} after. {how}",
+        f"{_run_line(results)} {how}",
         "",
-        "| figure | value | unit | target |",
-        "|---|---:|---|---|",
+        *_figure_rows(results["figures"]),
     ]
-    for name, value in results["figures"].items():
-        unit = UNITS.get(name, "ms" if name.endswith("_ms") or "_ms_" in name else "×")
-        lines.append(f"| `{name}` | {value:,.2f} | {unit} | {verdict(name, value)} |")
     return "\n".join(lines)

@@ -10,9 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_harness(options: list[str], output: Path, *, timeout: float, says: str) -> dict[str, object]:
-    """`python -m bench <options> --output <output>`: it must succeed and print the progress line
-    containing `says`; its results as written."""
+def run_harness(
+    options: list[str], output: Path, *, timeout: float, says: str, prints: str = "figure"
+) -> dict[str, object]:
+    """`python -m bench <options> --output <output>`: it must succeed, print the progress line
+    containing `says` and a table containing `prints`; its results as written."""
     run = subprocess.run(
         [sys.executable, "-m", "bench", *options, "--output", str(output)],
         cwd=ROOT,
@@ -22,5 +24,6 @@ def run_harness(options: list[str], output: Path, *, timeout: float, says: str) 
     )
     assert run.returncode == 0, run.stderr[-4000:]
     assert says in run.stderr  # a progress line per phase
+    assert prints in run.stdout  # the table, with its targets
     loaded: dict[str, object] = json.loads(output.read_text())
     return loaded
