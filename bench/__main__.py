@@ -22,7 +22,7 @@ import httpx
 
 from bench import broker, consumer_drain, cpu, recovery, scale, soak, status_log
 from bench.load import LoadResult, Request, run_closed, run_paced
-from bench.report import machine, ratios, readme, table, versions
+from bench.report import machine, progress, ratios, readme, table, versions
 from bench.services import Suite, create_token, running_suite
 from cartero_common.wire import QUEUE_LOGS, QUEUE_SMS
 from tests.support import isolated_vhost
@@ -45,10 +45,6 @@ class Plan:
         self.status_connections = 2 if quick else 4
         self.batch_size = 100 if quick else 1000
         self.batch_connections = 2 if quick else 4
-
-
-def progress(text: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def sms_request(port: int, token: str | None) -> Callable[[int], bytes]:

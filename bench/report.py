@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,11 @@ TARGETS = {
     "soak_errors": ("==", 0.0),
     "soak_unconsumed": ("==", 0.0),
 }
+
+
+def progress(text: str, *, mode: str = "") -> None:
+    """A progress line on stderr: `[bench <mode> HH:MM:SS] text`."""
+    print(f"[bench {mode + ' ' if mode else ''}{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def machine() -> dict[str, Any]:

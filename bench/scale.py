@@ -44,6 +44,7 @@ import psycopg2
 
 from bench import consumer_drain, status_log
 from bench.load import LoadResult, Request, run_closed
+from bench.report import progress
 from cartero_common.db import migrate
 from cartero_common.wire import QUEUE_LOGS, QUEUE_SMS
 from consumer_logs.__main__ import ALEMBIC as LOGS_ALEMBIC
@@ -70,10 +71,6 @@ class ScalePlan:
         self.seconds = 0.5 if quick else 6.0
         self.warmup = 0.3 if quick else 3.0
         self.connections = 8 if quick else 32
-
-
-def progress(text: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def bench_token(index: int) -> str:

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 
 import psycopg2
 
+from bench import report
 from bench.load import LoadResult, Request, run_closed, run_paced
 from bench.report import machine, soak_readme, table, versions
 from bench.services import Suite, create_token, running_suite
@@ -66,7 +66,7 @@ class SoakPlan:
 
 
 def progress(text: str) -> None:
-    print(f"[bench soak {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+    report.progress(text, mode="soak")
 
 
 def sms_request(port: int, token: str) -> Callable[[int], bytes]:
