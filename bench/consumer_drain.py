@@ -45,7 +45,7 @@ def fill(url: str, count: int) -> None:
     """`count` SMS on an emptied `cola_sms`, and an empty `logs`."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
-    declare_shared_queues(channel, (QUEUE_SMS, QUEUE_LOGS))
+    channel = declare_shared_queues(channel, (QUEUE_SMS, QUEUE_LOGS))  # a fresh vhost: a new channel
     channel.queue_purge(QUEUE_SMS)
     channel.queue_purge(QUEUE_LOGS)
     now = system_clock()
