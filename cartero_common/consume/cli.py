@@ -29,16 +29,16 @@ log = logging.getLogger(__name__)
 
 # Measured with the log provider (docs/consumers.md, "Prefetch and drain rate"). A message is
 # acked only once its persistent event is confirmed, and the broker confirms those when the
-# `logs` queue has synced them to disk: tens of milliseconds, up to its 200 ms sync interval
-# under steady load, longer on a busy disk. The prefetch window has to cover that much of the
-# drain rate, or the process waits on acks with nothing in hand. A provider that is slow per
-# message (HTTP, SMTP) gains nothing from a deep buffer, and a deep buffer on one process
-# starves the others the monitor starts, so those get a shallow one.
+# `logs` queue has synced them to disk: tens of milliseconds, a few hundred under steady load
+# or on a busy disk. The prefetch window has to cover that much of the drain rate, or the
+# process waits on acks with nothing in hand. A provider that is slow per message (HTTP, SMTP)
+# gains nothing from a deep buffer, and a deep buffer on one process starves the others the
+# monitor starts, so those get a shallow one.
 BATCH_PREFETCH = 4000
 NETWORK_PREFETCH = 20
 # Batches of the idempotent providers when CONSUMER_BATCH_SIZE is not set: one ledger lookup and
-# one commit per batch, and per batch a commit costs about as much whatever its size.
-# (consumer_logs keeps the setting's default.)
+# one commit per batch, and a larger commit costs less per id (SQLite, 100 -> 500 ids: 6.7 ->
+# 3.2 us each). consumer_logs keeps the setting's default.
 DELIVERY_BATCH_SIZE = 250
 
 

@@ -37,6 +37,5 @@ def test_prefetch_by_provider_unless_set() -> None:
     assert default_prefetch(None, batchable=True) == BATCH_PREFETCH
     assert default_prefetch(None, batchable=False) == NETWORK_PREFETCH
     assert default_prefetch(3, batchable=True) == 3
-    # Deep enough for the window to outlast the broker's sync of the events (up to 200 ms) at
-    # the drain rate, and a multiple of batches so that several are in flight at once.
+    # Several batches in flight at once: one being handled while the others wait for confirms.
     assert BATCH_PREFETCH >= 8 * DELIVERY_BATCH_SIZE
