@@ -48,7 +48,7 @@ def fill(url: str, count: int, *, filled: Callable[[int], None] | None = None) -
     in, every FILL_CHUNK."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
-    channel = declare_shared_queues(channel, (QUEUE_SMS, QUEUE_LOGS))
+    channel = declare_shared_queues(channel, (QUEUE_SMS, QUEUE_LOGS))  # a fresh vhost: a new channel
     channel.queue_purge(QUEUE_SMS)
     channel.queue_purge(QUEUE_LOGS)
     now = system_clock()

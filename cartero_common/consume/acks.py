@@ -9,6 +9,7 @@ run, so a multiple ack never covers work that is not done.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 
@@ -23,8 +24,11 @@ class Ticket:
 
 class AckTracker:
     def __init__(self) -> None:
-        self._open: dict[int, bool] = {}  # delivery tag → finished; insertion order = tag order
-        self._unconfirmed: dict[int, Ticket] = {}  # publish sequence number → its delivery's ticket
+        # Both are taken from the front as they are added at the back, a prefetch window's worth
+        # apart: OrderedDicts, since a dict's iteration walks over every entry deleted at its
+        # front since it was last resized (2.7 us per message at a window of 4000, 0.4 here).
+        self._open: OrderedDict[int, bool] = OrderedDict()  # delivery tag → finished; in tag order
+        self._unconfirmed: OrderedDict[int, Ticket] = OrderedDict()  # publish sequence → its ticket
         self._sequence = 0
 
     @property

@@ -28,6 +28,7 @@ from cartero_common.clock import Clock
 from cartero_common.consume.ledger import Ledger, Processed
 from cartero_common.consume.outcomes import BatchHandler, Delivery, Done, Failure, Outcome, TransientFailure, Unreadable
 from cartero_common.json_input import NotJson, parse_json
+from cartero_common.logging import lines_held
 
 log = logging.getLogger(__name__)
 
@@ -75,29 +76,32 @@ def sending_handler(
         done = ledger.lookup(item[1].id for item in read if isinstance(item, tuple))  # type: ignore[attr-defined]
         outcomes: list[Outcome] = []
         recorded: list[tuple[str, datetime, str | None]] = []
-        for item in read:
-            if isinstance(item, Failure):
-                outcomes.append(item)
-                continue
-            payload, message = item
-            message_id: str = message.id  # type: ignore[attr-defined]
-            if message_id in done:
-                first = done[message_id]
-                outcomes.append(Done(payload, consumed_at=first.at, duplicate=True, provider=first.provider))
-                continue
-            try:
-                provider = send(message)
-            except Failure as failure:
-                outcomes.append(failure.about(payload))
-                continue
-            except Exception as exc:  # noqa: BLE001 - a provider bug is retried, then dead-lettered
-                log.exception("provider failed unexpectedly", extra={"id": message_id})
-                outcomes.append(TransientFailure(f"unexpected provider error: {exc!r}", message=payload))
-                continue
-            now = clock()
-            done[message_id] = Processed(now, provider)
-            recorded.append((message_id, now, provider))
-            outcomes.append(Done(payload, consumed_at=now, provider=provider))
+        # The `log` provider's lines (and any other) go out in one write when the sends are
+        # over, still before the ledger records them as sent.
+        with lines_held():
+            for item in read:
+                if isinstance(item, Failure):
+                    outcomes.append(item)
+                    continue
+                payload, message = item
+                message_id: str = message.id  # type: ignore[attr-defined]
+                if message_id in done:
+                    first = done[message_id]
+                    outcomes.append(Done(payload, consumed_at=first.at, duplicate=True, provider=first.provider))
+                    continue
+                try:
+                    provider = send(message)
+                except Failure as failure:
+                    outcomes.append(failure.about(payload))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a provider bug is retried, then dead-lettered
+                    log.exception("provider failed unexpectedly", extra={"id": message_id})
+                    outcomes.append(TransientFailure(f"unexpected provider error: {exc!r}", message=payload))
+                    continue
+                now = clock()
+                done[message_id] = Processed(now, provider)
+                recorded.append((message_id, now, provider))
+                outcomes.append(Done(payload, consumed_at=now, provider=provider))
         ledger.record(recorded)
         return outcomes
 

@@ -69,11 +69,17 @@ def test_the_digit_limit_holds_with_the_interpreters_switched_off() -> None:
         "[" + "9" * MAX_INT_DIGITS + ", -" + "9" * MAX_INT_DIGITS + "]",
         '{"emoji": "\\ud83d\\ude80 🚀", "ñ": "ñandú", "n": 1.5e300, "big": 123456789012345678901234567890}',
         '{"id": "m1", "mensaje": "hola", "telefono": "+34600111222", "fecha": null, "x": [true, false]}',
+        # Where orjson reads first: integers at and past its 64 bits, duplicate keys, escapes.
+        "[9223372036854775807, 9223372036854775808, 18446744073709551615, 18446744073709551616]",
+        "[-9223372036854775808, -9223372036854775809, -0, 0.0, -0.0, 1e2, 1E-2]",
+        '{"a": 1, "b": 2, "a": 3, "": "", "\\u0000": "\\u00e9\\/\\n"}',
+        " \t\r\n[ ]\n",
     ],
 )
 def test_what_is_read_as_the_stdlib_reads_it_and_encodes_again(text: str) -> None:
     value = parse_json(text)
     assert value == json.loads(text) == parse_json(text.encode())
+    assert repr(value) == repr(json.loads(text))  # the same types and key order too, not just equal
     assert json.loads(encode({"v": value}))["v"] == value
 
 

@@ -5,10 +5,11 @@ import logging
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from cartero_common.logging import JsonFormatter
+from cartero_common.logging import JsonFormatter, LineHandler
 
 
 def _record(created: float, **extra: object) -> logging.LogRecord:
@@ -73,3 +74,24 @@ def test_exceptions_are_logged_with_their_traceback() -> None:
         record.exc_info = sys.exc_info()
     line = json.loads(JsonFormatter("svc").format(record))
     assert "ValueError: boom" in line["exc"]
+
+
+def test_lines_held_are_written_once_on_leaving_in_order(tmp_path: Path) -> None:
+    out = tmp_path / "out.log"
+    with out.open("w", buffering=1 << 20) as stream:  # a buffer larger than the lines
+        handler = LineHandler(stream)
+        handler.setFormatter(JsonFormatter("svc"))
+        log = logging.getLogger("test.lines_held")
+        log.addHandler(handler)
+        log.propagate = False
+        try:
+            log.warning("alone")
+            assert out.read_text().count("\n") == 1  # flushed at once, as any StreamHandler
+            with handler.holding():
+                for n in range(3):
+                    log.warning("held", extra={"n": n})
+                assert out.read_text().count("\n") == 1  # still in the buffer
+            lines = [json.loads(line) for line in out.read_text().splitlines()]
+        finally:
+            log.removeHandler(handler)
+    assert [(line["msg"], line.get("n")) for line in lines] == [("alone", None), ("held", 0), ("held", 1), ("held", 2)]
