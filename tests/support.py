@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -35,7 +36,40 @@ def unavailable(what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
+# Servers started by tests and the benchmark listen on ports from below the kernel's ephemeral
+# range. `bind(0)` picks from inside it, where an outgoing connection (to the broker, a database,
+# another service) may take the port between the pick and the server's own bind: `make run` then
+# failed with "address already in use" on a busy machine.
+_PORTS_FROM = 10_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
+    """A port free now on 127.0.0.1, not handed out before by this process, and (where the
+    kernel's ephemeral range leaves room under it) outside that range."""
+    below = _ephemeral_start()
+    if below - _PORTS_FROM >= 1_000:
+        for _ in range(200):
+            port = random.randrange(_PORTS_FROM, below)
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
