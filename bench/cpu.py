@@ -77,3 +77,14 @@ class CpuMeter:
         """Each part's CPU milliseconds per unit of work, and their `total`."""
         each = {name: 1000 * spent / units for name, spent in self._spent.items()}
         return {**each, "total": sum(each.values())}
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident memory of `pid` in KiB (`VmRSS`), or None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None

@@ -43,8 +43,10 @@ import pika
 import psycopg2
 
 from bench import consumer_drain, status_log
+from bench.cpu import rss_kib
 from bench.load import LoadResult, Request, run_closed
 from bench.report import progress
+from bench.services import start_process
 from cartero_common.db import migrate
 from cartero_common.wire import QUEUE_LOGS, QUEUE_SMS
 from consumer_logs.__main__ import ALEMBIC as LOGS_ALEMBIC
@@ -247,11 +249,6 @@ def _base_env() -> dict[str, str]:
     return dict(os.environ, LOG_LEVEL="INFO")
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
 def started(health_url: str, log: Path) -> None:
     """Wait for a process to answer `health_url`; if it never does, say why from its log."""
     try:
@@ -284,7 +281,7 @@ def validator(database_url: str, workdir: Path, name: str, workers: int = 2) -> 
         TOKEN_VALIDATOR_WORKERS=str(workers),
     )
     log = workdir / f"{name}.log"
-    process = _start([PYTHON, "-m", "token_validator"], env, log)
+    process = start_process([PYTHON, "-m", "token_validator"], env, log)
     try:
         started(f"http://127.0.0.1:{port}/healthz", log)
         yield Validator(f"http://127.0.0.1:{port}", port, service_key, admin_key)
@@ -423,7 +420,7 @@ def panel_scale(plan: ScalePlan, workdir: Path, figures: dict[str, list[float]])
             TOKEN_PANEL_PORT=str(port),
         )
         log = workdir / "token_panel.log"
-        panel = _start([PYTHON, "-m", "token_panel"], env, log)
+        panel = start_process([PYTHON, "-m", "token_panel"], env, log)
         stack.callback(stop_process, panel)
         started(f"http://127.0.0.1:{port}/healthz", log)
         cookie = signed_in_cookie(f"http://127.0.0.1:{port}")
@@ -449,13 +446,6 @@ def panel_scale(plan: ScalePlan, workdir: Path, figures: dict[str, list[float]])
                 figures.setdefault(f"panel_{name}_p99_ms", []).append(result.percentile_ms(99))
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 def backlog(plan: ScalePlan, workdir: Path, figures: dict[str, list[float]]) -> None:
     count = plan.backlog
     with isolated_vhost("cartero-bench-backlog") as url:
@@ -465,7 +455,7 @@ def backlog(plan: ScalePlan, workdir: Path, figures: dict[str, list[float]]) -> 
         connection = pika.BlockingConnection(pika.URLParameters(url))
         channel = connection.channel()
         progress(f"backlog: one consumer_sms draining {count:,} SMS, its RSS sampled every {RSS_EVERY_S} s")
-        process = _start(consumer_drain.CONSUMER_SMS, env, workdir / "consumer_sms-backlog.log")
+        process = start_process(consumer_drain.CONSUMER_SMS, env, workdir / "consumer_sms-backlog.log")
         samples: list[tuple[int, float]] = []
         started: float | None = None
         deadline = time.monotonic() + max(120.0, count / 500)
@@ -477,7 +467,10 @@ def backlog(plan: ScalePlan, workdir: Path, figures: dict[str, list[float]]) -> 
                 done = int(channel.queue_declare(QUEUE_LOGS, passive=True).method.message_count)
                 if started is None and (done or channel.queue_declare(QUEUE_SMS, passive=True).method.consumer_count):
                     started = time.perf_counter()
-                samples.append((done, rss_mib(process.pid)))
+                resident = rss_kib(process.pid)
+                if resident is None:
+                    raise RuntimeError(f"consumer_sms exited during the backlog; see {workdir}")
+                samples.append((done, resident / 1024))
                 if done >= count:
                     break
                 if time.monotonic() > deadline:

@@ -44,20 +44,20 @@ class Suite:
     logs_database_url: str = ""  # consumer_logs' database, when the suite runs its consumers
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def sender_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`python -m sender` as deployed, with SENDER_PORT and SENDER_WORKERS from `env`."""
-    return _start([PYTHON, "-m", "sender"], env, log)
+    return start_process([PYTHON, "-m", "sender"], env, log)
 
 
 def uvicorn_app(app: str, port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """A comparison app (`module:app`) under uvicorn with the sender's workers."""
     command = [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    return _start([*command, "--log-level", "warning", "--no-access-log"], env, log)
+    return start_process([*command, "--log-level", "warning", "--no-access-log"], env, log)
 
 
 def create_token(env: dict[str, str], *, owner: str, restriction: list[str]) -> str:
@@ -104,8 +104,8 @@ def start_consumers(
     subprocess.run([PYTHON, "-m", "consumer_logs", "migrate"], env=logs_env, check=True, capture_output=True)
     sms_env = dict(env, CONSUMER_SMS_DATABASE_URL=ledger_database, SMS_PROVIDER="log", CONSUMER_SMS_METRICS_PORT="0")
     processes = {
-        "consumer_sms": _start([PYTHON, "-m", "consumer_sms"], sms_env, workdir / "consumer_sms.log"),
-        "consumer_logs": _start([PYTHON, "-m", "consumer_logs"], logs_env, workdir / "consumer_logs.log"),
+        "consumer_sms": start_process([PYTHON, "-m", "consumer_sms"], sms_env, workdir / "consumer_sms.log"),
+        "consumer_logs": start_process([PYTHON, "-m", "consumer_logs"], logs_env, workdir / "consumer_logs.log"),
     }
     for process in processes.values():
         stack.callback(stop_process, process)
@@ -148,7 +148,7 @@ def running_suite(
         )
         subprocess.run([PYTHON, "-m", "token_validator", "migrate"], env=env, check=True, capture_output=True)
         processes = {
-            "token_validator": _start([PYTHON, "-m", "token_validator"], env, workdir / "token_validator.log"),
+            "token_validator": start_process([PYTHON, "-m", "token_validator"], env, workdir / "token_validator.log"),
             "sender": sender_process(env, workdir / "sender.log"),
         }
         if peers:

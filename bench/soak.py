@@ -26,6 +26,7 @@ from typing import Any
 import psycopg2
 
 from bench import report
+from bench.cpu import rss_kib
 from bench.load import LoadResult, Request, run_closed, run_paced
 from bench.report import machine, soak_readme, table, versions
 from bench.services import Suite, create_token, running_suite
@@ -99,16 +100,6 @@ def _children() -> dict[int, list[int]]:
     return found
 
 
-def _rss_kib(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def _kind(pid: int) -> str:
     """What a child of a service is: a uvicorn worker or multiprocessing's resource tracker."""
     try:
@@ -129,7 +120,7 @@ def rss(processes: dict[str, subprocess.Popen[bytes]]) -> dict[str, int]:
         pending = [(name, process.pid)]
         while pending:
             label, pid = pending.pop()
-            kib = _rss_kib(pid)
+            kib = rss_kib(pid)
             if kib is not None:
                 sampled[label] = kib
             pending += [(f"{name}/{_kind(child)} {child}", child) for child in sorted(children.get(pid, []))]
